@@ -1,0 +1,255 @@
+//! Label maps to class ids, by format:
+//! - `index`: grey 8/16-bit values (or palette indices) are ids;
+//! - `palette`: palette indices are ids (never the colours);
+//! - `rgb`: colours through the colour table (palette PNGs by their palette colours);
+//! - `binary`: 0 is background (0), `foreground_value` is foreground (1).
+//!
+//! The input's ignore index passes through as ignore (except for `binary`, whose values are fixed).
+//! A value that is not declared is an error naming it and its pixel count, or, with
+//! `unknown = "ignore"`, becomes the ignore index and is counted.
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use super::raw_label::{read_raw_label, RawLabel, RawPixels};
+use crate::pipeline::classes::ClassSet;
+use crate::pipeline::schema::{LabelFormat, UnknownPolicy};
+use crate::sample::LabelMap;
+
+/// A value as found in a label file, before mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RawValue {
+    Value(u16),
+    Color([u8; 3]),
+}
+
+impl std::fmt::Display for RawValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawValue::Value(v) => write!(f, "value {v}"),
+            RawValue::Color([r, g, b]) => write!(f, "colour ({r}, {g}, {b})"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DecodedLabel {
+    pub map: LabelMap,
+    pub unknown_pixels: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LabelDecoder {
+    format: LabelFormat,
+    /// value -> id for grey and index inputs; `None` where undeclared.
+    by_value: Vec<Option<u16>>,
+    by_color: HashMap<[u8; 3], u16>,
+    ignore_index: u16,
+    unknown: UnknownPolicy,
+}
+
+impl LabelDecoder {
+    pub fn new(
+        format: LabelFormat,
+        classes: &ClassSet,
+        unknown: UnknownPolicy,
+        foreground_value: u16,
+    ) -> Self {
+        let mut by_value = vec![None; 1 << 16];
+        let mut by_color = HashMap::new();
+        match format {
+            LabelFormat::Binary => {
+                by_value[0] = Some(0);
+                by_value[foreground_value as usize] = Some(1);
+            }
+            LabelFormat::Index | LabelFormat::Palette => {
+                for c in &classes.classes {
+                    by_value[c.id as usize] = Some(c.id);
+                }
+                by_value[classes.ignore_index as usize] = Some(classes.ignore_index);
+            }
+            LabelFormat::Rgb => {
+                for c in &classes.classes {
+                    if let Some(rgb) = c.color {
+                        by_color.insert(rgb, c.id);
+                    }
+                }
+            }
+        }
+        LabelDecoder {
+            format,
+            by_value,
+            by_color,
+            ignore_index: classes.ignore_index,
+            unknown,
+        }
+    }
+
+    /// The id a raw value maps to, if declared.
+    pub fn lookup(&self, v: RawValue) -> Option<u16> {
+        match v {
+            RawValue::Value(v) => self.by_value[v as usize],
+            RawValue::Color(c) => self.by_color.get(&c).copied(),
+        }
+    }
+
+    pub fn decode(&self, path: &Path) -> Result<DecodedLabel, String> {
+        let raw = read_raw_label(path)?;
+        self.check_kind(&raw)?;
+        let mut unknown: BTreeMap<RawValue, u64> = BTreeMap::new();
+        let ids = self.map_pixels(&raw, &mut unknown);
+        let unknown_pixels: u64 = unknown.values().sum();
+        if unknown_pixels > 0 && self.unknown == UnknownPolicy::Error {
+            return Err(self.unknown_message(&raw, &unknown));
+        }
+        Ok(DecodedLabel {
+            map: LabelMap {
+                width: raw.width,
+                height: raw.height,
+                ids,
+            },
+            unknown_pixels,
+        })
+    }
+
+    /// Refuses combinations that would silently lose classes, with a hint at the right format.
+    fn check_kind(&self, raw: &RawLabel) -> Result<(), String> {
+        let ok = matches!(
+            (self.format, &raw.pixels),
+            (
+                LabelFormat::Rgb,
+                RawPixels::Color { .. } | RawPixels::Indexed { .. }
+            ) | (
+                LabelFormat::Index | LabelFormat::Palette | LabelFormat::Binary,
+                RawPixels::Gray8(_) | RawPixels::Indexed { .. }
+            ) | (
+                LabelFormat::Index | LabelFormat::Binary,
+                RawPixels::Gray16(_)
+            )
+        );
+        if ok {
+            return Ok(());
+        }
+        let hint = match raw.pixels {
+            RawPixels::Color { .. } => {
+                "; colour labels need labels.format = \"rgb\" and a colour table"
+            }
+            RawPixels::Gray16(_) => "; 16-bit labels need labels.format = \"index\"",
+            _ => "; grey or palette labels need labels.format = \"index\" or \"palette\"",
+        };
+        Err(format!(
+            "label is {} but labels.format is {:?}{hint}",
+            raw.kind(),
+            self.format
+        ))
+    }
+
+    fn map_pixels(&self, raw: &RawLabel, unknown: &mut BTreeMap<RawValue, u64>) -> Vec<u16> {
+        let by_value = |v: u16, unknown: &mut BTreeMap<RawValue, u64>| {
+            self.by_value[v as usize].unwrap_or_else(|| {
+                *unknown.entry(RawValue::Value(v)).or_default() += 1;
+                self.ignore_index
+            })
+        };
+        match &raw.pixels {
+            RawPixels::Gray8(v) => v.iter().map(|&x| by_value(x as u16, unknown)).collect(),
+            RawPixels::Gray16(v) => v.iter().map(|&x| by_value(x, unknown)).collect(),
+            RawPixels::Indexed { indices, palette } if self.format == LabelFormat::Rgb => {
+                let colors: Vec<[u8; 3]> = indices
+                    .iter()
+                    .map(|&i| palette.get(i as usize).copied().unwrap_or([0, 0, 0]))
+                    .collect();
+                self.map_colors(colors.iter().copied(), unknown)
+            }
+            RawPixels::Indexed { indices, .. } => indices
+                .iter()
+                .map(|&x| by_value(x as u16, unknown))
+                .collect(),
+            RawPixels::Color { data, channels } => self.map_colors(
+                data.chunks_exact(*channels).map(|p| [p[0], p[1], p[2]]),
+                unknown,
+            ),
+        }
+    }
+
+    fn map_colors(
+        &self,
+        colors: impl Iterator<Item = [u8; 3]>,
+        unknown: &mut BTreeMap<RawValue, u64>,
+    ) -> Vec<u16> {
+        // Labels come in runs of one colour: remember the last lookup.
+        let mut last: Option<([u8; 3], Option<u16>)> = None;
+        colors
+            .map(|c| {
+                let id = match last {
+                    Some((lc, id)) if lc == c => id,
+                    _ => {
+                        let id = self.by_color.get(&c).copied();
+                        last = Some((c, id));
+                        id
+                    }
+                };
+                id.unwrap_or_else(|| {
+                    *unknown.entry(RawValue::Color(c)).or_default() += 1;
+                    self.ignore_index
+                })
+            })
+            .collect()
+    }
+
+    fn unknown_message(&self, raw: &RawLabel, unknown: &BTreeMap<RawValue, u64>) -> String {
+        let mut worst: Vec<(&RawValue, &u64)> = unknown.iter().collect();
+        worst.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let listed: Vec<String> = worst
+            .iter()
+            .take(5)
+            .map(|(v, n)| format!("{v} ({n} pixels)"))
+            .collect();
+        let more = if worst.len() > 5 {
+            format!(" and {} more", worst.len() - 5)
+        } else {
+            String::new()
+        };
+        let what = if self.format == LabelFormat::Rgb {
+            "not in the colour table"
+        } else {
+            "not a declared class"
+        };
+        let depth_hint = if raw.bit_depth < 8 && self.format == LabelFormat::Binary {
+            format!(
+                "; this is a {}-bit PNG: set labels.foreground_value = 1",
+                raw.bit_depth
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{}{more} {what}; declare it, or set labels.unknown = \"ignore\" to map it to the ignore index{depth_hint}",
+            listed.join(", ")
+        )
+    }
+
+    /// Raw values and their pixel counts, for `segprep check`.
+    pub fn histogram(&self, path: &Path) -> Result<(RawLabel, BTreeMap<RawValue, u64>), String> {
+        let raw = read_raw_label(path)?;
+        let mut hist: BTreeMap<RawValue, u64> = BTreeMap::new();
+        let mut add = |v: RawValue| *hist.entry(v).or_default() += 1;
+        match &raw.pixels {
+            RawPixels::Gray8(v) => v.iter().for_each(|&x| add(RawValue::Value(x as u16))),
+            RawPixels::Gray16(v) => v.iter().for_each(|&x| add(RawValue::Value(x))),
+            RawPixels::Indexed { indices, palette } if self.format == LabelFormat::Rgb => {
+                indices.iter().for_each(|&i| {
+                    add(RawValue::Color(
+                        palette.get(i as usize).copied().unwrap_or([0, 0, 0]),
+                    ))
+                })
+            }
+            RawPixels::Indexed { indices, .. } => {
+                indices.iter().for_each(|&x| add(RawValue::Value(x as u16)))
+            }
+            RawPixels::Color { data, channels } => data
+                .chunks_exact(*channels)
+                .for_each(|p| add(RawValue::Color([p[0], p[1], p[2]]))),
+        }
+        Ok((raw, hist))
+    }
+}

@@ -1,0 +1,178 @@
+//! Label files read as stored: grey values, palette indices (never expanded to colours) or colours.
+//! PNG goes through the `png` crate with no transformations; TIFF and JPEG through `image`.
+use std::io::BufReader;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawPixels {
+    Gray8(Vec<u8>),
+    Gray16(Vec<u16>),
+    /// Palette indices and the palette's colours.
+    Indexed {
+        indices: Vec<u8>,
+        palette: Vec<[u8; 3]>,
+    },
+    /// 3 or 4 interleaved channels; only RGB is read, alpha ignored.
+    Color {
+        data: Vec<u8>,
+        channels: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawLabel {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: RawPixels,
+    /// The PNG bit depth (1, 2, 4, 8, 16) or 8/16 for other formats: hints in error messages.
+    pub bit_depth: u8,
+}
+
+impl RawLabel {
+    pub fn kind(&self) -> &'static str {
+        match self.pixels {
+            RawPixels::Gray8(_) => "8-bit grey",
+            RawPixels::Gray16(_) => "16-bit grey",
+            RawPixels::Indexed { .. } => "palette",
+            RawPixels::Color { .. } => "colour (RGB)",
+        }
+    }
+}
+
+pub fn read_raw_label(path: &Path) -> Result<RawLabel, String> {
+    let is_png = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if is_png {
+        read_png(path)
+    } else {
+        read_other(path)
+    }
+}
+
+fn read_png(path: &Path) -> Result<RawLabel, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let limits = png::Limits {
+        bytes: super::MAX_DECODE_BYTES as usize,
+    };
+    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), limits);
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| format!("not a readable PNG: {e}"))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or("PNG is too large to decode")?;
+    let mut buf = vec![0u8; size];
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("corrupt or truncated PNG: {e}"))?;
+    let (w, h, depth) = (info.width, info.height, info.bit_depth as u8);
+    let rows = buf[..info.line_size * h as usize].chunks_exact(info.line_size);
+    use png::ColorType as C;
+    let pixels = match (info.color_type, depth) {
+        (C::Grayscale, 16) => RawPixels::Gray16(rows.flat_map(|r| be_u16(&r[..w as usize * 2])).collect()),
+        (C::Grayscale, _) => RawPixels::Gray8(rows.flat_map(|r| unpack(r, w, depth)).collect()),
+        (C::Indexed, _) => {
+            let palette = reader
+                .info()
+                .palette
+                .as_ref()
+                .map(|p| p.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+                .unwrap_or_default();
+            RawPixels::Indexed { indices: rows.flat_map(|r| unpack(r, w, depth)).collect(), palette }
+        }
+        (C::GrayscaleAlpha, 8) => RawPixels::Gray8(rows.flat_map(|r| r.iter().step_by(2).copied().take(w as usize).collect::<Vec<_>>()).collect()),
+        (C::GrayscaleAlpha, 16) => RawPixels::Gray16(rows.flat_map(|r| be_u16(r).into_iter().step_by(2).take(w as usize).collect::<Vec<_>>()).collect()),
+        (C::Rgb, 8) => RawPixels::Color { data: rows.flat_map(|r| r[..w as usize * 3].to_vec()).collect(), channels: 3 },
+        (C::Rgba, 8) => RawPixels::Color { data: rows.flat_map(|r| r[..w as usize * 4].to_vec()).collect(), channels: 4 },
+        (c, d) => return Err(format!("unsupported label PNG mode {c:?} at {d} bits; labels must be grey, palette or 8-bit RGB(A)")),
+    };
+    Ok(RawLabel {
+        width: w,
+        height: h,
+        pixels,
+        bit_depth: depth,
+    })
+}
+
+fn be_u16(bytes: &[u8]) -> Vec<u16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// Unpacks one row of 1-, 2- or 4-bit samples (most significant bits first) to one byte each, unscaled.
+fn unpack(row: &[u8], width: u32, depth: u8) -> Vec<u8> {
+    if depth == 8 {
+        return row[..width as usize].to_vec();
+    }
+    let per_byte = 8 / depth as usize;
+    let mask = (1u8 << depth) - 1;
+    (0..width as usize)
+        .map(|x| {
+            let byte = row[x / per_byte];
+            let shift = 8 - depth as usize * (x % per_byte + 1);
+            (byte >> shift) & mask
+        })
+        .collect()
+}
+
+fn read_other(path: &Path) -> Result<RawLabel, String> {
+    use image::DynamicImage as D;
+    let img = image::ImageReader::open(path)
+        .map_err(|e| format!("cannot open: {e}"))?
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .decode()
+        .map_err(|e| format!("cannot decode label: {e}"))?;
+    let (width, height) = (img.width(), img.height());
+    let (pixels, bit_depth) = match img {
+        D::ImageLuma8(b) => (RawPixels::Gray8(b.into_raw()), 8),
+        D::ImageLuma16(b) => (RawPixels::Gray16(b.into_raw()), 16),
+        D::ImageLumaA8(b) => (
+            RawPixels::Gray8(b.into_raw().into_iter().step_by(2).collect()),
+            8,
+        ),
+        D::ImageRgb8(b) => (
+            RawPixels::Color {
+                data: b.into_raw(),
+                channels: 3,
+            },
+            8,
+        ),
+        D::ImageRgba8(b) => (
+            RawPixels::Color {
+                data: b.into_raw(),
+                channels: 4,
+            },
+            8,
+        ),
+        other => {
+            return Err(format!(
+                "unsupported label mode {:?}; labels must be grey or 8-bit RGB",
+                other.color()
+            ))
+        }
+    };
+    Ok(RawLabel {
+        width,
+        height,
+        pixels,
+        bit_depth,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpack_two_bit_samples_unscaled() {
+        // 0b00_01_10_11 -> 0, 1, 2, 3
+        assert_eq!(unpack(&[0b0001_1011], 4, 2), vec![0, 1, 2, 3]);
+        assert_eq!(unpack(&[0b1000_0000], 1, 1), vec![1]);
+    }
+}

@@ -1,0 +1,17 @@
+//! segprep: raw semantic-segmentation data in, model-ready shards out.
+//!
+//! Data flows one way: `source` (pairs) → `decode` → `stages` → `sink` (+ `stats` beside it),
+//! driven by `engine`, configured by `pipeline`. The `cli` module is a thin layer on top.
+pub mod check;
+pub mod cli;
+pub mod decode;
+pub mod engine;
+pub mod error;
+pub mod pipeline;
+pub mod progress;
+pub mod sample;
+pub mod sink;
+pub mod source;
+pub mod split;
+pub mod stages;
+pub mod stats;

@@ -1,0 +1,86 @@
+//! Classes: ids, names and (optionally) display colours. The set evolves through `remap` stages.
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Class {
+    pub id: u16,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color: Option<[u8; 3]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClassSet {
+    /// Sorted by id, ids unique.
+    pub classes: Vec<Class>,
+    pub ignore_index: u16,
+}
+
+impl ClassSet {
+    /// Builds a set, reporting duplicate ids or names and a clash with the ignore index.
+    pub fn new(mut classes: Vec<Class>, ignore_index: u16) -> Result<Self, Vec<String>> {
+        classes.sort_by_key(|c| c.id);
+        let mut problems = Vec::new();
+        for w in classes.windows(2) {
+            if w[0].id == w[1].id {
+                problems.push(format!(
+                    "class id {} is declared twice (`{}` and `{}`)",
+                    w[0].id, w[0].name, w[1].name
+                ));
+            }
+        }
+        let mut names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        for w in names.windows(2) {
+            if w[0] == w[1] {
+                problems.push(format!("class name `{}` is declared twice", w[0]));
+            }
+        }
+        if let Some(c) = classes.iter().find(|c| c.id == ignore_index) {
+            problems.push(format!(
+                "class `{}` has id {ignore_index}, which is the ignore index; set labels.ignore_index to an unused value",
+                c.name
+            ));
+        }
+        if classes.is_empty() {
+            problems.push("no classes are declared".to_string());
+        }
+        if problems.is_empty() {
+            Ok(ClassSet {
+                classes,
+                ignore_index,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Class> {
+        self.classes.iter().find(|c| c.name == name)
+    }
+
+    pub fn by_id(&self, id: u16) -> Option<&Class> {
+        self.classes
+            .binary_search_by_key(&id, |c| c.id)
+            .ok()
+            .map(|i| &self.classes[i])
+    }
+
+    pub fn contains(&self, id: u16) -> bool {
+        self.by_id(id).is_some()
+    }
+
+    /// The largest value a label may hold: the largest class id or the ignore index.
+    pub fn max_value(&self) -> u16 {
+        self.classes
+            .iter()
+            .map(|c| c.id)
+            .max()
+            .unwrap_or(0)
+            .max(self.ignore_index)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.classes.iter().map(|c| c.name.as_str())
+    }
+}

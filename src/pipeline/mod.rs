@@ -1,0 +1,233 @@
+//! The pipeline: the TOML file parsed (`schema`), checked as a whole, and resolved into what the
+//! engine runs: absolute paths, the class set before and after the stages, built stages, the split
+//! plan and the pipeline hash.
+pub mod classes;
+pub mod colors;
+pub mod schema;
+pub mod toml_errors;
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+use crate::decode::label::LabelDecoder;
+use crate::error::{Error, Result};
+use crate::sample::PixelType;
+use crate::split::SplitPlan;
+use crate::stages::{BuildContext, Stage, StageConfig};
+use classes::{Class, ClassSet};
+use schema::{ClassEntry, LabelDtype, LabelFormat, Layout, PipelineFile};
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// As written (relative paths unresolved): this is what the hash covers.
+    pub config: PipelineFile,
+    pub images_path: PathBuf,
+    pub labels_path: Option<PathBuf>,
+    pub output_dir: PathBuf,
+    /// Classes as declared for the input labels.
+    pub input_classes: ClassSet,
+    /// Classes after all stages: what the shards hold.
+    pub classes: ClassSet,
+    pub decoder: LabelDecoder,
+    pub stages: Vec<Stage>,
+    pub split: SplitPlan,
+    pub label_dtype: PixelType,
+    /// sha256 of the canonical form of the pipeline as written.
+    pub hash: String,
+}
+
+/// Reads, parses and resolves a pipeline file.
+pub fn load(path: &Path) -> Result<Pipeline> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("cannot read pipeline {}: {e}", path.display())))?;
+    let config = parse(path, &text)?;
+    resolve(path, config)
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<PipelineFile> {
+    toml::from_str(text).map_err(|e| Error::pipeline(path, toml_errors::describe(path, text, &e)))
+}
+
+pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
+    let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let at = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        }
+    };
+    let mut problems = Vec::new();
+    let input_classes = input_classes(&config, &at)
+        .map_err(|p| problems.extend(p))
+        .ok();
+    let mut stages = Vec::new();
+    let mut classes = input_classes.clone();
+    if let Some(c) = classes.take() {
+        let mut ctx = BuildContext { classes: c };
+        for (i, sc) in config.stages.iter().enumerate() {
+            match sc.build(&mut ctx) {
+                Ok(s) => stages.push(s),
+                Err(p) => problems.extend(
+                    p.into_iter()
+                        .map(|m| format!("[[stage]] #{} ({}): {m}", i + 1, sc.name())),
+                ),
+            }
+        }
+        classes = Some(ctx.classes);
+    }
+    let standardizes = config
+        .stages
+        .iter()
+        .filter(|s| matches!(s, StageConfig::Standardize(_)))
+        .count();
+    if standardizes > 1 {
+        problems.push("only one standardize stage is allowed".into());
+    }
+    if config.output.layout == Layout::Gym && standardizes > 0 {
+        problems.push("output.layout = \"gym\" stores u8 images (Gym standardizes when it loads them); remove the standardize stage".into());
+    }
+    let split = SplitPlan::from_config(config.split.as_ref())
+        .map_err(|p| problems.extend(p))
+        .ok();
+    let label_dtype = classes.as_ref().and_then(|c| {
+        label_dtype(config.output.label_dtype, c)
+            .map_err(|p| problems.push(p))
+            .ok()
+    });
+    if let Some(n) = config.output.shard_samples {
+        if n == 0 {
+            problems.push("output.shard_samples must be at least 1".into());
+        }
+    }
+    match (
+        input_classes,
+        classes,
+        split,
+        label_dtype,
+        problems.is_empty(),
+    ) {
+        (Some(input_classes), Some(classes), Some(split), Some(label_dtype), true) => {
+            let l = &config.labels;
+            let decoder =
+                LabelDecoder::new(l.format, &input_classes, l.unknown, l.foreground_value);
+            Ok(Pipeline {
+                file: path.to_path_buf(),
+                images_path: at(&config.input.images),
+                labels_path: config.input.labels.as_deref().map(at),
+                output_dir: at(&config.output.dir),
+                hash: hash(&config),
+                config,
+                input_classes,
+                classes,
+                decoder,
+                stages,
+                split,
+                label_dtype,
+            })
+        }
+        _ => Err(Error::Pipeline {
+            file: path.to_path_buf(),
+            problems,
+        }),
+    }
+}
+
+fn hash(config: &PipelineFile) -> String {
+    let canonical = serde_json::to_vec(config).expect("pipeline serializes");
+    hex::encode(Sha256::digest(canonical))
+}
+
+/// The classes of the input labels, from the colour table, `classes` or `num_classes`.
+fn input_classes(
+    config: &PipelineFile,
+    at: &dyn Fn(&Path) -> PathBuf,
+) -> Result<ClassSet, Vec<String>> {
+    let l = &config.labels;
+    let declared: Option<Vec<Class>> = l.classes.as_ref().map(|entries| {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match e {
+                ClassEntry::Name(name) => Class {
+                    id: i as u16,
+                    name: name.clone(),
+                    color: None,
+                },
+                ClassEntry::Full { id, name, color } => Class {
+                    id: *id,
+                    name: name.clone(),
+                    color: *color,
+                },
+            })
+            .collect()
+    });
+    let numbered = l.num_classes.map(|n| {
+        (0..n.min(1 << 16))
+            .map(|i| Class {
+                id: i as u16,
+                name: format!("class_{i}"),
+                color: None,
+            })
+            .collect::<Vec<_>>()
+    });
+    let classes = match (l.format, &l.colors, declared, numbered) {
+        (_, _, Some(_), Some(_)) => return Err(vec!["[labels]: give `classes` or `num_classes`, not both".into()]),
+        (LabelFormat::Rgb, Some(file), None, None) => {
+            let file = at(file);
+            let text = std::fs::read_to_string(&file).map_err(|e| vec![format!("[labels] colors: cannot read {}: {e}", file.display())])?;
+            colors::parse_color_table(&text).map_err(|e| vec![format!("[labels] colors {}: {e}", file.display())])?
+        }
+        (LabelFormat::Rgb, Some(_), Some(_), _) => return Err(vec!["[labels]: for rgb give a `colors` file or `classes` with colours, not both".into()]),
+        (LabelFormat::Rgb, None, Some(c), None) if c.iter().all(|c| c.color.is_some()) => c,
+        (LabelFormat::Rgb, _, _, _) => return Err(vec!["[labels] format = \"rgb\" needs `colors = \"label_colors.txt\"` or `classes = [{ id, name, color = [r, g, b] }, ...]`".into()]),
+        (_, Some(_), _, _) => return Err(vec![format!("[labels] colors only applies to format = \"rgb\" (format is {:?})", l.format)]),
+        (LabelFormat::Binary, None, None, None) => vec![
+            Class { id: 0, name: "background".into(), color: None },
+            Class { id: 1, name: "foreground".into(), color: None },
+        ],
+        (LabelFormat::Binary, None, Some(c), None) if c.len() == 2 && c.iter().zip(0..).all(|(c, i)| c.id == i) => c,
+        (LabelFormat::Binary, ..) => return Err(vec!["[labels] format = \"binary\" has exactly two classes, ids 0 and 1".into()]),
+        (_, None, Some(c), None) | (_, None, None, Some(c)) => c,
+        (_, None, None, None) => return Err(vec![format!("[labels] format = {:?} needs `classes = [\"name\", ...]` or `num_classes = N`", l.format)]),
+    };
+    if l.format == LabelFormat::Binary && l.foreground_value == 0 {
+        return Err(vec![
+            "[labels] foreground_value must not be 0 (0 is background)".into(),
+        ]);
+    }
+    if l.format == LabelFormat::Palette {
+        if let Some(c) = classes.iter().find(|c| c.id > 255) {
+            return Err(vec![format!(
+                "[labels] palette indices are at most 255, but class `{}` has id {}",
+                c.name, c.id
+            )]);
+        }
+    }
+    ClassSet::new(classes, l.ignore_index)
+        .map_err(|p| p.into_iter().map(|m| format!("[labels]: {m}")).collect())
+}
+
+fn label_dtype(wanted: LabelDtype, classes: &ClassSet) -> Result<PixelType, String> {
+    let max = classes.max_value();
+    match wanted {
+        LabelDtype::Auto if max <= 255 => Ok(PixelType::U8),
+        LabelDtype::Auto | LabelDtype::U16 => Ok(PixelType::U16),
+        LabelDtype::U8 if max <= 255 => Ok(PixelType::U8),
+        LabelDtype::U8 => {
+            let what = classes
+                .classes
+                .iter()
+                .rev()
+                .find(|c| c.id > 255)
+                .map_or(format!("the ignore index {}", classes.ignore_index), |c| {
+                    format!("class `{}` (id {})", c.name, c.id)
+                });
+            Err(format!(
+                "output.label_dtype = \"u8\" cannot hold {what}; use \"u16\" or \"auto\""
+            ))
+        }
+    }
+}

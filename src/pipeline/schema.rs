@@ -1,0 +1,253 @@
+//! The pipeline file as written: serde types only, no checking beyond shape.
+//! `pipeline::resolve` turns these into the runtime pipeline and reports every problem at once.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::stages::StageConfig;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    pub input: InputConfig,
+    pub labels: LabelsConfig,
+    /// Stages, run in the order written.
+    #[serde(default, rename = "stage")]
+    pub stages: Vec<StageConfig>,
+    pub split: Option<SplitConfig>,
+    pub output: OutputConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// A folder searched recursively, or a manifest `.csv` / `.parquet` with `image,label[,split]` columns.
+    pub images: PathBuf,
+    /// The label folder (required when `images` is a folder).
+    pub labels: Option<PathBuf>,
+    /// Stripped from an image's file stem to get the pairing key (e.g. `_leftImg8bit`).
+    #[serde(default)]
+    pub image_suffix: String,
+    /// Label stem = key + this suffix (e.g. `_L`, `_mask`, `_gtFine_labelTrainIds`).
+    #[serde(default)]
+    pub label_suffix: String,
+    #[serde(default)]
+    pub unpaired: UnpairedPolicy,
+    #[serde(default)]
+    pub alpha: AlphaRule,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnpairedPolicy {
+    /// Unpaired files stop the run, listed by name.
+    #[default]
+    Error,
+    /// Unpaired files are skipped, counted and reported.
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlphaRule {
+    /// RGBA becomes RGB and grey+alpha becomes grey: alpha is transparency, not a band.
+    #[default]
+    Drop,
+    /// The alpha channel is kept as a band.
+    Keep,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsConfig {
+    pub format: LabelFormat,
+    /// A colour table file for `format = "rgb"`: `label_colors.txt` (`R G B name`) or `class_dict.csv` (`name,r,g,b`).
+    pub colors: Option<PathBuf>,
+    /// Class names (ids 0, 1, ...) or tables `{ id, name, color }`.
+    pub classes: Option<Vec<ClassEntry>>,
+    /// Shorthand for classes `class_0 .. class_{N-1}`.
+    pub num_classes: Option<u32>,
+    #[serde(default = "default_ignore_index")]
+    pub ignore_index: u16,
+    #[serde(default)]
+    pub unknown: UnknownPolicy,
+    /// For `format = "binary"`: the value that marks foreground (255 for 0/255 masks, 1 for 0/1).
+    #[serde(default = "default_foreground")]
+    pub foreground_value: u16,
+}
+
+fn default_ignore_index() -> u16 {
+    255
+}
+
+fn default_foreground() -> u16 {
+    255
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelFormat {
+    /// Grey 8- or 16-bit images whose values are class ids.
+    Index,
+    /// Palette PNGs read as their raw indices (never expanded to colours).
+    Palette,
+    /// RGB colour maps with a colour table.
+    Rgb,
+    /// 0 / foreground masks: background = 0, foreground = 1.
+    Binary,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownPolicy {
+    /// An undeclared value or colour stops the run, naming the file, the value and its pixel count.
+    #[default]
+    Error,
+    /// Undeclared values become the ignore index and are counted.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ClassEntry {
+    Name(String),
+    Full {
+        id: u16,
+        name: String,
+        color: Option<[u8; 3]>,
+    },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    #[serde(default)]
+    pub train: f64,
+    #[serde(default)]
+    pub val: f64,
+    #[serde(default)]
+    pub test: f64,
+    #[serde(default)]
+    pub seed: u64,
+    /// A regex on the key; samples whose first capture group (or whole match) agree share a split.
+    pub group: Option<String>,
+    /// `"manifest"`: take each sample's split from the manifest's `split` column.
+    pub from: Option<SplitSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitSource {
+    Manifest,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    #[serde(default)]
+    pub format: OutputFormat,
+    #[serde(default)]
+    pub layout: Layout,
+    pub dir: PathBuf,
+    /// Samples per shard. Default: as many as fit in `shard_bytes`.
+    pub shard_samples: Option<usize>,
+    /// Target uncompressed bytes per shard: an integer or a string like "256MiB". Default 256 MiB.
+    pub shard_bytes: Option<ByteSize>,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub label_dtype: LabelDtype,
+    /// Prefix of Segmentation Gym file names (Gym's ROOT_STRING).
+    pub gym_root: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    #[default]
+    Npz,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Stacked shards: `image` (N,H,W,C), `label` (N,H,W), `key` (N,).
+    #[default]
+    Stacked,
+    /// One npz per sample, as Segmentation Gym's trainer reads them.
+    Gym,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Stored,
+    Deflate,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelDtype {
+    /// u8 when every class id and the ignore index fit, else u16.
+    #[default]
+    Auto,
+    U8,
+    U16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "u64")]
+pub struct ByteSize(pub u64);
+
+impl From<ByteSize> for u64 {
+    fn from(b: ByteSize) -> u64 {
+        b.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => parse_byte_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses "512", "64KiB", "256MiB", "2GB" (decimal units are powers of 1000, binary ones of 1024).
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like \"256MiB\""))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{text}` (use B, KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("size `{text}` is too large"))
+}
+
+/// Remap tables keep their keys sorted so the pipeline hash does not depend on writing order.
+pub type RemapTable = BTreeMap<String, toml::Value>;

@@ -1,0 +1,159 @@
+//! The values that flow through the pipeline: one image/label pair after decoding.
+//!
+//! Images are interleaved (H, W, C) in their own dtype; labels are class ids in u16 whatever the
+//! output dtype, so no stage can clamp or wrap them.
+
+/// Pixel values of an image, interleaved band by band within each pixel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pixels {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    F32(Vec<f32>),
+}
+
+impl Pixels {
+    pub fn dtype(&self) -> PixelType {
+        match self {
+            Pixels::U8(_) => PixelType::U8,
+            Pixels::U16(_) => PixelType::U16,
+            Pixels::F32(_) => PixelType::F32,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Pixels::U8(v) => v.len(),
+            Pixels::U16(v) => v.len(),
+            Pixels::F32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The raw little-endian bytes, as written into an .npy body.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Pixels::U8(v) => v,
+            Pixels::U16(v) => bytemuck::cast_slice(v),
+            Pixels::F32(v) => bytemuck::cast_slice(v),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelType {
+    U8,
+    U16,
+    F32,
+}
+
+impl PixelType {
+    pub fn size(self) -> usize {
+        match self {
+            PixelType::U8 => 1,
+            PixelType::U16 => 2,
+            PixelType::F32 => 4,
+        }
+    }
+
+    /// numpy's dtype string for this type, little-endian.
+    pub fn numpy(self) -> &'static str {
+        match self {
+            PixelType::U8 => "|u1",
+            PixelType::U16 => "<u2",
+            PixelType::F32 => "<f4",
+        }
+    }
+
+    /// The largest value an image fill of this type may take.
+    pub fn max_value(self) -> f64 {
+        match self {
+            PixelType::U8 => u8::MAX as f64,
+            PixelType::U16 => u16::MAX as f64,
+            PixelType::F32 => f32::MAX as f64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub width: u32,
+    pub height: u32,
+    pub bands: usize,
+    pub pixels: Pixels,
+}
+
+impl Image {
+    pub fn pixel_count(&self) -> usize {
+        self.width as usize * self.height as usize
+    }
+}
+
+/// A label map: one class id per pixel, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelMap {
+    pub width: u32,
+    pub height: u32,
+    pub ids: Vec<u16>,
+}
+
+/// Where a sample came from, for error messages and the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PairRef {
+    /// The name pairing is based on, unique in the dataset, with `/` separators (e.g. `sub/img_001`).
+    pub key: String,
+    pub image: std::path::PathBuf,
+    pub label: std::path::PathBuf,
+    /// A split given by the source (a manifest column), if any.
+    pub split: Option<String>,
+}
+
+/// Per-image standardization values actually used, kept so inference can undo or repeat them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standardization {
+    pub mean: f64,
+    pub std: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub pair: PairRef,
+    pub split: String,
+    pub image: Image,
+    pub label: LabelMap,
+    /// `true` where a pixel was created by padding; `None` until a stage pads.
+    pub padding: Option<Vec<bool>>,
+    /// Pixels whose label value was undeclared and mapped to the ignore index (`unknown = "ignore"`).
+    pub unknown_pixels: u64,
+    /// Set by a `per_image` standardize stage.
+    pub standardization: Option<Standardization>,
+}
+
+/// Element types an image can hold, to write one generic routine instead of three matches.
+pub trait PixelValue: Copy + Default + Send + Sync + 'static {
+    fn wrap(v: Vec<Self>) -> Pixels;
+    fn unwrap(p: Pixels) -> Option<Vec<Self>>;
+}
+
+macro_rules! pixel_value {
+    ($t:ty, $variant:ident) => {
+        impl PixelValue for $t {
+            fn wrap(v: Vec<Self>) -> Pixels {
+                Pixels::$variant(v)
+            }
+            fn unwrap(p: Pixels) -> Option<Vec<Self>> {
+                match p {
+                    Pixels::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+pixel_value!(u8, U8);
+pixel_value!(u16, U16);
+pixel_value!(f32, F32);

@@ -1,0 +1,113 @@
+//! Segmentation Gym layout: one npz per sample in `{split}_data/{split}_npzs/`, named
+//! `{root}_noaug_nd_data_{i:06}.npz`, holding `arr_0` (H,W,C) u8, `arr_1` (H,W,NCLASSES) one-hot u8
+//! (ignore pixels are all-zero rows), `num_bands` and `files`, which is what Gym's `load_npz` reads.
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use zip::ZipWriter;
+
+use super::atomic::write_atomically;
+use super::npy;
+use super::npz::start_entry;
+use super::{FileRecord, ShardPlan, Sink, SinkOptions};
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::sample::{Pixels, Sample};
+
+pub struct GymSink {
+    dir: PathBuf,
+    options: SinkOptions,
+    root: String,
+    num_classes: usize,
+}
+
+impl GymSink {
+    pub fn new(dir: &Path, options: SinkOptions, p: &Pipeline) -> Self {
+        let num_classes = p
+            .classes
+            .classes
+            .iter()
+            .map(|c| c.id as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let root = p
+            .config
+            .output
+            .gym_root
+            .clone()
+            .unwrap_or_else(|| "segprep".to_string());
+        GymSink {
+            dir: dir.to_path_buf(),
+            options,
+            root,
+            num_classes,
+        }
+    }
+
+    fn write_one(&self, split: &str, index: usize, s: &Sample) -> Result<FileRecord> {
+        let rel = format!(
+            "{split}_data/{split}_npzs/{}_noaug_nd_data_{index:06}.npz",
+            self.root
+        );
+        let path = self.dir.join(&rel);
+        let Pixels::U8(pixels) = &s.image.pixels else {
+            return Err(Error::data(
+                &s.pair.image,
+                "write",
+                "the gym layout stores u8 images; this image is not 8-bit",
+            ));
+        };
+        let (h, w, c) = (
+            s.image.height as u64,
+            s.image.width as u64,
+            s.image.bands as u64,
+        );
+        let k = self.num_classes;
+        let mut one_hot = vec![0u8; s.label.ids.len() * k];
+        for (i, &id) in s.label.ids.iter().enumerate() {
+            if (id as usize) < k {
+                one_hot[i * k + id as usize] = 1;
+            }
+        }
+        let file_name = s
+            .pair
+            .image
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let compression = self.options.compression;
+        let (bytes, sha256) = write_atomically(&path, |file| {
+            let mut zip = ZipWriter::new(BufWriter::new(file));
+            start_entry(&mut zip, "arr_0.npy", compression, pixels.len() as u64)?;
+            npy::write_header(&mut zip, "|u1", &[h, w, c])?;
+            zip.write_all(pixels)?;
+            start_entry(&mut zip, "arr_1.npy", compression, one_hot.len() as u64)?;
+            npy::write_header(&mut zip, "|u1", &[h, w, k as u64])?;
+            zip.write_all(&one_hot)?;
+            start_entry(&mut zip, "num_bands.npy", compression, 0)?;
+            npy::write_scalar_i64(&mut zip, c as i64)?;
+            start_entry(&mut zip, "files.npy", compression, 0)?;
+            npy::write_strings(&mut zip, &[&file_name])?;
+            zip.finish()
+                .map_err(std::io::Error::other)?
+                .into_inner()
+                .map_err(|e| e.into_error())
+        })?;
+        Ok(FileRecord {
+            file: rel,
+            split: split.to_string(),
+            samples: 1,
+            bytes,
+            sha256,
+        })
+    }
+}
+
+impl Sink for GymSink {
+    fn write_shard(&mut self, plan: &ShardPlan, samples: &[Sample]) -> Result<Vec<FileRecord>> {
+        samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| self.write_one(&plan.split, plan.first_sample + i, s))
+            .collect()
+    }
+}

@@ -1,0 +1,47 @@
+//! `index.json`: everything needed to trust and reuse a build: versions, the pipeline and its hash,
+//! classes, stage values (standardization included), the shapes, and each file with its sha256.
+//! Written last, atomically: a folder without it is not a finished build.
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use super::FileRecord;
+use crate::pipeline::classes::Class;
+use crate::sample::PixelType;
+
+pub const INDEX_FILE: &str = "index.json";
+pub const STATS_FILE: &str = "stats.json";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArrayInfo {
+    pub dtype: PixelType,
+    pub height: u32,
+    pub width: u32,
+    pub bands: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitSummary {
+    pub samples: usize,
+    pub files: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Index {
+    pub segprep_version: &'static str,
+    pub pipeline_hash: String,
+    /// sha256 over the sorted sample keys and their file names: which inputs were used.
+    pub inputs_sha256: String,
+    pub pipeline: serde_json::Value,
+    pub format: &'static str,
+    pub layout: &'static str,
+    pub input_classes: Vec<Class>,
+    pub classes: Vec<Class>,
+    pub ignore_index: u16,
+    pub image: ArrayInfo,
+    pub label_dtype: PixelType,
+    pub stages: Vec<serde_json::Value>,
+    pub splits: BTreeMap<String, SplitSummary>,
+    pub unpaired_skipped: usize,
+    pub warnings: Vec<String>,
+    pub files: Vec<FileRecord>,
+}

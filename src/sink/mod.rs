@@ -1,0 +1,72 @@
+//! Sinks write finished samples. One trait, one file per format, chosen in `for_layout`.
+pub mod atomic;
+pub mod gym;
+pub mod manifest;
+pub mod npy;
+pub mod npz;
+
+use serde::Serialize;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::pipeline::schema::{Compression, Layout};
+use crate::pipeline::Pipeline;
+use crate::sample::{PairRef, Sample};
+
+/// One output shard, fixed before any pixel is processed.
+#[derive(Debug, Clone)]
+pub struct ShardPlan {
+    pub split: String,
+    /// Position of the shard within its split, and the split's shard count.
+    pub index: usize,
+    pub of: usize,
+    /// Position of the shard's first sample within its split.
+    pub first_sample: usize,
+    pub pairs: Vec<PairRef>,
+}
+
+/// A written file, as recorded in `index.json`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileRecord {
+    pub file: String,
+    pub split: String,
+    pub samples: usize,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+pub trait Sink: Send {
+    /// Writes one shard's samples (in plan order) and returns the files it completed.
+    fn write_shard(&mut self, plan: &ShardPlan, samples: &[Sample]) -> Result<Vec<FileRecord>>;
+}
+
+/// Settings every sink shares.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    pub compression: Compression,
+    pub label_dtype: crate::sample::PixelType,
+}
+
+pub fn for_layout(p: &Pipeline, out: &Path) -> Box<dyn Sink> {
+    let options = SinkOptions {
+        compression: p.config.output.compression,
+        label_dtype: p.label_dtype,
+    };
+    match p.config.output.layout {
+        Layout::Stacked => Box::new(npz::NpzSink::new(out, options)),
+        Layout::Gym => Box::new(gym::GymSink::new(out, options, p)),
+    }
+}
+
+/// The shard file name the Hugging Face Hub also recognises: `{split}-{i:05d}-of-{n:05d}.{ext}`.
+pub fn shard_name(plan: &ShardPlan, ext: &str) -> String {
+    format!("{}-{:05}-of-{:05}.{ext}", plan.split, plan.index, plan.of)
+}
+
+/// Label ids as the output dtype's little-endian bytes; ids were checked to fit at pipeline load.
+pub fn label_bytes(ids: &[u16], dtype: crate::sample::PixelType) -> Vec<u8> {
+    match dtype {
+        crate::sample::PixelType::U8 => ids.iter().map(|&v| v as u8).collect(),
+        _ => ids.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    }
+}

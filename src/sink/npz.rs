@@ -1,0 +1,112 @@
+//! Stacked NPZ shards: `image` (N,H,W,C), `label` (N,H,W), `key` (N,), plus `image_mean` and
+//! `image_std` (N,) when images were standardized per image. Entries carry a fixed timestamp so the
+//! same samples always give the same bytes.
+use std::fs::File;
+use std::io::{BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use zip::write::SimpleFileOptions;
+use zip::ZipWriter;
+
+use super::atomic::write_atomically;
+use super::npy;
+use super::{label_bytes, shard_name, FileRecord, ShardPlan, Sink, SinkOptions};
+use crate::error::{Error, Result};
+use crate::pipeline::schema::Compression;
+use crate::sample::Sample;
+
+pub struct NpzSink {
+    dir: PathBuf,
+    options: SinkOptions,
+}
+
+impl NpzSink {
+    pub fn new(dir: &Path, options: SinkOptions) -> Self {
+        NpzSink {
+            dir: dir.to_path_buf(),
+            options,
+        }
+    }
+}
+
+/// Zip entry options: fixed time and permissions; zip64 when an entry may pass 4 GiB.
+pub fn entry_options(compression: Compression, bytes: u64) -> SimpleFileOptions {
+    let method = match compression {
+        Compression::Stored => zip::CompressionMethod::Stored,
+        Compression::Deflate => zip::CompressionMethod::Deflated,
+    };
+    SimpleFileOptions::default()
+        .compression_method(method)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644)
+        .large_file(bytes >= u32::MAX as u64 - (1 << 20))
+}
+
+pub fn start_entry<W: Write + Seek>(
+    zip: &mut ZipWriter<W>,
+    name: &str,
+    compression: Compression,
+    bytes: u64,
+) -> std::io::Result<()> {
+    zip.start_file(name, entry_options(compression, bytes))
+        .map_err(std::io::Error::other)
+}
+
+impl Sink for NpzSink {
+    fn write_shard(&mut self, plan: &ShardPlan, samples: &[Sample]) -> Result<Vec<FileRecord>> {
+        let name = shard_name(plan, "npz");
+        let path = self.dir.join(&name);
+        let first = samples
+            .first()
+            .ok_or_else(|| Error::data(&path, "write", "empty shard"))?;
+        let (h, w, c) = (
+            first.image.height as u64,
+            first.image.width as u64,
+            first.image.bands as u64,
+        );
+        let n = samples.len() as u64;
+        let c_opt = self.options.compression;
+        let label_dtype = self.options.label_dtype;
+        let (bytes, sha256) = write_atomically(&path, |file: File| {
+            let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+            let image_bytes = n * h * w * c * first.image.pixels.dtype().size() as u64;
+            start_entry(&mut zip, "image.npy", c_opt, image_bytes)?;
+            npy::write_header(&mut zip, first.image.pixels.dtype().numpy(), &[n, h, w, c])?;
+            for s in samples {
+                zip.write_all(s.image.pixels.as_bytes())?;
+            }
+            start_entry(
+                &mut zip,
+                "label.npy",
+                c_opt,
+                n * h * w * label_dtype.size() as u64,
+            )?;
+            npy::write_header(&mut zip, label_dtype.numpy(), &[n, h, w])?;
+            for s in samples {
+                zip.write_all(&label_bytes(&s.label.ids, label_dtype))?;
+            }
+            start_entry(&mut zip, "key.npy", c_opt, 0)?;
+            let keys: Vec<&str> = samples.iter().map(|s| s.pair.key.as_str()).collect();
+            npy::write_strings(&mut zip, &keys)?;
+            if samples.iter().all(|s| s.standardization.is_some()) {
+                let (means, stds): (Vec<f64>, Vec<f64>) = samples
+                    .iter()
+                    .filter_map(|s| s.standardization)
+                    .map(|v| (v.mean, v.std))
+                    .unzip();
+                start_entry(&mut zip, "image_mean.npy", c_opt, 0)?;
+                npy::write_f64s(&mut zip, &means)?;
+                start_entry(&mut zip, "image_std.npy", c_opt, 0)?;
+                npy::write_f64s(&mut zip, &stds)?;
+            }
+            let buffered = zip.finish().map_err(std::io::Error::other)?;
+            buffered.into_inner().map_err(|e| e.into_error())
+        })?;
+        Ok(vec![FileRecord {
+            file: name,
+            split: plan.split.clone(),
+            samples: samples.len(),
+            bytes,
+            sha256,
+        }])
+    }
+}

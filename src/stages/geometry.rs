@@ -1,0 +1,94 @@
+//! Exact geometric operations shared by stages, generic over the element type so the image, the
+//! label and the padding mask go through the very same code (and so the same geometry).
+
+/// Nearest-neighbour resampling of an interleaved (h, w, bands) buffer, sampling at pixel centres:
+/// source x = floor((x + 0.5) * w / new_w), computed in integers so it is exact on every machine.
+pub fn resize_nearest<T: Copy>(
+    src: &[T],
+    w: u32,
+    h: u32,
+    bands: usize,
+    new_w: u32,
+    new_h: u32,
+) -> Vec<T> {
+    let xs: Vec<usize> = (0..new_w as u64)
+        .map(|x| (((2 * x + 1) * w as u64) / (2 * new_w as u64)).min(w as u64 - 1) as usize)
+        .collect();
+    let mut out = Vec::with_capacity(new_w as usize * new_h as usize * bands);
+    for y in 0..new_h as u64 {
+        let sy = (((2 * y + 1) * h as u64) / (2 * new_h as u64)).min(h as u64 - 1) as usize;
+        let row = &src[sy * w as usize * bands..(sy + 1) * w as usize * bands];
+        for &sx in &xs {
+            out.extend_from_slice(&row[sx * bands..(sx + 1) * bands]);
+        }
+    }
+    out
+}
+
+/// The window (left, top, width, height) cut out of a (w, h, bands) buffer.
+pub fn crop<T: Copy>(src: &[T], w: u32, bands: usize, window: (u32, u32, u32, u32)) -> Vec<T> {
+    let (left, top, cw, ch) = window;
+    let stride = w as usize * bands;
+    let mut out = Vec::with_capacity(cw as usize * ch as usize * bands);
+    for y in top..top + ch {
+        let start = y as usize * stride + left as usize * bands;
+        out.extend_from_slice(&src[start..start + cw as usize * bands]);
+    }
+    out
+}
+
+/// Places a (w, h, bands) buffer at (left, top) on a (new_w, new_h) canvas filled with `fill`
+/// (one value per band).
+pub fn place<T: Copy>(
+    src: &[T],
+    w: u32,
+    h: u32,
+    bands: usize,
+    canvas: (u32, u32),
+    at: (u32, u32),
+    fill: &[T],
+) -> Vec<T> {
+    let (new_w, new_h) = canvas;
+    let mut out: Vec<T> = Vec::with_capacity(new_w as usize * new_h as usize * bands);
+    for _ in 0..new_w as usize * new_h as usize {
+        out.extend_from_slice(fill);
+    }
+    let (stride, new_stride) = (w as usize * bands, new_w as usize * bands);
+    for y in 0..h as usize {
+        let dst = (y + at.1 as usize) * new_stride + at.0 as usize * bands;
+        out[dst..dst + stride].copy_from_slice(&src[y * stride..(y + 1) * stride]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_integer_factor_picks_every_other_pixel_centre() {
+        let src: Vec<u16> = (0..16).collect();
+        // 4x4 -> 2x2 samples the centres (1,1), (3,1), (1,3), (3,3)
+        assert_eq!(resize_nearest(&src, 4, 4, 1, 2, 2), vec![5, 7, 13, 15]);
+    }
+
+    #[test]
+    fn nearest_upscale_repeats() {
+        let src = [1u8, 2];
+        assert_eq!(resize_nearest(&src, 2, 1, 1, 4, 1), vec![1, 1, 2, 2]);
+    }
+
+    #[test]
+    fn nearest_keeps_bands_together() {
+        let src = [1u8, 10, 2, 20];
+        assert_eq!(resize_nearest(&src, 2, 1, 2, 1, 1), vec![2, 20]);
+    }
+
+    #[test]
+    fn crop_and_place_are_inverse() {
+        let src: Vec<u8> = (0..6).collect(); // 3x2
+        let big = place(&src, 3, 2, 1, (5, 4), (1, 1), &[9]);
+        assert_eq!(big.iter().filter(|&&v| v == 9).count(), 20 - 6);
+        assert_eq!(crop(&big, 5, 1, (1, 1, 3, 2)), src);
+    }
+}

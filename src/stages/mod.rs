@@ -1,0 +1,167 @@
+//! The closed list of stages. Adding a stage = one file + one variant in each enum below.
+//!
+//! Each stage has a `XxxConfig` (serde, what the pipeline file says) whose `build` checks everything
+//! it can before a pixel is read, and a runtime `Xxx` whose `apply` states what happens to the image
+//! and what happens to the label, side by side.
+pub mod geometry;
+pub mod pad;
+pub mod remap;
+pub mod resize;
+pub mod standardize;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::classes::ClassSet;
+use crate::sample::Sample;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StageConfig {
+    Remap(remap::RemapConfig),
+    Resize(resize::ResizeConfig),
+    Pad(pad::PadConfig),
+    Standardize(standardize::StandardizeConfig),
+}
+
+/// What a stage's `build` may read and change: the classes flowing into it.
+pub struct BuildContext {
+    pub classes: ClassSet,
+}
+
+#[derive(Debug, Clone)]
+pub enum Stage {
+    Remap(remap::Remap),
+    Resize(resize::Resize),
+    Pad(pad::Pad),
+    Standardize(standardize::Standardize),
+}
+
+impl StageConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StageConfig::Remap(_) => "remap",
+            StageConfig::Resize(_) => "resize",
+            StageConfig::Pad(_) => "pad",
+            StageConfig::Standardize(_) => "standardize",
+        }
+    }
+
+    /// Validates the configuration against what flows in; returns every problem found.
+    pub fn build(&self, ctx: &mut BuildContext) -> Result<Stage, Vec<String>> {
+        match self {
+            StageConfig::Remap(c) => c.build(ctx).map(Stage::Remap),
+            StageConfig::Resize(c) => c.build(ctx).map(Stage::Resize),
+            StageConfig::Pad(c) => c.build(ctx).map(Stage::Pad),
+            StageConfig::Standardize(c) => c.build(ctx).map(Stage::Standardize),
+        }
+    }
+}
+
+impl Stage {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stage::Remap(_) => "remap",
+            Stage::Resize(_) => "resize",
+            Stage::Pad(_) => "pad",
+            Stage::Standardize(_) => "standardize",
+        }
+    }
+
+    /// Runs the stage on one sample. Errors are plain reasons; the engine adds file and stage.
+    pub fn apply(&self, sample: &mut Sample) -> Result<(), String> {
+        match self {
+            Stage::Remap(s) => s.apply(sample),
+            Stage::Resize(s) => s.apply(sample),
+            Stage::Pad(s) => s.apply(sample),
+            Stage::Standardize(s) => s.apply(sample),
+        }
+    }
+
+    /// The values this stage used, for the manifest.
+    pub fn describe(&self) -> serde_json::Value {
+        match self {
+            Stage::Remap(s) => s.describe(),
+            Stage::Resize(s) => s.describe(),
+            Stage::Pad(s) => s.describe(),
+            Stage::Standardize(s) => s.describe(),
+        }
+    }
+}
+
+/// `"ignore"` or a class id: what a label gets where a geometric stage invents pixels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum LabelFill {
+    #[default]
+    Ignore,
+    Class(u16),
+}
+
+impl<'de> Deserialize<'de> for LabelFill {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(u16),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Id(id) => Ok(LabelFill::Class(id)),
+            Raw::Word(w) if w == "ignore" => Ok(LabelFill::Ignore),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "label fill must be \"ignore\" or a class id, not `{w}`"
+            ))),
+        }
+    }
+}
+
+impl LabelFill {
+    /// The id to write, checked against the classes in force at this stage.
+    pub fn resolve(self, classes: &ClassSet, stage: &str) -> Result<u16, String> {
+        match self {
+            LabelFill::Ignore => Ok(classes.ignore_index),
+            LabelFill::Class(id) if classes.contains(id) => Ok(id),
+            LabelFill::Class(id) => Err(format!(
+                "{stage}: label fill {id} is not a declared class; use \"ignore\" or one of the class ids"
+            )),
+        }
+    }
+}
+
+/// `N` (a square) or `[width, height]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SizeSpec {
+    Square(u32),
+    WidthHeight([u32; 2]),
+}
+
+impl SizeSpec {
+    pub fn width_height(self) -> (u32, u32) {
+        match self {
+            SizeSpec::Square(n) => (n, n),
+            SizeSpec::WidthHeight([w, h]) => (w, h),
+        }
+    }
+
+    pub fn check(self, stage: &str) -> Result<(u32, u32), String> {
+        let (w, h) = self.width_height();
+        if w == 0 || h == 0 || w > 1 << 16 || h > 1 << 16 {
+            Err(format!(
+                "{stage}: size [{w}, {h}] must be between 1 and 65536 on each side"
+            ))
+        } else {
+            Ok((w, h))
+        }
+    }
+}
+
+/// Where the original content sits inside a padded canvas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    #[default]
+    #[serde(alias = "centre")]
+    Center,
+    TopLeft,
+}

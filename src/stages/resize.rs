@@ -1,0 +1,269 @@
+//! `resize`: to a size by `stretch`, `fit` (keep aspect, then pad) or `fill` (cover, then centre crop).
+//!
+//! Image: the chosen filter (fast_image_resize; `nearest` uses the same exact sampler as labels).
+//! Label: always nearest, so no id is ever interpolated; the padding mask follows the label.
+use fast_image_resize as fir;
+use serde::{Deserialize, Serialize};
+
+use super::geometry::{crop, resize_nearest};
+use super::pad::{fill_values, pad_sample};
+use super::{BuildContext, LabelFill, Placement, SizeSpec};
+use crate::sample::{Image, PixelValue, Pixels, Sample};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeConfig {
+    /// `N` or `[width, height]`.
+    pub size: SizeSpec,
+    #[serde(default)]
+    pub mode: ResizeMode,
+    #[serde(default)]
+    pub filter: Filter,
+    /// `fit` only: image value of the padding, in image units.
+    #[serde(default)]
+    pub image_fill: f64,
+    /// `fit` only: label value of the padding.
+    #[serde(default)]
+    pub label_fill: LabelFill,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    #[default]
+    Stretch,
+    Fit,
+    Fill,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    Nearest,
+    #[default]
+    Bilinear,
+    Bicubic,
+    Lanczos3,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resize {
+    width: u32,
+    height: u32,
+    mode: ResizeMode,
+    filter: Filter,
+    image_fill: f64,
+    label_fill: u16,
+}
+
+impl ResizeConfig {
+    pub fn build(&self, ctx: &mut BuildContext) -> Result<Resize, Vec<String>> {
+        let mut problems = Vec::new();
+        let size = self.size.check("resize").map_err(|e| problems.push(e)).ok();
+        let label_fill = self
+            .label_fill
+            .resolve(&ctx.classes, "resize")
+            .map_err(|e| problems.push(e))
+            .ok();
+        if !self.image_fill.is_finite() {
+            problems.push("resize: image_fill must be a finite number".into());
+        }
+        match (size, label_fill, problems.is_empty()) {
+            (Some((width, height)), Some(label_fill), true) => Ok(Resize {
+                width,
+                height,
+                mode: self.mode,
+                filter: self.filter,
+                image_fill: self.image_fill,
+                label_fill,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+impl Resize {
+    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
+        let (w, h) = (s.image.width, s.image.height);
+        let (tw, th) = (self.width, self.height);
+        match self.mode {
+            ResizeMode::Stretch => self.resize_both(s, tw, th),
+            ResizeMode::Fit => {
+                let scale = (tw as f64 / w as f64).min(th as f64 / h as f64);
+                let (nw, nh) = scaled(w, h, scale, (tw, th));
+                self.resize_both(s, nw, nh)?;
+                let fill = fill_values(self.image_fill, &s.image)?;
+                pad_sample(s, (tw, th), Placement::Center, &fill, self.label_fill)
+            }
+            ResizeMode::Fill => {
+                let scale = (tw as f64 / w as f64).max(th as f64 / h as f64);
+                let (nw, nh) = scaled(w, h, scale, (u32::MAX, u32::MAX));
+                let (nw, nh) = (nw.max(tw), nh.max(th));
+                self.resize_both(s, nw, nh)?;
+                crop_sample(s, ((nw - tw) / 2, (nh - th) / 2, tw, th));
+                Ok(())
+            }
+        }
+    }
+
+    /// Resizes image (filter) and label + padding mask (nearest) to the same size.
+    fn resize_both(&self, s: &mut Sample, nw: u32, nh: u32) -> Result<(), String> {
+        let (w, h) = (s.label.width, s.label.height);
+        if (w, h) == (nw, nh) {
+            return Ok(());
+        }
+        s.image = resize_image(&s.image, nw, nh, self.filter)?;
+        s.label.ids = resize_nearest(&s.label.ids, w, h, 1, nw, nh);
+        (s.label.width, s.label.height) = (nw, nh);
+        if let Some(mask) = &s.padding {
+            s.padding = Some(resize_nearest(mask, w, h, 1, nw, nh));
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "stage": "resize", "width": self.width, "height": self.height,
+            "mode": self.mode, "filter": self.filter, "label": "nearest",
+            "image_fill": self.image_fill, "label_fill": self.label_fill,
+        })
+    }
+}
+
+/// The scaled size, rounded, at least 1 and at most `limit`.
+fn scaled(w: u32, h: u32, scale: f64, limit: (u32, u32)) -> (u32, u32) {
+    let nw = ((w as f64 * scale).round() as u32).clamp(1, limit.0);
+    let nh = ((h as f64 * scale).round() as u32).clamp(1, limit.1);
+    (nw, nh)
+}
+
+/// Cuts the same window out of image, label and padding mask.
+pub fn crop_sample(s: &mut Sample, window: (u32, u32, u32, u32)) {
+    let (w, bands) = (s.image.width, s.image.bands);
+    s.image.pixels = match &s.image.pixels {
+        Pixels::U8(p) => Pixels::U8(crop(p, w, bands, window)),
+        Pixels::U16(p) => Pixels::U16(crop(p, w, bands, window)),
+        Pixels::F32(p) => Pixels::F32(crop(p, w, bands, window)),
+    };
+    s.label.ids = crop(&s.label.ids, w, 1, window);
+    if let Some(mask) = &s.padding {
+        s.padding = Some(crop(mask, w, 1, window));
+    }
+    (s.image.width, s.image.height) = (window.2, window.3);
+    (s.label.width, s.label.height) = (window.2, window.3);
+}
+
+/// Resizes an image with the filter; bands are never treated as alpha.
+pub fn resize_image(img: &Image, nw: u32, nh: u32, filter: Filter) -> Result<Image, String> {
+    let pixels = if filter == Filter::Nearest {
+        match &img.pixels {
+            Pixels::U8(p) => {
+                Pixels::U8(resize_nearest(p, img.width, img.height, img.bands, nw, nh))
+            }
+            Pixels::U16(p) => {
+                Pixels::U16(resize_nearest(p, img.width, img.height, img.bands, nw, nh))
+            }
+            Pixels::F32(p) => {
+                Pixels::F32(resize_nearest(p, img.width, img.height, img.bands, nw, nh))
+            }
+        }
+    } else if img.bands <= 4 {
+        resize_interleaved(img, img.bands, nw, nh, filter)?
+    } else {
+        resize_by_plane(img, nw, nh, filter)?
+    };
+    Ok(Image {
+        width: nw,
+        height: nh,
+        bands: img.bands,
+        pixels,
+    })
+}
+
+fn pixel_type(p: &Pixels, bands: usize) -> Option<fir::PixelType> {
+    use fir::PixelType as T;
+    Some(match (p, bands) {
+        (Pixels::U8(_), 1) => T::U8,
+        (Pixels::U8(_), 2) => T::U8x2,
+        (Pixels::U8(_), 3) => T::U8x3,
+        (Pixels::U8(_), 4) => T::U8x4,
+        (Pixels::U16(_), 1) => T::U16,
+        (Pixels::U16(_), 2) => T::U16x2,
+        (Pixels::U16(_), 3) => T::U16x3,
+        (Pixels::U16(_), 4) => T::U16x4,
+        (Pixels::F32(_), 1) => T::F32,
+        (Pixels::F32(_), 2) => T::F32x2,
+        (Pixels::F32(_), 3) => T::F32x3,
+        (Pixels::F32(_), 4) => T::F32x4,
+        _ => return None,
+    })
+}
+
+fn algorithm(filter: Filter) -> fir::ResizeAlg {
+    use fir::FilterType as F;
+    match filter {
+        Filter::Nearest => fir::ResizeAlg::Nearest,
+        Filter::Bilinear => fir::ResizeAlg::Convolution(F::Bilinear),
+        Filter::Bicubic => fir::ResizeAlg::Convolution(F::CatmullRom),
+        Filter::Lanczos3 => fir::ResizeAlg::Convolution(F::Lanczos3),
+    }
+}
+
+fn resize_interleaved(
+    img: &Image,
+    bands: usize,
+    nw: u32,
+    nh: u32,
+    filter: Filter,
+) -> Result<Pixels, String> {
+    let kind = pixel_type(&img.pixels, bands).ok_or("unsupported band count for resize")?;
+    let src = fir::images::ImageRef::new(img.width, img.height, img.pixels.as_bytes(), kind)
+        .map_err(|e| format!("resize: {e}"))?;
+    let mut dst = fir::images::Image::new(nw, nh, kind);
+    let options = fir::ResizeOptions::new()
+        .resize_alg(algorithm(filter))
+        .use_alpha(false);
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| format!("resize: {e}"))?;
+    let bytes = dst.into_vec();
+    Ok(match img.pixels {
+        Pixels::U8(_) => Pixels::U8(bytes),
+        Pixels::U16(_) => Pixels::U16(bytemuck::pod_collect_to_vec(&bytes)),
+        Pixels::F32(_) => Pixels::F32(bytemuck::pod_collect_to_vec(&bytes)),
+    })
+}
+
+/// More than four bands: resize each band as its own plane, then interleave again.
+fn resize_by_plane(img: &Image, nw: u32, nh: u32, filter: Filter) -> Result<Pixels, String> {
+    fn run<T: PixelValue>(
+        v: &[T],
+        img: &Image,
+        nw: u32,
+        nh: u32,
+        filter: Filter,
+    ) -> Result<Pixels, String> {
+        let bands = img.bands;
+        let mut out = vec![T::default(); nw as usize * nh as usize * bands];
+        for b in 0..bands {
+            let plane: Vec<T> = v.iter().skip(b).step_by(bands).copied().collect();
+            let plane = Image {
+                width: img.width,
+                height: img.height,
+                bands: 1,
+                pixels: T::wrap(plane),
+            };
+            let resized = T::unwrap(resize_interleaved(&plane, 1, nw, nh, filter)?)
+                .ok_or("resize changed the pixel type")?;
+            for (i, x) in resized.into_iter().enumerate() {
+                out[i * bands + b] = x;
+            }
+        }
+        Ok(T::wrap(out))
+    }
+    match &img.pixels {
+        Pixels::U8(v) => run(v, img, nw, nh, filter),
+        Pixels::U16(v) => run(v, img, nw, nh, filter),
+        Pixels::F32(v) => run(v, img, nw, nh, filter),
+    }
+}

@@ -1,0 +1,148 @@
+//! Per-split, per-class counts: pixels, images containing the class, and the labelled pixels of those
+//! images. Ignore pixels, padding (pixels invented by a geometric stage holding the ignore index) and
+//! unknown values mapped to ignore are counted apart. All counts are integers, so merging is exact and
+//! independent of order.
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use crate::pipeline::classes::ClassSet;
+use crate::sample::Sample;
+
+/// Counts of one sample, computed in the worker that produced it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SampleCounts {
+    /// Pixels per class id, dense over 0..=max class id.
+    pub class_pixels: Vec<u64>,
+    pub ignore_pixels: u64,
+    pub pad_pixels: u64,
+    pub unknown_pixels: u64,
+}
+
+impl SampleCounts {
+    pub fn of(s: &Sample, classes: &ClassSet) -> Result<Self, String> {
+        let max_class = classes.classes.iter().map(|c| c.id).max().unwrap_or(0) as usize;
+        let ignore = classes.ignore_index;
+        let mut c = SampleCounts {
+            class_pixels: vec![0; max_class + 1],
+            unknown_pixels: s.unknown_pixels,
+            ..Default::default()
+        };
+        let mut count = |i: usize, id: u16| -> Result<(), String> {
+            if id == ignore {
+                let padded = s.padding.as_ref().is_some_and(|m| m[i]);
+                *if padded {
+                    &mut c.pad_pixels
+                } else {
+                    &mut c.ignore_pixels
+                } += 1;
+                return Ok(());
+            }
+            match c.class_pixels.get_mut(id as usize) {
+                Some(n) => *n += 1,
+                None => return Err(format!("label value {id} is not a declared class")),
+            }
+            Ok(())
+        };
+        for (i, &id) in s.label.ids.iter().enumerate() {
+            count(i, id)?;
+        }
+        // unknown pixels became ignore; keep them out of the genuine ignore count
+        c.ignore_pixels -= c.unknown_pixels.min(c.ignore_pixels);
+        Ok(c)
+    }
+
+    pub fn labelled(&self) -> u64 {
+        self.class_pixels.iter().sum()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClassCount {
+    pub id: u16,
+    pub name: String,
+    pub pixels: u64,
+    /// Images in which the class occurs at least once.
+    pub images: u64,
+    /// Labelled (non-ignore, non-pad) pixels of the images in which the class occurs.
+    pub image_pixels: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SplitCounts {
+    pub samples: u64,
+    /// Every label pixel: labelled + ignore + pad + unknown.
+    pub pixels: u64,
+    pub labelled_pixels: u64,
+    pub ignore_pixels: u64,
+    pub pad_pixels: u64,
+    /// Undeclared values mapped to the ignore index (`unknown = "ignore"`).
+    pub unknown_pixels: u64,
+    pub classes: Vec<ClassCount>,
+}
+
+impl SplitCounts {
+    pub fn new(classes: &ClassSet) -> Self {
+        SplitCounts {
+            classes: classes
+                .classes
+                .iter()
+                .map(|c| ClassCount {
+                    id: c.id,
+                    name: c.name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn add(&mut self, s: &SampleCounts) {
+        let labelled = s.labelled();
+        self.samples += 1;
+        self.labelled_pixels += labelled;
+        self.ignore_pixels += s.ignore_pixels;
+        self.pad_pixels += s.pad_pixels;
+        self.unknown_pixels += s.unknown_pixels;
+        self.pixels += labelled + s.ignore_pixels + s.pad_pixels + s.unknown_pixels;
+        for c in &mut self.classes {
+            let n = s.class_pixels.get(c.id as usize).copied().unwrap_or(0);
+            if n > 0 {
+                c.pixels += n;
+                c.images += 1;
+                c.image_pixels += labelled;
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &SplitCounts) {
+        self.samples += other.samples;
+        self.pixels += other.pixels;
+        self.labelled_pixels += other.labelled_pixels;
+        self.ignore_pixels += other.ignore_pixels;
+        self.pad_pixels += other.pad_pixels;
+        self.unknown_pixels += other.unknown_pixels;
+        for (a, b) in self.classes.iter_mut().zip(&other.classes) {
+            a.pixels += b.pixels;
+            a.images += b.images;
+            a.image_pixels += b.image_pixels;
+        }
+    }
+}
+
+/// The content of `stats.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub ignore_index: u16,
+    pub note: &'static str,
+    pub splits: BTreeMap<String, SplitCounts>,
+}
+
+impl Stats {
+    pub fn new(ignore_index: u16) -> Self {
+        Stats {
+            ignore_index,
+            note: "pixels: per class; images: images containing the class; image_pixels: labelled pixels of those images; ignore, pad and unknown pixels are counted apart",
+            splits: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Class-balance statistics counted as samples stream past.
+pub mod counts;
