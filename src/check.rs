@@ -21,14 +21,20 @@ pub struct ValueSeen {
     pub class: Option<String>,
 }
 
+#[derive(Debug)]
+pub struct SizeMismatch {
+    pub label: PathBuf,
+    pub label_size: (u32, u32),
+    pub image_size: (u32, u32),
+}
+
 #[derive(Debug, Default)]
 pub struct CheckReport {
     pub discovery: Discovery,
     /// (mode, width, height) -> number of images.
     pub image_modes: BTreeMap<(String, u32, u32), usize>,
     pub label_kinds: BTreeMap<String, usize>,
-    /// (label file, label size, image size)
-    pub size_mismatches: Vec<(PathBuf, (u32, u32), (u32, u32))>,
+    pub size_mismatches: Vec<SizeMismatch>,
     pub values: BTreeMap<RawValue, ValueSeen>,
     /// Files that could not be read, with the reason.
     pub unreadable: Vec<(PathBuf, String)>,
@@ -63,9 +69,15 @@ impl CheckReport {
     }
 }
 
+struct LabelFacts {
+    kind: String,
+    size: (u32, u32),
+    histogram: BTreeMap<RawValue, u64>,
+}
+
 struct PairFacts {
     image: std::result::Result<ImageHeader, String>,
-    label: std::result::Result<(String, (u32, u32), BTreeMap<RawValue, u64>), String>,
+    label: std::result::Result<LabelFacts, String>,
 }
 
 pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
@@ -85,7 +97,11 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
             let label = p
                 .decoder
                 .histogram(&pair.label)
-                .map(|(raw, hist)| (raw.kind().to_string(), (raw.width, raw.height), hist));
+                .map(|(raw, histogram)| LabelFacts {
+                    kind: raw.kind().to_string(),
+                    size: (raw.width, raw.height),
+                    histogram,
+                });
             progress.advance(1);
             PairFacts { image, label }
         })
@@ -103,7 +119,11 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
             .image_modes
             .entry((image.mode.clone(), image.width, image.height))
             .or_default() += 1;
-        let (kind, size, hist) = match f.label {
+        let LabelFacts {
+            kind,
+            size,
+            histogram,
+        } = match f.label {
             Ok(x) => x,
             Err(e) => {
                 report.unreadable.push((pair.label.clone(), e));
@@ -112,11 +132,13 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
         };
         *report.label_kinds.entry(kind).or_default() += 1;
         if size != (image.width, image.height) {
-            report
-                .size_mismatches
-                .push((pair.label.clone(), size, (image.width, image.height)));
+            report.size_mismatches.push(SizeMismatch {
+                label: pair.label.clone(),
+                label_size: size,
+                image_size: (image.width, image.height),
+            });
         }
-        for (value, n) in hist {
+        for (value, n) in histogram {
             let seen = report.values.entry(value).or_default();
             seen.pixels += n;
             seen.files += 1;

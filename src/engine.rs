@@ -155,7 +155,7 @@ fn input_warnings(found: &Discovery) -> Vec<String> {
 
 /// Refuses to write where it would destroy something that is not a segprep build.
 fn check_output_dir(p: &Pipeline, out: &Path, force: bool) -> Result<()> {
-    let out_real = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
+    let out_real = real_path(out);
     for input in [Some(&p.images_path), p.labels_path.as_ref()]
         .into_iter()
         .flatten()
@@ -192,6 +192,32 @@ fn check_output_dir(p: &Pipeline, out: &Path, force: bool) -> Result<()> {
         )));
     }
     remove_previous_build(out, &index)
+}
+
+/// The canonical form of a path that may not exist yet: its deepest existing ancestor canonicalized,
+/// with the rest appended.
+fn real_path(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        }) {
+            return missing
+                .iter()
+                .rev()
+                .fold(real, |acc: PathBuf, part| acc.join(part));
+        }
+        match (at.file_name(), at.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// Deletes only the files a previous build recorded, plus its index, stats and partial files.

@@ -156,7 +156,7 @@ mod tests {
         let cfg = SplitConfig {
             train,
             val,
-            test: 1.0 - train - val,
+            test: (1.0 - train - val).max(0.0),
             seed: 7,
             group: group.map(String::from),
             from: None,

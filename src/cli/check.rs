@@ -58,10 +58,11 @@ fn print_report(p: &Pipeline, r: &CheckReport) {
     let mismatches: Vec<String> = r
         .size_mismatches
         .iter()
-        .map(|(f, l, i)| {
+        .map(|m| {
+            let (l, i) = (m.label_size, m.image_size);
             format!(
                 "{}: label {}x{}, image {}x{}",
-                f.display(),
+                m.label.display(),
                 l.0,
                 l.1,
                 i.0,

@@ -23,22 +23,31 @@ pub struct Discovery {
 /// Finds the pairs; with `unpaired = "error"`, any unpaired file is an error listing them.
 pub fn discover(p: &Pipeline) -> Result<Discovery> {
     let d = discover_all(p)?;
+    if d.pairs.is_empty() {
+        return Err(zero_pairs(p, &d));
+    }
     if p.config.input.unpaired == UnpairedPolicy::Error {
         check_unpaired(&d)?;
     }
-    if d.pairs.is_empty() {
-        return Err(Error::data(
-            &p.images_path,
-            "discover",
-            format!(
-                "no image/label pairs found (images: {}, labels: {}); check the folders and label_suffix = {:?}",
-                p.images_path.display(),
-                p.labels_path.as_deref().map_or("-".into(), |l| l.display().to_string()),
-                p.config.input.label_suffix
-            ),
-        ));
-    }
     Ok(d)
+}
+
+fn zero_pairs(p: &Pipeline, d: &Discovery) -> Error {
+    let i = &p.config.input;
+    Error::data(
+        &p.images_path,
+        "discover",
+        format!(
+            "no image/label pairs found: {} image(s) and {} label(s) without a partner, {} file(s) not matching the suffixes \
+             (image_suffix = {:?}, label_suffix = {:?}); labels: {}",
+            d.unpaired_images.len(),
+            d.unpaired_labels.len(),
+            d.ignored.len(),
+            i.image_suffix,
+            i.label_suffix,
+            p.labels_path.as_deref().map_or("-".into(), |l| l.display().to_string()),
+        ),
+    )
 }
 
 /// Everything found, paired or not, without judging it: what `segprep check` reports.

@@ -47,6 +47,12 @@ pub struct Remap {
     pairs: Vec<(u16, u16)>,
 }
 
+/// The input → output id pairs and the classes they lead to.
+struct Resolved {
+    pairs: Vec<(u16, u16)>,
+    output: ClassSet,
+}
+
 enum Target {
     Ignore,
     Id(u16),
@@ -100,7 +106,7 @@ impl RemapConfig {
             };
             assigned.insert(c.id, (t, String::new()));
         }
-        let (pairs, output) = self.resolve_targets(&assigned, input)?;
+        let Resolved { pairs, output } = self.resolve_targets(&assigned, input)?;
         let mut table = vec![UNDECLARED; 1 << 16];
         for &(from, to) in &pairs {
             table[from as usize] = to as u32;
@@ -162,7 +168,7 @@ impl RemapConfig {
         &self,
         assigned: &BTreeMap<u16, (Target, String)>,
         input: &ClassSet,
-    ) -> Result<(Vec<(u16, u16)>, ClassSet), Vec<String>> {
+    ) -> Result<Resolved, Vec<String>> {
         let ignore = input.ignore_index;
         let mut problems = Vec::new();
         let mut pairs = Vec::new();
@@ -246,7 +252,7 @@ impl RemapConfig {
                 .map(|m| format!("remap: {m}"))
                 .collect::<Vec<_>>()
         })?;
-        Ok((pairs, output))
+        Ok(Resolved { pairs, output })
     }
 
     fn name_to_id(&self, name: &str, input: &ClassSet) -> Option<u16> {

@@ -1,0 +1,153 @@
+//! Helpers for tests that run the real `segprep` binary in temporary folders.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_segprep")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(dir: &Path, args: &[&str]) -> Run {
+    let out: Output = std::process::Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run segprep");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A temp folder holding a copy of the Quintal fixture under `q/`.
+pub fn quintal_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("fixtures/quintal"), &dir.path().join("q"));
+    dir
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+pub const QUINTAL_HEAD: &str = r#"
+[input]
+images = "q/stills"
+labels = "q/labelsRGB"
+label_suffix = "_L"
+
+[labels]
+format = "rgb"
+colors = "q/label_colors.txt"
+"#;
+
+/// Writes `p.toml` = Quintal input + `rest`, returns its name.
+pub fn quintal_pipeline(dir: &Path, rest: &str) -> &'static str {
+    std::fs::write(dir.join("p.toml"), format!("{QUINTAL_HEAD}\n{rest}")).unwrap();
+    "p.toml"
+}
+
+/// Every file of a folder (recursively) with its bytes, sorted by relative path.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push((
+                    p.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Reads one .npy entry of an .npz shard: (numpy dtype string, shape, raw body).
+pub fn npz_entry(path: &Path, name: &str) -> (String, Vec<u64>, Vec<u8>) {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut buf = Vec::new();
+    zip.by_name(name).unwrap().read_to_end(&mut buf).unwrap();
+    let header_len = u16::from_le_bytes([buf[8], buf[9]]) as usize;
+    let header = String::from_utf8_lossy(&buf[10..10 + header_len]).to_string();
+    let dtype = header
+        .split("'descr': '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_string();
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape = shape_text
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    (dtype, shape, buf[10 + header_len..].to_vec())
+}
+
+pub fn write_gray8(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
+    image::GrayImage::from_fn(w, h, |x, y| image::Luma([f(x, y)]))
+        .save(path)
+        .unwrap();
+}
+
+pub fn write_gray16(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u16) {
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(w, h, |x, y| image::Luma([f(x, y)]))
+        .save(path)
+        .unwrap();
+}
+
+pub fn write_rgb(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) {
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)))
+        .save(path)
+        .unwrap();
+}
+
+/// A palette PNG whose indices are given by `f`; the palette maps index i to a colour that is not i.
+pub fn write_palette(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut enc = png::Encoder::new(file, w, h);
+    enc.set_color(png::ColorType::Indexed);
+    enc.set_depth(png::BitDepth::Eight);
+    let palette: Vec<u8> = (0..=255u8).flat_map(|i| [255 - i, i / 2, 128]).collect();
+    enc.set_palette(palette);
+    let mut writer = enc.write_header().unwrap();
+    let data: Vec<u8> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .map(|(x, y)| f(x, y))
+        .collect();
+    writer.write_image_data(&data).unwrap();
+}
