@@ -1,0 +1,190 @@
+//! One table of stage configurations, run on every fixture pair: each must parse, keep image and
+//! label the same size, and keep every output label value within the input's values plus the
+//! ignore index (labels are never interpolated).
+mod common;
+use common::*;
+use std::collections::BTreeSet;
+
+use segprep::engine::process;
+use segprep::pipeline;
+use segprep::source::discover;
+
+/// (name, [[stage]] tables). Every stage kind appears; geometric ones in every mode.
+const TABLE: &[(&str, &str)] = &[
+    ("stretch bilinear down", "resize = { size = [100, 60] }"),
+    (
+        "stretch nearest up",
+        "resize = { size = [300, 290], filter = \"nearest\" }",
+    ),
+    (
+        "stretch bicubic odd",
+        "resize = { size = [97, 131], filter = \"bicubic\" }",
+    ),
+    (
+        "fit lanczos",
+        "resize = { size = [160, 90], mode = \"fit\", filter = \"lanczos3\" }",
+    ),
+    (
+        "fit with class fill",
+        "resize = { size = [90, 160], mode = \"fit\", label_fill = 6, image_fill = 255 }",
+    ),
+    ("fill", "resize = { size = [120, 50], mode = \"fill\" }"),
+    (
+        "fill tall",
+        "resize = { size = [30, 200], mode = \"fill\", filter = \"nearest\" }",
+    ),
+    ("pad multiple", "pad = { multiple_of = 96 }"),
+    (
+        "pad size top-left",
+        "pad = { size = [300, 260], placement = \"top_left\", image = [1, 2, 3] }",
+    ),
+    (
+        "pad centre alias",
+        "pad = { size = 257, placement = \"centre\", label = 0 }",
+    ),
+    (
+        "remap names",
+        "remap = { map = { areia = \"ignore\", gramaSeca = \"grama\" } }",
+    ),
+    (
+        "remap compact",
+        "remap = { map = { areia = \"ignore\" }, compact = true }",
+    ),
+    (
+        "standardize per image",
+        "standardize = { mode = \"per_image\" }",
+    ),
+    (
+        "standardize fixed",
+        "standardize = { mode = \"fixed\", mean = [120, 110, 100], std = [50, 50, 50] }",
+    ),
+];
+
+fn pipeline_text(stage: &str) -> String {
+    format!("{QUINTAL_HEAD}\n[[stage]]\n{stage}\n[output]\ndir = \"out\"\n")
+}
+
+#[test]
+fn every_stage_keeps_geometry_and_label_set() {
+    let d = quintal_dir();
+    let path = d.path().join("p.toml");
+    for (name, stage) in TABLE {
+        std::fs::write(&path, pipeline_text(stage)).unwrap();
+        let p = pipeline::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let pairs = discover(&p).unwrap().pairs;
+        let remaps = stage.starts_with("remap");
+        for pair in &pairs {
+            let input = process(&p, &[], pair, "train").unwrap();
+            let out =
+                process(&p, &p.stages, pair, "train").unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                (out.image.width, out.image.height),
+                (out.label.width, out.label.height),
+                "{name}: image and label differ in size"
+            );
+            assert_eq!(
+                out.label.ids.len(),
+                (out.label.width * out.label.height) as usize,
+                "{name}"
+            );
+            assert_eq!(
+                out.image.pixels.len(),
+                out.image.pixel_count() * out.image.bands,
+                "{name}"
+            );
+            if let Some(mask) = &out.padding {
+                assert_eq!(mask.len(), out.label.ids.len(), "{name}: padding mask size");
+            }
+            let allowed: BTreeSet<u16> = if remaps {
+                p.classes.classes.iter().map(|c| c.id).collect()
+            } else {
+                input.label.ids.iter().copied().chain([6, 0]).collect()
+            };
+            let seen: BTreeSet<u16> = out.label.ids.iter().copied().collect();
+            let stray: Vec<u16> = seen
+                .iter()
+                .copied()
+                .filter(|v| !allowed.contains(v) && *v != 255)
+                .collect();
+            assert!(
+                stray.is_empty(),
+                "{name}: {} has label values {stray:?} not in its input",
+                pair.key
+            );
+        }
+    }
+}
+
+#[test]
+fn fills_other_than_the_stage_declares_never_appear() {
+    // the table above allows 6 and 0 for the two stages that fill with those classes; make sure a
+    // plain pad does not invent them where the input lacks them
+    let d = quintal_dir();
+    let path = d.path().join("p.toml");
+    std::fs::write(&path, pipeline_text("pad = { size = [300, 300] }")).unwrap();
+    let p = pipeline::load(&path).unwrap();
+    let pair = discover(&p)
+        .unwrap()
+        .pairs
+        .into_iter()
+        .find(|x| x.key == "datasetQuintal_001")
+        .unwrap();
+    let out = process(&p, &p.stages, &pair, "train").unwrap();
+    let seen: BTreeSet<u16> = out.label.ids.iter().copied().collect();
+    assert_eq!(
+        seen,
+        BTreeSet::from([8, 255]),
+        "001 is all `muro` (8); padding must be ignore"
+    );
+    let pad_pixels = out.padding.unwrap().iter().filter(|&&b| b).count();
+    assert_eq!(pad_pixels, 300 * 300 - 256 * 256);
+}
+
+#[test]
+fn fit_keeps_aspect_and_centres() {
+    let d = quintal_dir();
+    let path = d.path().join("p.toml");
+    std::fs::write(
+        &path,
+        pipeline_text("resize = { size = [200, 100], mode = \"fit\", filter = \"nearest\" }"),
+    )
+    .unwrap();
+    let p = pipeline::load(&path).unwrap();
+    let pair = discover(&p).unwrap().pairs.remove(0);
+    let out = process(&p, &p.stages, &pair, "train").unwrap();
+    // 256x256 fits as 100x100 in the middle of 200x100: 50 columns of padding on each side
+    let row: Vec<u16> = out.label.ids[..200].to_vec();
+    assert!(row[..50].iter().all(|&v| v == 255) && row[150..].iter().all(|&v| v == 255));
+    assert!(row[50..150].iter().all(|&v| v != 255));
+}
+
+#[test]
+fn standardize_per_image_matches_the_gym_formula() {
+    let d = quintal_dir();
+    let path = d.path().join("p.toml");
+    std::fs::write(
+        &path,
+        pipeline_text("standardize = { mode = \"per_image\" }"),
+    )
+    .unwrap();
+    let p = pipeline::load(&path).unwrap();
+    let pair = discover(&p).unwrap().pairs.remove(0);
+    let raw = process(&p, &[], &pair, "train").unwrap();
+    let out = process(&p, &p.stages, &pair, "train").unwrap();
+    let segprep::sample::Pixels::U8(x) = &raw.image.pixels else {
+        panic!("u8 input")
+    };
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n)
+        .sqrt()
+        .max(1.0 / (raw.image.pixel_count() as f64).sqrt());
+    let segprep::sample::Pixels::F32(y) = &out.image.pixels else {
+        panic!("f32 output")
+    };
+    for (a, b) in x.iter().zip(y) {
+        assert!((((*a as f64 - mean) / std) as f32 - b).abs() < 1e-5);
+    }
+    let used = out.standardization.unwrap();
+    assert!((used.mean - mean).abs() < 1e-9 && (used.std - std).abs() < 1e-9);
+}
