@@ -3,6 +3,10 @@
 //! Images are interleaved (H, W, C) in their own dtype; labels are class ids in u16 whatever the
 //! output dtype, so no stage can clamp or wrap them.
 
+// Pixel buffers are written to .npy as they sit in memory, declared little-endian ("<u2", "<f4").
+#[cfg(target_endian = "big")]
+compile_error!("segprep writes native-endian buffers as little-endian .npy; big-endian targets are not supported");
+
 /// Pixel values of an image, interleaved band by band within each pixel.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pixels {

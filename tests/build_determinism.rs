@@ -110,3 +110,42 @@ fn split_is_keyed_by_name_so_removing_a_file_keeps_the_others() {
         "removing one file moved {moved} samples out of train: {train_a:?} -> {train_b:?}"
     );
 }
+
+#[test]
+fn shard_bytes_sets_samples_per_shard() {
+    let d = quintal_dir();
+    // 256x256 RGB u8 + u8 label = 262144 bytes a sample: 600000 bytes hold 2 samples
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\nshard_bytes = 600000\n");
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("out/index.json")).unwrap()).unwrap();
+    let files: Vec<(String, u64)> = index["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_string(),
+                f["samples"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            ("train-00000-of-00003.npz".to_string(), 2),
+            ("train-00001-of-00003.npz".to_string(), 2),
+            ("train-00002-of-00003.npz".to_string(), 2)
+        ]
+    );
+}
+
+#[test]
+fn gym_layout_needs_contiguous_ids() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[[stage]]\nremap = { map = { areia = \"ignore\" } }\n[output]\ndir = \"out\"\nlayout = \"gym\"\n");
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("compact = true"), "{}", r.stderr);
+}

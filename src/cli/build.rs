@@ -28,7 +28,7 @@ pub fn run(a: BuildArgs) -> Result<i32> {
         splits.join(", "),
         summary.files,
         summary.bytes as f64 / (1 << 20) as f64,
-        summary.out_dir.display()
+        crate::source::tidy(&summary.out_dir).display()
     );
     Ok(0)
 }

@@ -231,25 +231,57 @@ impl LabelDecoder {
     /// Raw values and their pixel counts, for `segprep check`.
     pub fn histogram(&self, path: &Path) -> Result<(RawLabel, BTreeMap<RawValue, u64>), String> {
         let raw = read_raw_label(path)?;
-        let mut hist: BTreeMap<RawValue, u64> = BTreeMap::new();
-        let mut add = |v: RawValue| *hist.entry(v).or_default() += 1;
-        match &raw.pixels {
-            RawPixels::Gray8(v) => v.iter().for_each(|&x| add(RawValue::Value(x as u16))),
-            RawPixels::Gray16(v) => v.iter().for_each(|&x| add(RawValue::Value(x))),
+        let hist = match &raw.pixels {
+            RawPixels::Gray8(v) => value_histogram(v.iter().map(|&x| x as u16)),
+            RawPixels::Gray16(v) => value_histogram(v.iter().copied()),
             RawPixels::Indexed { indices, palette } if self.format == LabelFormat::Rgb => {
-                indices.iter().for_each(|&i| {
-                    add(RawValue::Color(
-                        palette.get(i as usize).copied().unwrap_or([0, 0, 0]),
-                    ))
-                })
+                color_histogram(
+                    indices
+                        .iter()
+                        .map(|&i| palette.get(i as usize).copied().unwrap_or([0, 0, 0])),
+                )
             }
             RawPixels::Indexed { indices, .. } => {
-                indices.iter().for_each(|&x| add(RawValue::Value(x as u16)))
+                value_histogram(indices.iter().map(|&x| x as u16))
             }
-            RawPixels::Color { data, channels } => data
-                .chunks_exact(*channels)
-                .for_each(|p| add(RawValue::Color([p[0], p[1], p[2]]))),
-        }
+            RawPixels::Color { data, channels } => {
+                color_histogram(data.chunks_exact(*channels).map(|p| [p[0], p[1], p[2]]))
+            }
+        };
         Ok((raw, hist))
     }
+}
+
+fn value_histogram(values: impl Iterator<Item = u16>) -> BTreeMap<RawValue, u64> {
+    let mut dense = vec![0u64; 1 << 16];
+    values.for_each(|v| dense[v as usize] += 1);
+    dense
+        .into_iter()
+        .enumerate()
+        .filter(|(_, n)| *n > 0)
+        .map(|(v, n)| (RawValue::Value(v as u16), n))
+        .collect()
+}
+
+fn color_histogram(colors: impl Iterator<Item = [u8; 3]>) -> BTreeMap<RawValue, u64> {
+    let mut counts: HashMap<[u8; 3], u64> = HashMap::new();
+    let mut run: Option<([u8; 3], u64)> = None;
+    for c in colors {
+        match &mut run {
+            Some((rc, n)) if *rc == c => *n += 1,
+            _ => {
+                if let Some((rc, n)) = run.take() {
+                    *counts.entry(rc).or_default() += n;
+                }
+                run = Some((c, 1));
+            }
+        }
+    }
+    if let Some((rc, n)) = run {
+        *counts.entry(rc).or_default() += n;
+    }
+    counts
+        .into_iter()
+        .map(|(c, n)| (RawValue::Color(c), n))
+        .collect()
 }

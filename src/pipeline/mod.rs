@@ -3,6 +3,7 @@
 //! plan and the pipeline hash.
 pub mod classes;
 pub mod colors;
+pub mod de;
 pub mod schema;
 pub mod toml_errors;
 
@@ -89,6 +90,15 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
     if config.output.layout == Layout::Gym && standardizes > 0 {
         problems.push("output.layout = \"gym\" stores u8 images (Gym standardizes when it loads them); remove the standardize stage".into());
     }
+    if let (Layout::Gym, Some(c)) = (config.output.layout, &classes) {
+        if c.classes
+            .iter()
+            .enumerate()
+            .any(|(i, class)| class.id as usize != i)
+        {
+            problems.push("output.layout = \"gym\" one-hot encodes class ids 0..N-1, but the ids are not contiguous; add a remap stage with compact = true".into());
+        }
+    }
     let split = SplitPlan::from_config(config.split.as_ref())
         .map_err(|p| problems.extend(p))
         .ok();
@@ -156,10 +166,10 @@ fn input_classes(
                     name: name.clone(),
                     color: None,
                 },
-                ClassEntry::Full { id, name, color } => Class {
-                    id: *id,
-                    name: name.clone(),
-                    color: *color,
+                ClassEntry::Full(f) => Class {
+                    id: f.id,
+                    name: f.name.clone(),
+                    color: f.color,
                 },
             })
             .collect()

@@ -107,15 +107,40 @@ pub enum UnknownPolicy {
     Ignore,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ClassEntry {
     Name(String),
-    Full {
-        id: u16,
-        name: String,
-        color: Option<[u8; 3]>,
-    },
+    Full(FullClass),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullClass {
+    pub id: u16,
+    pub name: String,
+    pub color: Option<[u8; 3]>,
+}
+
+impl<'de> Deserialize<'de> for ClassEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match super::de::any(d)? {
+            toml::Value::String(name) => Ok(ClassEntry::Name(name)),
+            toml::Value::Table(t) => toml::Value::Table(t)
+                .try_into::<FullClass>()
+                .map(ClassEntry::Full)
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "class entry {{ id, name, color = [r, g, b] }}: {}",
+                        e.message()
+                    ))
+                }),
+            other => Err(super::de::expected(
+                "a class name or { id, name, color = [r, g, b] }",
+                &other,
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -208,17 +233,15 @@ impl From<ByteSize> for u64 {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(ByteSize(n)),
-            Raw::Text(s) => parse_byte_size(&s)
+        match super::de::any(d)? {
+            v @ toml::Value::Integer(_) => super::de::unsigned(&v, "a size in bytes").map(ByteSize),
+            toml::Value::String(s) => parse_byte_size(&s)
                 .map(ByteSize)
                 .map_err(serde::de::Error::custom),
+            other => Err(super::de::expected(
+                "a size in bytes: a number or a string like \"256MiB\"",
+                &other,
+            )),
         }
     }
 }

@@ -44,11 +44,10 @@ fn enclosing_section(text: &str, offset: usize) -> Option<String> {
 
 /// For "unknown field `x`, expected one of `a`, `b`" (and the same for variants), suggests the closest name.
 fn unknown_name_hint(message: &str) -> Option<String> {
-    let is_unknown = message.starts_with("unknown field") || message.starts_with("unknown variant");
-    if !is_unknown {
-        return None;
-    }
-    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let at = message
+        .find("unknown field")
+        .or_else(|| message.find("unknown variant"))?;
+    let names: Vec<&str> = message[at..].split('`').skip(1).step_by(2).collect();
     let (given, valid) = names.split_first()?;
     let best = nearest(given, valid.iter().copied())?;
     Some(format!("; did you mean `{best}`?"))

@@ -102,3 +102,19 @@ pub fn relative_key(path: &Path, root: &Path) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+/// A path with `.` and `name/..` removed, for messages (`pipelines/../out` -> `out`).
+pub fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}

@@ -99,18 +99,16 @@ pub enum LabelFill {
 
 impl<'de> Deserialize<'de> for LabelFill {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Id(u16),
-            Word(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Id(id) => Ok(LabelFill::Class(id)),
-            Raw::Word(w) if w == "ignore" => Ok(LabelFill::Ignore),
-            Raw::Word(w) => Err(serde::de::Error::custom(format!(
-                "label fill must be \"ignore\" or a class id, not `{w}`"
-            ))),
+        use crate::pipeline::de;
+        match de::any(d)? {
+            toml::Value::String(w) if w == "ignore" => Ok(LabelFill::Ignore),
+            v @ toml::Value::Integer(_) => {
+                let id = de::unsigned::<D::Error>(&v, "a label fill")?;
+                u16::try_from(id)
+                    .map(LabelFill::Class)
+                    .map_err(|_| serde::de::Error::custom("a label fill is at most 65535"))
+            }
+            other => Err(de::expected("\"ignore\" or a class id", &other)),
         }
     }
 }
@@ -129,11 +127,28 @@ impl LabelFill {
 }
 
 /// `N` (a square) or `[width, height]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum SizeSpec {
     Square(u32),
     WidthHeight([u32; 2]),
+}
+
+impl<'de> Deserialize<'de> for SizeSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::pipeline::de;
+        let side = |v: &toml::Value| -> Result<u32, D::Error> {
+            let n = de::unsigned::<D::Error>(v, "a size")?;
+            u32::try_from(n).map_err(|_| serde::de::Error::custom("a size is at most 4294967295"))
+        };
+        match de::any(d)? {
+            v @ toml::Value::Integer(_) => Ok(SizeSpec::Square(side(&v)?)),
+            toml::Value::Array(a) if a.len() == 2 => {
+                Ok(SizeSpec::WidthHeight([side(&a[0])?, side(&a[1])?]))
+            }
+            other => Err(de::expected("a size: N or [width, height]", &other)),
+        }
+    }
 }
 
 impl SizeSpec {

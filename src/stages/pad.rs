@@ -25,11 +25,29 @@ pub struct PadConfig {
     pub placement: Placement,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ImageFill {
     All(f64),
     PerBand(Vec<f64>),
+}
+
+impl<'de> Deserialize<'de> for ImageFill {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::pipeline::de;
+        let forms = "an image fill: a number or one number per band";
+        match de::any(d)? {
+            toml::Value::Array(a) => {
+                let values: Option<Vec<f64>> = a.iter().map(de::number).collect();
+                values
+                    .map(ImageFill::PerBand)
+                    .ok_or_else(|| de::expected(forms, &toml::Value::Array(a)))
+            }
+            v => de::number(&v)
+                .map(ImageFill::All)
+                .ok_or_else(|| de::expected(forms, &v)),
+        }
+    }
 }
 
 impl Default for ImageFill {
