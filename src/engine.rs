@@ -416,7 +416,8 @@ fn run_shards(
     let mut stats = Stats::new(p.classes.ignore_index);
     let mut sink = sink::for_layout(p, out);
     let result = std::thread::scope(|scope| -> Result<Vec<FileRecord>> {
-        let (tx, rx) = sync_channel::<Processed>(1);
+        // rendezvous: at most one shard being written and one being computed
+        let (tx, rx) = sync_channel::<Processed>(0);
         let writer = scope.spawn(move || -> Result<Vec<FileRecord>> {
             let mut files = Vec::new();
             for (plan, samples, _) in rx {

@@ -15,7 +15,7 @@ pub const SPLIT_ORDER: [&str; 3] = ["train", "val", "test"];
 
 #[derive(Debug, Clone)]
 pub enum SplitPlan {
-    /// Everything in one split named `train`.
+    /// No `[split]` table: the manifest's split column if present, else everything in `train`.
     Single,
     Fractions {
         fractions: [f64; 3],
@@ -71,7 +71,15 @@ impl SplitPlan {
     /// The split of each pair, in the pairs' order.
     pub fn assign(&self, pairs: &[PairRef]) -> Result<Vec<String>, String> {
         match self {
-            SplitPlan::Single => Ok(vec!["train".to_string(); pairs.len()]),
+            // no [split] table: a manifest's split column if it has one, else everything in train
+            SplitPlan::Single => match pairs.iter().filter(|p| p.split.is_some()).count() {
+                0 => Ok(vec!["train".to_string(); pairs.len()]),
+                n if n == pairs.len() => Ok(pairs.iter().filter_map(|p| p.split.clone()).collect()),
+                n => Err(format!(
+                    "{n} of {} manifest rows have a split; give every row one, or add a [split] table",
+                    pairs.len()
+                )),
+            },
             SplitPlan::FromManifest => pairs
                 .iter()
                 .map(|p| {

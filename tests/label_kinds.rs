@@ -131,6 +131,12 @@ fn csv_manifest_with_split_column_and_relative_paths() {
     assert!(r.stdout.contains("train 2, val 1"), "{}", r.stdout);
     let (_, shape, _) = npz_entry(&d.path().join("out/val-00000-of-00001.npz"), "label.npy");
     assert_eq!(shape, vec![1, 256, 256]);
+    // without a [split] table the column is still used, never silently dropped
+    let text = text.replace("[split]\nfrom = \"manifest\"\n", "");
+    std::fs::write(d.path().join("p.toml"), text).unwrap();
+    let r = run(d.path(), &["build", "p.toml", "--out", "out2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("train 2, val 1"), "{}", r.stdout);
 }
 
 #[test]
