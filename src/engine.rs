@@ -375,7 +375,7 @@ fn check_shape(s: &Sample, reference: &Sample) -> Result<()> {
     ))
 }
 
-type Processed = (ShardPlan, Vec<Sample>, Vec<SampleCounts>);
+type Processed = (ShardPlan, Vec<Sample>, SplitCounts);
 
 fn process_shard(
     p: &Pipeline,
@@ -396,12 +396,14 @@ fn process_shard(
         })
         .collect();
     // the first error in plan order, whatever thread finished first
-    let (samples, counts) = results
+    let (samples, counts): (Vec<Sample>, Vec<SampleCounts>) = results
         .into_iter()
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .unzip();
-    Ok((plan.clone(), samples, counts))
+    let mut shard_counts = SplitCounts::new(&p.classes);
+    counts.iter().for_each(|c| shard_counts.add(c));
+    Ok((plan.clone(), samples, shard_counts))
 }
 
 fn run_shards(
@@ -420,8 +422,8 @@ fn run_shards(
         let (tx, rx) = sync_channel::<Processed>(0);
         let writer = scope.spawn(move || -> Result<Vec<FileRecord>> {
             let mut files = Vec::new();
-            for (plan, samples, _) in rx {
-                files.extend(sink.write_shard(&plan, &samples)?);
+            for (plan, samples, counts) in rx {
+                files.extend(sink.write_shard(&plan, &samples, &counts)?);
             }
             Ok(files)
         });
@@ -439,7 +441,7 @@ fn run_shards(
                 .splits
                 .entry(plan.split.clone())
                 .or_insert_with(|| SplitCounts::new(&p.classes));
-            processed.2.iter().for_each(|c| split.add(c));
+            split.merge(&processed.2);
             if tx.send(processed).is_err() {
                 break; // the writer failed; its error is returned below
             }
@@ -496,17 +498,13 @@ fn make_index(
             e.files += 1;
         }
     }
-    let layout = match p.config.output.layout {
-        crate::pipeline::schema::Layout::Stacked => "stacked",
-        crate::pipeline::schema::Layout::Gym => "gym",
-    };
     Index {
         segprep_version: env!("CARGO_PKG_VERSION"),
         pipeline_hash: p.hash.clone(),
         inputs_sha256: inputs_hash(found),
         pipeline: serde_json::to_value(&p.config).expect("pipeline serializes"),
-        format: "npz",
-        layout,
+        format: p.config.output.format.extension(),
+        layout: p.config.output.layout().name(),
         input_classes: p.input_classes.classes.clone(),
         classes: p.classes.classes.clone(),
         ignore_index: p.classes.ignore_index,

@@ -320,3 +320,23 @@ fn output_inside_input_or_in_a_foreign_folder_is_refused() {
     );
     assert!(d.path().join("mine/thesis.tex").exists());
 }
+
+#[test]
+fn layout_must_fit_the_format() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(
+        d.path(),
+        "[output]\ndir = \"out\"\nformat = \"parquet\"\nlayout = \"gym\"\n",
+    );
+    assert_clean_failure(
+        &run(d.path(), &["build", p]),
+        2,
+        &["layout = \"gym\"", "parquet: huggingface, tensor"],
+    );
+    let p = quintal_pipeline(d.path(), "[[stage]]\nstandardize = { mode = \"per_image\" }\n[output]\ndir = \"out\"\nformat = \"parquet\"\n");
+    assert_clean_failure(
+        &run(d.path(), &["build", p]),
+        2,
+        &["PNG", "layout = \"tensor\""],
+    );
+}

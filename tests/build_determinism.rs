@@ -20,8 +20,28 @@ shard_samples = 2
 
 #[test]
 fn one_and_two_threads_give_identical_bytes() {
+    threads_give_identical_bytes(STAGES);
+}
+
+#[test]
+fn one_and_two_threads_give_identical_parquet() {
+    let tensor = STAGES.replace(
+        "shard_samples = 2",
+        "shard_samples = 2\nformat = \"parquet\"\nlayout = \"tensor\"",
+    );
+    threads_give_identical_bytes(&tensor);
+    let hf = STAGES
+        .replace("[[stage]]\nstandardize = { mode = \"per_image\" }\n", "")
+        .replace(
+            "shard_samples = 2",
+            "shard_samples = 2\nformat = \"parquet\"\nrow_group_bytes = 100000",
+        );
+    threads_give_identical_bytes(&hf);
+}
+
+fn threads_give_identical_bytes(stages: &str) {
     let d = quintal_dir();
-    let p = quintal_pipeline(d.path(), STAGES);
+    let p = quintal_pipeline(d.path(), stages);
     let a = run(d.path(), &["build", p, "--threads", "1", "--out", "a"]);
     assert_eq!(a.code, 0, "{}", a.stderr);
     let b = run(d.path(), &["build", p, "--threads", "2", "--out", "b"]);

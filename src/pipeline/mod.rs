@@ -16,7 +16,7 @@ use crate::sample::PixelType;
 use crate::split::SplitPlan;
 use crate::stages::{BuildContext, Stage, StageConfig};
 use classes::{Class, ClassSet};
-use schema::{ClassEntry, LabelDtype, LabelFormat, Layout, PipelineFile};
+use schema::{ClassEntry, LabelDtype, LabelFormat, Layout, OutputFormat, PipelineFile};
 
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -87,10 +87,25 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
     if standardizes > 1 {
         problems.push("only one standardize stage is allowed".into());
     }
-    if config.output.layout == Layout::Gym && standardizes > 0 {
+    let layout = config.output.layout();
+    if layout == Layout::Gym && standardizes > 0 {
         problems.push("output.layout = \"gym\" stores u8 images (Gym standardizes when it loads them); remove the standardize stage".into());
     }
-    if let (Layout::Gym, Some(c)) = (config.output.layout, &classes) {
+    if layout == Layout::Huggingface && standardizes > 0 {
+        problems.push("output.layout = \"huggingface\" stores images as PNG (u8/u16); for standardized f32 images use layout = \"tensor\"".into());
+    }
+    let fits = match config.output.format {
+        OutputFormat::Npz => matches!(layout, Layout::Stacked | Layout::Gym),
+        OutputFormat::Parquet => matches!(layout, Layout::Huggingface | Layout::Tensor),
+    };
+    if !fits {
+        problems.push(format!(
+            "output.layout = \"{}\" does not apply to format = \"{}\" (npz: stacked, gym; parquet: huggingface, tensor)",
+            layout.name(),
+            config.output.format.extension()
+        ));
+    }
+    if let (Layout::Gym, Some(c)) = (config.output.layout(), &classes) {
         if c.classes
             .iter()
             .enumerate()

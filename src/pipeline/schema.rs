@@ -171,8 +171,8 @@ pub enum SplitSource {
 pub struct OutputConfig {
     #[serde(default)]
     pub format: OutputFormat,
-    #[serde(default)]
-    pub layout: Layout,
+    /// Default: `stacked` for npz, `huggingface` for parquet.
+    pub layout: Option<Layout>,
     pub dir: PathBuf,
     /// Samples per shard. Default: as many as fit in `shard_bytes`.
     pub shard_samples: Option<usize>,
@@ -184,6 +184,17 @@ pub struct OutputConfig {
     pub label_dtype: LabelDtype,
     /// Prefix of Segmentation Gym file names (Gym's ROOT_STRING).
     pub gym_root: Option<String>,
+    /// Parquet: target uncompressed pixel bytes per row group. Default 32 MiB.
+    pub row_group_bytes: Option<ByteSize>,
+}
+
+impl OutputConfig {
+    pub fn layout(&self) -> Layout {
+        self.layout.unwrap_or(match self.format {
+            OutputFormat::Npz => Layout::Stacked,
+            OutputFormat::Parquet => Layout::Huggingface,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -191,16 +202,41 @@ pub struct OutputConfig {
 pub enum OutputFormat {
     #[default]
     Npz,
+    Parquet,
+}
+
+impl OutputFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Npz => "npz",
+            OutputFormat::Parquet => "parquet",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
-    /// Stacked shards: `image` (N,H,W,C), `label` (N,H,W), `key` (N,).
+    /// npz: stacked shards, `image` (N,H,W,C), `label` (N,H,W), `key` (N,).
     #[default]
     Stacked,
-    /// One npz per sample, as Segmentation Gym's trainer reads them.
+    /// npz: one file per sample, as Segmentation Gym's trainer reads them.
     Gym,
+    /// parquet: image and label as PNG Image structs that Hugging Face datasets decodes.
+    Huggingface,
+    /// parquet: raw or standardized arrays as `arrow.fixed_shape_tensor` columns.
+    Tensor,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Stacked => "stacked",
+            Layout::Gym => "gym",
+            Layout::Huggingface => "huggingface",
+            Layout::Tensor => "tensor",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

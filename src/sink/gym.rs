@@ -12,6 +12,7 @@ use super::{FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::sample::{Pixels, Sample};
+use crate::stats::counts::SplitCounts;
 
 pub struct GymSink {
     dir: PathBuf,
@@ -103,7 +104,12 @@ impl GymSink {
 }
 
 impl Sink for GymSink {
-    fn write_shard(&mut self, plan: &ShardPlan, samples: &[Sample]) -> Result<Vec<FileRecord>> {
+    fn write_shard(
+        &mut self,
+        plan: &ShardPlan,
+        samples: &[Sample],
+        _counts: &SplitCounts,
+    ) -> Result<Vec<FileRecord>> {
         samples
             .iter()
             .enumerate()

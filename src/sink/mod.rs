@@ -4,6 +4,7 @@ pub mod gym;
 pub mod manifest;
 pub mod npy;
 pub mod npz;
+pub mod parquet;
 
 use serde::Serialize;
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::error::Result;
 use crate::pipeline::schema::{Compression, Layout};
 use crate::pipeline::Pipeline;
 use crate::sample::{PairRef, Sample};
+use crate::stats::counts::SplitCounts;
 
 /// One output shard, fixed before any pixel is processed.
 #[derive(Debug, Clone)]
@@ -36,8 +38,14 @@ pub struct FileRecord {
 }
 
 pub trait Sink: Send {
-    /// Writes one shard's samples (in plan order) and returns the files it completed.
-    fn write_shard(&mut self, plan: &ShardPlan, samples: &[Sample]) -> Result<Vec<FileRecord>>;
+    /// Writes one shard's samples (in plan order), whose class counts are `counts`, and returns
+    /// the files it completed.
+    fn write_shard(
+        &mut self,
+        plan: &ShardPlan,
+        samples: &[Sample],
+        counts: &SplitCounts,
+    ) -> Result<Vec<FileRecord>>;
 }
 
 /// Settings every sink shares.
@@ -52,9 +60,12 @@ pub fn for_layout(p: &Pipeline, out: &Path) -> Box<dyn Sink> {
         compression: p.config.output.compression,
         label_dtype: p.label_dtype,
     };
-    match p.config.output.layout {
+    match p.config.output.layout() {
         Layout::Stacked => Box::new(npz::NpzSink::new(out, options)),
         Layout::Gym => Box::new(gym::GymSink::new(out, options, p)),
+        Layout::Huggingface | Layout::Tensor => {
+            Box::new(parquet::ParquetSink::new(out, options, p))
+        }
     }
 }
 

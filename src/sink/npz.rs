@@ -13,6 +13,7 @@ use super::{label_bytes, shard_name, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::schema::Compression;
 use crate::sample::Sample;
+use crate::stats::counts::SplitCounts;
 
 pub struct NpzSink {
     dir: PathBuf,
@@ -52,7 +53,12 @@ pub fn start_entry<W: Write + Seek>(
 }
 
 impl Sink for NpzSink {
-    fn write_shard(&mut self, plan: &ShardPlan, samples: &[Sample]) -> Result<Vec<FileRecord>> {
+    fn write_shard(
+        &mut self,
+        plan: &ShardPlan,
+        samples: &[Sample],
+        _counts: &SplitCounts,
+    ) -> Result<Vec<FileRecord>> {
         let name = shard_name(plan, "npz");
         let path = self.dir.join(&name);
         let first = samples

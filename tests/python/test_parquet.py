@@ -1,0 +1,144 @@
+"""Parquet shards read by the libraries trainers use: pyarrow, polars and Hugging Face datasets.
+Decoded labels equal the NPZ output of the same pipeline pixel for pixel, images too."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from conftest import BIN, build, load_index, shards, stacked
+
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+import datasets  # noqa: E402  (after the offline switches)
+
+STAGES = '[[stage]]\nresize = { size = [128, 96], mode = "fit" }\n[split]\ntrain = 0.67\nval = 0.33\nseed = 5\n'
+
+
+def npz_reference(tmp, head, stages=STAGES):
+    out = build(tmp, head + stages + '[output]\ndir = "npz"\n'.replace('dir = "npz"', 'dir = "out"'))
+    ref = {}
+    for split in ("train", "val"):
+        for k, img, lab in zip(*(stacked(out, split, n) for n in ("key", "image", "label"))):
+            ref[str(k)] = (split, img, lab)
+    out.rename(tmp / "npz")
+    return ref
+
+
+def hf_load(files, cache):
+    return datasets.load_dataset("parquet", data_files={"x": [str(f) for f in files]}, split="x", cache_dir=str(cache))
+
+
+def test_huggingface_layout_read_by_pyarrow_polars_and_datasets(quintal, tmp_path):
+    tmp, head = quintal
+    ref = npz_reference(tmp, head)
+    out = build(tmp, head + STAGES + '[output]\nformat = "parquet"\ndir = "out"\n')
+    files = shards(out)
+    assert [f.name for f in files] == ["train-00000-of-00001.parquet", "val-00000-of-00001.parquet"]
+    seen = set()
+    for f in files:
+        table = pq.read_table(f)
+        assert table.column_names == ["image", "label", "key", "split"]
+        frame = pl.read_parquet(f)
+        assert frame["key"].to_list() == table.column("key").to_pylist()
+        ds = hf_load([f], tmp_path / "hf-cache").with_format("numpy")
+        assert isinstance(ds.features["image"], datasets.Image) and isinstance(ds.features["label"], datasets.Image)
+        for row in ds:
+            split, img, lab = ref[str(row["key"])]
+            assert row["split"] == split
+            assert row["label"].dtype == np.uint8 and np.array_equal(row["label"], lab), row["key"]
+            assert np.array_equal(row["image"], img), row["key"]
+            seen.add(str(row["key"]))
+        # the struct bytes are PNG, as any reader without datasets would decode them
+        first = table.column("label")[0].as_py()["bytes"]
+        assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    assert seen == set(ref)
+
+
+def test_sixteen_bit_labels_stay_exact(tmp_path):
+    for d in ("img", "lab"):
+        (tmp_path / d).mkdir()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 300, size=(3, 20, 30)).astype(np.uint16)
+    ids[:, 0, :] = 65535
+    for i, lab in enumerate(ids):
+        Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        Image.fromarray(lab).save(tmp_path / "lab" / f"{i}.png")
+    head = '[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\nnum_classes = 300\nignore_index = 65535\n'
+    out = build(tmp_path, head + '[output]\nformat = "parquet"\ndir = "out"\n')
+    ds = hf_load(shards(out), tmp_path / "hf-cache").with_format("numpy")
+    got = {str(r["key"]): r["label"] for r in ds}
+    for i, lab in enumerate(ids):
+        assert got[str(i)].dtype == np.uint16 and np.array_equal(got[str(i)], lab)
+    assert load_index(out)["label_dtype"] == "u16"
+
+
+def test_tensor_layout_is_a_fixed_shape_tensor(quintal):
+    tmp, head = quintal
+    stages = STAGES.replace("[split]", '[[stage]]\nstandardize = { mode = "per_image" }\n[split]')
+    ref = npz_reference(tmp, head, stages)
+    out = build(tmp, head + stages + '[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\n')
+    for f in shards(out):
+        table = pq.read_table(f)
+        image, label = table.column("image").combine_chunks(), table.column("label").combine_chunks()
+        assert isinstance(image.type, pa.FixedShapeTensorType) and isinstance(label.type, pa.FixedShapeTensorType)
+        assert image.type.shape == [96, 128, 3] and image.type.dim_names == ["H", "W", "C"]
+        assert image.type.value_type == pa.float32() and label.type.value_type == pa.uint8()
+        images, labels = image.to_numpy_ndarray(), label.to_numpy_ndarray()
+        assert images.shape == (len(table), 96, 128, 3) and labels.shape == (len(table), 96, 128)
+        for k, img, lab in zip(table.column("key").to_pylist(), images, labels):
+            np.testing.assert_allclose(img, ref[k][1], rtol=0, atol=1e-6)
+            assert np.array_equal(lab, ref[k][2])
+        assert table.column("image_std").to_numpy().min() > 0
+        frame = pl.read_parquet(f)
+        first = np.asarray(frame["label"][0].to_list(), dtype=np.uint8)
+        assert np.array_equal(first.reshape(96, 128), labels[0])
+
+
+def test_metadata_explains_the_shard(quintal):
+    tmp, head = quintal
+    out = build(tmp, head + STAGES + '[output]\nformat = "parquet"\ndir = "out"\n')
+    index = load_index(out)
+    stats = json.loads((out / "stats.json").read_text())["splits"]
+    for f in shards(out):
+        meta = json.loads(pq.read_metadata(f).metadata[b"segprep"])
+        assert meta["pipeline_hash"] == index["pipeline_hash"]
+        assert meta["classes"] == index["classes"] and meta["ignore_index"] == 255
+        assert any(s["stage"] == "resize" for s in meta["stages"])
+        split = meta["shard"]["split"]
+        assert meta["counts"] == stats[split], "one shard per split here: its counts are the split's"
+
+
+def test_row_groups_are_capped_and_pixel_columns_plain(quintal):
+    tmp, head = quintal
+    out = build(tmp, head + '[output]\nformat = "parquet"\ndir = "out"\nrow_group_bytes = 300000\n')
+    f = shards(out)[0]
+    meta = pq.ParquetFile(f).metadata
+    # 256x256x3 + 256x256x2 bytes a sample -> 300000 bytes hold one sample per row group
+    assert meta.num_row_groups == 6 and all(meta.row_group(i).num_rows == 1 for i in range(6))
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    for i, name in enumerate(names):
+        col = meta.row_group(0).column(i)
+        assert col.compression == "ZSTD", name
+        if name.startswith(("image", "label")):
+            assert col.statistics is None and not col.has_dictionary_page, name
+
+
+def test_interrupted_write_never_passes_as_a_whole_file(quintal):
+    tmp, head = quintal
+    (tmp / "p.toml").write_text(head + '[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\n')
+    # a file size limit kills segprep in the middle of writing the shard
+    r = subprocess.run(["bash", "-c", f"ulimit -f 256; exec {BIN} build p.toml"], cwd=tmp, capture_output=True, text=True)
+    assert r.returncode != 0
+    out = tmp / "out"
+    assert list(out.glob("*.partial")), "the limit must hit while a shard is being written"
+    assert not list(out.glob("*.parquet")), "no file may carry a final shard name"
+    assert not (out / "index.json").exists()
+    for partial in out.glob("*.partial"):
+        with pytest.raises(pa.ArrowInvalid):
+            pq.read_table(partial)
