@@ -375,19 +375,26 @@ fn check_shape(s: &Sample, reference: &Sample) -> Result<()> {
     ))
 }
 
-type Processed = (ShardPlan, Vec<Sample>, SplitCounts);
+/// What the compute side sends the writer thread.
+enum ToWriter {
+    Begin(ShardPlan),
+    Batch(Vec<Sample>),
+    Finish(SplitCounts),
+}
 
-fn process_shard(
+/// Processes pairs in parallel; results come back in the pairs' order, with the first error in
+/// that order whatever thread finished first.
+fn process_batch(
     p: &Pipeline,
-    plan: &ShardPlan,
+    pairs: &[PairRef],
+    split: &str,
     reference: &Sample,
     progress: &dyn Progress,
-) -> Result<Processed> {
-    let results: Vec<Result<(Sample, SampleCounts)>> = plan
-        .pairs
+) -> Result<(Vec<Sample>, Vec<SampleCounts>)> {
+    let results: Vec<Result<(Sample, SampleCounts)>> = pairs
         .par_iter()
         .map(|pair| {
-            let s = process(p, &p.stages, pair, &plan.split)?;
+            let s = process(p, &p.stages, pair, split)?;
             check_shape(&s, reference)?;
             let c = SampleCounts::of(&s, &p.classes)
                 .map_err(|m| Error::data(&pair.label, "stats", m))?;
@@ -395,17 +402,14 @@ fn process_shard(
             Ok((s, c))
         })
         .collect();
-    // the first error in plan order, whatever thread finished first
-    let (samples, counts): (Vec<Sample>, Vec<SampleCounts>) = results
+    Ok(results
         .into_iter()
         .collect::<Result<Vec<_>>>()?
         .into_iter()
-        .unzip();
-    let mut shard_counts = SplitCounts::new(&p.classes);
-    counts.iter().for_each(|c| shard_counts.add(c));
-    Ok((plan.clone(), samples, shard_counts))
+        .unzip())
 }
 
+/// Computes batches of each shard while a writer thread writes the previous batch.
 fn run_shards(
     p: &Pipeline,
     out: &Path,
@@ -417,42 +421,66 @@ fn run_shards(
     progress.start("building shards", total as u64);
     let mut stats = Stats::new(p.classes.ignore_index);
     let mut sink = sink::for_layout(p, out);
+    let batch = sink.batch_samples(sample_bytes(p, reference)).max(1);
     let result = std::thread::scope(|scope| -> Result<Vec<FileRecord>> {
-        // rendezvous: at most one shard being written and one being computed
-        let (tx, rx) = sync_channel::<Processed>(0);
+        // rendezvous: at most one batch being written and one being computed
+        let (tx, rx) = sync_channel::<ToWriter>(0);
         let writer = scope.spawn(move || -> Result<Vec<FileRecord>> {
             let mut files = Vec::new();
-            for (plan, samples, counts) in rx {
-                files.extend(sink.write_shard(&plan, &samples, &counts)?);
+            for message in rx {
+                match message {
+                    ToWriter::Begin(plan) => sink.begin(&plan)?,
+                    ToWriter::Batch(samples) => sink.write(samples)?,
+                    ToWriter::Finish(counts) => files.extend(sink.finish(&counts)?),
+                }
             }
             Ok(files)
         });
-        for plan in plans {
-            let processed = process_shard(p, plan, reference, progress);
-            let processed = match processed {
-                Ok(x) => x,
-                Err(e) => {
-                    drop(tx);
-                    let _ = writer.join();
-                    return Err(e);
-                }
-            };
-            let split = stats
-                .splits
-                .entry(plan.split.clone())
-                .or_insert_with(|| SplitCounts::new(&p.classes));
-            split.merge(&processed.2);
-            if tx.send(processed).is_err() {
-                break; // the writer failed; its error is returned below
-            }
-        }
+        let computed = compute_shards(p, plans, reference, batch, progress, &tx, &mut stats);
         drop(tx);
-        writer
+        let written = writer
             .join()
-            .map_err(|_| Error::Usage("the shard writer thread panicked".into()))?
+            .map_err(|_| Error::Usage("the shard writer thread panicked".into()))?;
+        // a compute error explains a writer that stopped early; otherwise the writer's own error
+        computed.and(written)
     });
     progress.finish();
     Ok((result?, stats))
+}
+
+fn compute_shards(
+    p: &Pipeline,
+    plans: &[ShardPlan],
+    reference: &Sample,
+    batch: usize,
+    progress: &dyn Progress,
+    tx: &std::sync::mpsc::SyncSender<ToWriter>,
+    stats: &mut Stats,
+) -> Result<()> {
+    // a failed send means the writer stopped on an error, which run_shards reports
+    let send = |m: ToWriter| tx.send(m).is_ok();
+    for plan in plans {
+        let mut shard = SplitCounts::new(&p.classes);
+        if !send(ToWriter::Begin(plan.clone())) {
+            return Ok(());
+        }
+        for pairs in plan.pairs.chunks(batch) {
+            let (samples, counts) = process_batch(p, pairs, &plan.split, reference, progress)?;
+            counts.iter().for_each(|c| shard.add(c));
+            if !send(ToWriter::Batch(samples)) {
+                return Ok(());
+            }
+        }
+        stats
+            .splits
+            .entry(plan.split.clone())
+            .or_insert_with(|| SplitCounts::new(&p.classes))
+            .merge(&shard);
+        if !send(ToWriter::Finish(shard)) {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 fn inputs_hash(found: &Discovery) -> String {

@@ -14,27 +14,63 @@ pub fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Runs `write` on a temporary file and renames it into place once `write` succeeded and the data
-/// reached the disk. Returns the final size and sha256.
+/// A file being written under its `.partial` name. `commit` syncs, hashes and renames it into
+/// place; dropped without a commit (an error on the way), the partial file is removed.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<(AtomicFile, File)> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "write", e))?;
+        }
+        let tmp = partial_path(path);
+        let file = File::create(&tmp).map_err(|e| Error::io(path, "write", e))?;
+        Ok((
+            AtomicFile {
+                path: path.to_path_buf(),
+                tmp,
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes the file whole under its final name; returns its size and sha256.
+    pub fn commit(mut self, file: File) -> Result<(u64, String)> {
+        let fail = |e: std::io::Error| Error::io(&self.path, "write", e);
+        file.sync_all().map_err(fail)?;
+        drop(file);
+        let (bytes, sha) = sha256_of(&self.tmp).map_err(fail)?;
+        std::fs::rename(&self.tmp, &self.path).map_err(fail)?;
+        self.committed = true;
+        Ok((bytes, sha))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Runs `write` on a new partial file and commits it if `write` succeeds.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(File) -> std::io::Result<File>,
 ) -> Result<(u64, String)> {
-    let tmp = partial_path(path);
-    let fail = |e: std::io::Error| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, "write", e)
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "write", e))?;
-    }
-    let file = File::create(&tmp).map_err(fail)?;
-    let file = write(file).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    drop(file);
-    let (bytes, sha) = sha256_of(&tmp).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)?;
-    Ok((bytes, sha))
+    let (atomic, file) = AtomicFile::create(path)?;
+    let file = write(file).map_err(|e| Error::io(path, "write", e))?;
+    atomic.commit(file)
 }
 
 pub fn sha256_of(path: &Path) -> std::io::Result<(u64, String)> {

@@ -14,11 +14,14 @@ use crate::pipeline::Pipeline;
 use crate::sample::{Pixels, Sample};
 use crate::stats::counts::SplitCounts;
 
+/// One file per sample, written as samples arrive.
 pub struct GymSink {
     dir: PathBuf,
     options: SinkOptions,
     root: String,
     num_classes: usize,
+    /// (split, index of the next sample within it, files written in this shard)
+    open: Option<(String, usize, Vec<FileRecord>)>,
 }
 
 impl GymSink {
@@ -41,6 +44,7 @@ impl GymSink {
             options,
             root,
             num_classes,
+            open: None,
         }
     }
 
@@ -104,16 +108,26 @@ impl GymSink {
 }
 
 impl Sink for GymSink {
-    fn write_shard(
-        &mut self,
-        plan: &ShardPlan,
-        samples: &[Sample],
-        _counts: &SplitCounts,
-    ) -> Result<Vec<FileRecord>> {
-        samples
-            .iter()
-            .enumerate()
-            .map(|(i, s)| self.write_one(&plan.split, plan.first_sample + i, s))
-            .collect()
+    fn batch_samples(&self, _sample_bytes: u64) -> usize {
+        4 * rayon::current_num_threads()
+    }
+
+    fn begin(&mut self, plan: &ShardPlan) -> Result<()> {
+        self.open = Some((plan.split.clone(), plan.first_sample, Vec::new()));
+        Ok(())
+    }
+
+    fn write(&mut self, samples: Vec<Sample>) -> Result<()> {
+        let (split, mut next, mut files) = self.open.take().expect("begin before write");
+        for s in &samples {
+            files.push(self.write_one(&split, next, s)?);
+            next += 1;
+        }
+        self.open = Some((split, next, files));
+        Ok(())
+    }
+
+    fn finish(&mut self, _counts: &SplitCounts) -> Result<Vec<FileRecord>> {
+        Ok(self.open.take().expect("begin before finish").2)
     }
 }

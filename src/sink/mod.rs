@@ -37,15 +37,16 @@ pub struct FileRecord {
     pub sha256: String,
 }
 
+/// A sink receives each shard as `begin`, then its samples in plan order in one or more `write`
+/// batches, then `finish` with the shard's class counts. The engine holds at most about two batches,
+/// so a sink that can write as samples arrive keeps memory at its batch size.
 pub trait Sink: Send {
-    /// Writes one shard's samples (in plan order), whose class counts are `counts`, and returns
-    /// the files it completed.
-    fn write_shard(
-        &mut self,
-        plan: &ShardPlan,
-        samples: &[Sample],
-        counts: &SplitCounts,
-    ) -> Result<Vec<FileRecord>>;
+    /// Samples per batch this sink wants, given one sample's output bytes.
+    fn batch_samples(&self, sample_bytes: u64) -> usize;
+    fn begin(&mut self, plan: &ShardPlan) -> Result<()>;
+    fn write(&mut self, samples: Vec<Sample>) -> Result<()>;
+    /// Completes the shard and returns the files it made whole.
+    fn finish(&mut self, counts: &SplitCounts) -> Result<Vec<FileRecord>>;
 }
 
 /// Settings every sink shares.

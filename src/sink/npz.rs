@@ -15,9 +15,12 @@ use crate::pipeline::schema::Compression;
 use crate::sample::Sample;
 use crate::stats::counts::SplitCounts;
 
+/// Stacked arrays are written entry by entry (all images, then all labels), so this sink holds a
+/// whole shard: its memory is bounded by `shard_bytes`.
 pub struct NpzSink {
     dir: PathBuf,
     options: SinkOptions,
+    open: Option<(ShardPlan, Vec<Sample>)>,
 }
 
 impl NpzSink {
@@ -25,6 +28,7 @@ impl NpzSink {
         NpzSink {
             dir: dir.to_path_buf(),
             options,
+            open: None,
         }
     }
 }
@@ -53,12 +57,29 @@ pub fn start_entry<W: Write + Seek>(
 }
 
 impl Sink for NpzSink {
-    fn write_shard(
-        &mut self,
-        plan: &ShardPlan,
-        samples: &[Sample],
-        _counts: &SplitCounts,
-    ) -> Result<Vec<FileRecord>> {
+    fn batch_samples(&self, _sample_bytes: u64) -> usize {
+        usize::MAX
+    }
+
+    fn begin(&mut self, plan: &ShardPlan) -> Result<()> {
+        self.open = Some((plan.clone(), Vec::with_capacity(plan.pairs.len())));
+        Ok(())
+    }
+
+    fn write(&mut self, samples: Vec<Sample>) -> Result<()> {
+        let (_, held) = self.open.as_mut().expect("begin before write");
+        held.extend(samples);
+        Ok(())
+    }
+
+    fn finish(&mut self, _counts: &SplitCounts) -> Result<Vec<FileRecord>> {
+        let (plan, samples) = self.open.take().expect("begin before finish");
+        self.write_file(&plan, &samples)
+    }
+}
+
+impl NpzSink {
+    fn write_file(&self, plan: &ShardPlan, samples: &[Sample]) -> Result<Vec<FileRecord>> {
         let name = shard_name(plan, "npz");
         let path = self.dir.join(&name);
         let first = samples

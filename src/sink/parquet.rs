@@ -22,10 +22,11 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::atomic::write_atomically;
+use super::atomic::AtomicFile;
 use super::{label_bytes, shard_name, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::schema::Layout;
@@ -46,6 +47,15 @@ pub struct ParquetSink {
     row_group_bytes: u64,
     /// Manifest essentials shared by every shard.
     manifest: serde_json::Value,
+    open: Option<OpenShard>,
+}
+
+/// A shard being written: one row group per batch, so only one batch is held at a time.
+struct OpenShard {
+    plan: ShardPlan,
+    samples: usize,
+    /// Created with the first batch, whose first sample fixes the schema.
+    writer: Option<(AtomicFile, ArrowWriter<File>, SchemaRef)>,
 }
 
 impl ParquetSink {
@@ -68,29 +78,26 @@ impl ParquetSink {
                 .row_group_bytes
                 .map_or(DEFAULT_ROW_GROUP_BYTES, |b| b.0),
             manifest,
+            open: None,
         }
     }
 
-    fn properties(
-        &self,
-        plan: &ShardPlan,
-        samples: usize,
-        counts: &SplitCounts,
-        first: &Sample,
-    ) -> WriterProperties {
-        let mut meta = self.manifest.clone();
-        meta["shard"] = serde_json::json!({ "split": plan.split, "index": plan.index, "of": plan.of, "samples": samples });
-        meta["counts"] = serde_json::to_value(counts).expect("counts serialize");
-        let per_sample = (first.image.pixels.len() * first.image.pixels.dtype().size()
-            + first.label.ids.len() * 2) as u64;
-        let rows = (self.row_group_bytes / per_sample.max(1)).max(1) as usize;
+    fn properties(&self, rows: usize) -> WriterProperties {
         let mut b = WriterProperties::builder()
             .set_compression(PqCompression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(rows))
             // pixels: no dictionary (never repeats), no statistics (min/max of PNG bytes means nothing)
             .set_dictionary_enabled(false)
-            .set_statistics_enabled(EnabledStatistics::None)
-            .set_key_value_metadata(Some(self.key_values(meta)));
+            .set_statistics_enabled(EnabledStatistics::None);
+        if !self.tensor {
+            // readers look for it in the file's key-value metadata; arrow-rs keeps schema metadata
+            // only inside the encoded ARROW:schema
+            let hf = KeyValue::new(
+                "huggingface".to_string(),
+                huggingface_features().to_string(),
+            );
+            b = b.set_key_value_metadata(Some(vec![hf]));
+        }
         for small in ["key", "split"] {
             b = b
                 .set_column_dictionary_enabled(ColumnPath::from(small), true)
@@ -99,20 +106,15 @@ impl ParquetSink {
         b.build()
     }
 
-    /// `segprep`, and for the Hugging Face layout `huggingface`: readers look for it in the file's
-    /// key-value metadata (arrow-rs keeps schema metadata only inside the encoded `ARROW:schema`).
-    fn key_values(&self, meta: serde_json::Value) -> Vec<KeyValue> {
-        let mut kv = vec![KeyValue::new(METADATA_KEY.to_string(), meta.to_string())];
-        if !self.tensor {
-            kv.push(KeyValue::new(
-                "huggingface".to_string(),
-                huggingface_features().to_string(),
-            ));
-        }
-        kv
+    /// The `segprep` entry: manifest essentials, the shard's place and its class counts.
+    fn shard_metadata(&self, plan: &ShardPlan, samples: usize, counts: &SplitCounts) -> KeyValue {
+        let mut meta = self.manifest.clone();
+        meta["shard"] = serde_json::json!({ "split": plan.split, "index": plan.index, "of": plan.of, "samples": samples });
+        meta["counts"] = serde_json::to_value(counts).expect("counts serialize");
+        KeyValue::new(METADATA_KEY.to_string(), meta.to_string())
     }
 
-    fn schema(&self, first: &Sample) -> Result<SchemaRef> {
+    fn schema(&self, first: &Sample) -> SchemaRef {
         let mut fields = if self.tensor {
             let (h, w, c) = (
                 first.image.height as usize,
@@ -151,7 +153,7 @@ impl ParquetSink {
                 huggingface_features().to_string(),
             );
         }
-        Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))
+        Arc::new(Schema::new_with_metadata(fields, metadata))
     }
 
     fn batch(
@@ -196,54 +198,81 @@ impl ParquetSink {
         RecordBatch::try_new(schema.clone(), columns)
             .map_err(|e| Error::data(path, "write", format!("parquet batch: {e}")))
     }
+
+    /// Opens the shard's file on its first batch.
+    fn open_writer(
+        &self,
+        plan: &ShardPlan,
+        first: &Sample,
+    ) -> Result<(AtomicFile, ArrowWriter<File>, SchemaRef)> {
+        let path = self.dir.join(shard_name(plan, "parquet"));
+        let schema = self.schema(first);
+        let (atomic, file) = AtomicFile::create(&path)?;
+        let props = self.properties(self.batch_samples(sample_bytes(first)));
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
+            .map_err(|e| Error::data(&path, "write", e.to_string()))?;
+        Ok((atomic, writer, schema))
+    }
 }
 
 impl Sink for ParquetSink {
-    fn write_shard(
-        &mut self,
-        plan: &ShardPlan,
-        samples: &[Sample],
-        counts: &SplitCounts,
-    ) -> Result<Vec<FileRecord>> {
-        let name = shard_name(plan, "parquet");
-        let path = self.dir.join(&name);
-        let first = samples
-            .first()
-            .ok_or_else(|| Error::data(&path, "write", "empty shard"))?;
-        let schema = self.schema(first)?;
-        let props = self.properties(plan, samples.len(), counts, first);
-        let rows = props
-            .max_row_group_row_count()
-            .unwrap_or(samples.len())
-            .max(1);
-        // encode one row group at a time so only one group's encoded pixels are held at once
-        let mut failure = None;
-        let (bytes, sha256) = write_atomically(&path, |file| {
-            let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
-                .map_err(std::io::Error::other)?;
-            for group in samples.chunks(rows) {
-                let batch = match self.batch(&schema, plan, group) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let message = e.to_string();
-                        failure = Some(e);
-                        return Err(std::io::Error::other(message));
-                    }
-                };
-                writer.write(&batch).map_err(std::io::Error::other)?;
-                writer.flush().map_err(std::io::Error::other)?;
-            }
-            writer.into_inner().map_err(std::io::Error::other)
-        })
-        .map_err(|e| failure.take().unwrap_or(e))?;
+    fn batch_samples(&self, sample_bytes: u64) -> usize {
+        (self.row_group_bytes / sample_bytes.max(1)).max(1) as usize
+    }
+
+    fn begin(&mut self, plan: &ShardPlan) -> Result<()> {
+        self.open = Some(OpenShard {
+            plan: plan.clone(),
+            samples: 0,
+            writer: None,
+        });
+        Ok(())
+    }
+
+    /// One batch = one row group, written and flushed before the next arrives.
+    fn write(&mut self, samples: Vec<Sample>) -> Result<()> {
+        let Some(first) = samples.first() else {
+            return Ok(());
+        };
+        let mut open = self.open.take().expect("begin before write");
+        if open.writer.is_none() {
+            open.writer = Some(self.open_writer(&open.plan, first)?);
+        }
+        let (atomic, writer, schema) = open.writer.as_mut().expect("opened above");
+        let batch = self.batch(schema, &open.plan, &samples)?;
+        let fail =
+            |e: parquet::errors::ParquetError| Error::data(atomic.path(), "write", e.to_string());
+        writer.write(&batch).map_err(fail)?;
+        writer.flush().map_err(fail)?;
+        open.samples += samples.len();
+        self.open = Some(open);
+        Ok(())
+    }
+
+    fn finish(&mut self, counts: &SplitCounts) -> Result<Vec<FileRecord>> {
+        let open = self.open.take().expect("begin before finish");
+        let Some((atomic, mut writer, _)) = open.writer else {
+            return Ok(vec![]);
+        };
+        writer.append_key_value_metadata(self.shard_metadata(&open.plan, open.samples, counts));
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::data(atomic.path(), "write", e.to_string()))?;
+        let (bytes, sha256) = atomic.commit(file)?;
+        let name = shard_name(&open.plan, "parquet");
         Ok(vec![FileRecord {
             file: name,
-            split: plan.split.clone(),
-            samples: samples.len(),
+            split: open.plan.split.clone(),
+            samples: open.samples,
             bytes,
             sha256,
         }])
     }
+}
+
+/// Uncompressed bytes of one sample in the output (labels counted as u16, the larger case).
+fn sample_bytes(s: &Sample) -> u64 {
+    (s.image.pixels.len() * s.image.pixels.dtype().size() + s.label.ids.len() * 2) as u64
 }
 
 fn arrow_type(t: PixelType) -> DataType {
