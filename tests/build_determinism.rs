@@ -62,23 +62,48 @@ fn threads_give_identical_bytes(stages: &str) {
 }
 
 #[test]
-fn force_rebuild_is_identical_and_replaces_only_its_files() {
+fn rerun_resumes_changed_pipeline_needs_force_and_force_keeps_foreign_files() {
     let d = quintal_dir();
     let p = quintal_pipeline(d.path(), STAGES);
     assert_eq!(run(d.path(), &["build", p]).code, 0);
     let first = snapshot(&d.path().join("out"));
+    // the same pipeline again: every shard verified and kept, nothing changes
     let again = run(d.path(), &["build", p]);
-    assert_eq!(again.code, 2, "a second build must not overwrite silently");
-    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("resumed: 4 shard(s)"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(snapshot(&d.path().join("out")), first);
+    // a changed pipeline must not mix with the old shards
+    let changed = quintal_pipeline(d.path(), &STAGES.replace("seed = 3", "seed = 4"));
+    let refused = run(d.path(), &["build", changed]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("different pipeline") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        snapshot(&d.path().join("out")),
+        first,
+        "a refused build must not touch the folder"
+    );
     std::fs::write(d.path().join("out/notes.txt"), "mine").unwrap();
-    let forced = run(d.path(), &["build", p, "--force"]);
+    let forced = run(d.path(), &["build", changed, "--force"]);
     assert_eq!(forced.code, 0, "{}", forced.stderr);
-    let mut second = snapshot(&d.path().join("out"));
-    second.retain(|(n, _)| n != "notes.txt");
-    assert_eq!(first, second);
     assert!(
         d.path().join("out/notes.txt").exists(),
         "--force removed a file segprep did not write"
+    );
+    assert_eq!(run(d.path(), &["build", changed, "--out", "fresh"]).code, 0);
+    let mut replaced = snapshot(&d.path().join("out"));
+    replaced.retain(|(n, _)| n != "notes.txt");
+    assert_eq!(
+        replaced,
+        snapshot(&d.path().join("fresh")),
+        "--force must give what a fresh build gives"
     );
 }
 

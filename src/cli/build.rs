@@ -17,6 +17,12 @@ pub fn run(a: BuildArgs) -> Result<i32> {
     for w in &summary.warnings {
         eprintln!("warning: {w}");
     }
+    if summary.resumed_shards > 0 {
+        eprintln!(
+            "resumed: {} shard(s) were already complete and verified",
+            summary.resumed_shards
+        );
+    }
     let splits: Vec<String> = summary
         .splits
         .iter()

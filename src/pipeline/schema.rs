@@ -16,6 +16,28 @@ pub struct PipelineFile {
     pub stages: Vec<StageConfig>,
     pub split: Option<SplitConfig>,
     pub output: OutputConfig,
+    #[serde(default)]
+    pub run: RunConfig,
+}
+
+/// How a run treats bad samples.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default)]
+    pub on_error: OnError,
+    /// With `on_error = "skip"`: stop anyway after this many skipped samples. Default: no limit.
+    pub max_errors: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// The first bad sample stops the run.
+    #[default]
+    Fail,
+    /// Bad samples are left out, listed in errors.jsonl and counted in index.json.
+    Skip,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -10,6 +10,7 @@ use crate::sample::PixelType;
 
 pub const INDEX_FILE: &str = "index.json";
 pub const STATS_FILE: &str = "stats.json";
+pub const ERRORS_FILE: &str = "errors.jsonl";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ArrayInfo {
@@ -42,6 +43,8 @@ pub struct Index {
     pub stages: Vec<serde_json::Value>,
     pub splits: BTreeMap<String, SplitSummary>,
     pub unpaired_skipped: usize,
+    /// Samples left out under `on_error = "skip"`, listed in errors.jsonl.
+    pub skipped_samples: usize,
     pub warnings: Vec<String>,
     pub files: Vec<FileRecord>,
 }

@@ -28,7 +28,7 @@ pub struct ShardPlan {
 }
 
 /// A written file, as recorded in `index.json`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct FileRecord {
     pub file: String,
     pub split: String,

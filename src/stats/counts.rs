@@ -56,7 +56,7 @@ impl SampleCounts {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ClassCount {
     pub id: u16,
     pub name: String,
@@ -67,7 +67,7 @@ pub struct ClassCount {
     pub image_pixels: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SplitCounts {
     pub samples: u64,
     /// Every label pixel: labelled + ignore + pad + unknown.

@@ -1,0 +1,85 @@
+//! `index.json` and the inputs hash.
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::output::ShardRecord;
+use super::run::all_files;
+use crate::pipeline::Pipeline;
+use crate::sample::Sample;
+use crate::sink::manifest::{ArrayInfo, Index, SplitSummary};
+use crate::sink::ShardPlan;
+use crate::source::Discovery;
+use crate::stages::Stage;
+
+/// sha256 over the sorted sample keys, their file names and given splits: which inputs were used.
+pub fn inputs_hash(found: &Discovery) -> String {
+    let mut h = Sha256::new();
+    for pair in &found.pairs {
+        for part in [
+            pair.key.as_str(),
+            &file_name(&pair.image),
+            &file_name(&pair.label),
+            pair.split.as_deref().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub fn make_index(
+    p: &Pipeline,
+    found: &Discovery,
+    records: &[ShardRecord],
+    plans: &[ShardPlan],
+    reference: &Sample,
+    warnings: Vec<String>,
+) -> Index {
+    let files = all_files(records);
+    let skipped: usize = records.iter().map(|r| r.skipped.len()).sum();
+    let mut splits: BTreeMap<String, SplitSummary> = BTreeMap::new();
+    for (plan, record) in plans.iter().zip(records) {
+        let e = splits.entry(plan.split.clone()).or_insert(SplitSummary {
+            samples: 0,
+            files: 0,
+        });
+        e.samples += record.counts.samples as usize;
+    }
+    for f in &files {
+        if let Some(e) = splits.get_mut(&f.split) {
+            e.files += 1;
+        }
+    }
+    Index {
+        segprep_version: env!("CARGO_PKG_VERSION"),
+        pipeline_hash: p.hash.clone(),
+        inputs_sha256: inputs_hash(found),
+        pipeline: serde_json::to_value(&p.config).expect("pipeline serializes"),
+        format: p.config.output.format.extension(),
+        layout: p.config.output.layout().name(),
+        input_classes: p.input_classes.classes.clone(),
+        classes: p.classes.classes.clone(),
+        ignore_index: p.classes.ignore_index,
+        image: ArrayInfo {
+            dtype: reference.image.pixels.dtype(),
+            height: reference.image.height,
+            width: reference.image.width,
+            bands: reference.image.bands,
+        },
+        label_dtype: p.label_dtype,
+        stages: p.stages.iter().map(Stage::describe).collect(),
+        splits,
+        unpaired_skipped: found.unpaired_images.len() + found.unpaired_labels.len(),
+        warnings,
+        skipped_samples: skipped,
+        files,
+    }
+}

@@ -1,0 +1,225 @@
+//! The streaming executor: pairs → (rayon) decode + stages + counts → sink, shard by shard.
+//!
+//! `plan` fixes every shard before any pixel is processed; `output` claims the output folder (lock,
+//! resume records); `run` computes batches in parallel while a writer thread writes the previous
+//! one; `index` derives the manifest. The output depends only on the pipeline and the inputs, never
+//! on scheduling or on where an interrupted run stopped.
+mod dataset_stats;
+mod index;
+pub mod output;
+mod plan;
+mod run;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::decode::image::decode_image;
+use crate::decode::is_jpeg;
+use crate::error::{Error, Result};
+use crate::pipeline::schema::OnError;
+use crate::pipeline::Pipeline;
+use crate::progress::Progress;
+use crate::sample::{PairRef, Sample};
+use crate::sink::manifest::{SplitSummary, ERRORS_FILE, INDEX_FILE, STATS_FILE};
+use crate::sink::{atomic, ShardPlan};
+use crate::source::{self, Discovery};
+use crate::stages::Stage;
+use crate::stats::counts::{SplitCounts, Stats};
+use output::{OutputDir, PlanStamp, ShardRecord};
+
+/// Default target of uncompressed bytes per shard.
+pub const DEFAULT_SHARD_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub threads: Option<usize>,
+    pub out: Option<PathBuf>,
+    pub force: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildSummary {
+    pub out_dir: PathBuf,
+    pub samples: usize,
+    pub files: usize,
+    pub bytes: u64,
+    pub splits: BTreeMap<String, SplitSummary>,
+    pub unpaired_skipped: usize,
+    pub skipped_samples: usize,
+    /// Shards found complete from an earlier, interrupted run.
+    pub resumed_shards: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Decodes a pair and runs every stage on it.
+pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Sample> {
+    let image = decode_image(&pair.image, p.config.input.alpha)
+        .map_err(|m| Error::data(&pair.image, "decode", m))?;
+    let label = p
+        .decoder
+        .decode(&pair.label)
+        .map_err(|m| Error::data(&pair.label, "decode", m))?;
+    let l = &label.map;
+    if (l.width, l.height) != (image.width, image.height) {
+        let message = format!(
+            "label is {}x{} but its image {} is {}x{}",
+            l.width,
+            l.height,
+            pair.image.display(),
+            image.width,
+            image.height
+        );
+        return Err(Error::data(&pair.label, "pair", message));
+    }
+    let mut s = Sample {
+        pair: pair.clone(),
+        split: split.to_string(),
+        image,
+        label: label.map,
+        padding: None,
+        unknown_pixels: label.unknown_pixels,
+        standardization: None,
+    };
+    for stage in stages {
+        stage
+            .apply(&mut s)
+            .map_err(|m| Error::data(&pair.image, stage.name(), m))?;
+    }
+    Ok(s)
+}
+
+/// Runs a whole build.
+pub fn build(
+    p: &mut Pipeline,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<BuildSummary> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start threads: {e}")))?;
+    pool.install(|| build_in_pool(p, opts, progress))
+}
+
+fn build_in_pool(
+    p: &mut Pipeline,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<BuildSummary> {
+    let found = source::discover(p)?;
+    let splits = p
+        .split
+        .assign(&found.pairs)
+        .map_err(|m| Error::pipeline(&p.file, m))?;
+    let out_dir = opts.out.clone().unwrap_or_else(|| p.output_dir.clone());
+    let inputs: Vec<PathBuf> = [Some(p.images_path.clone()), p.labels_path.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let stamp = PlanStamp {
+        pipeline_hash: p.hash.clone(),
+        inputs_sha256: index::inputs_hash(&found),
+    };
+    // claimed before the expensive work, so a wrong output folder fails fast
+    let out = OutputDir::claim(&out_dir, &stamp, &inputs, opts.force)?;
+    dataset_stats::measure_dataset_standardization(p, &found.pairs, &splits, progress)?;
+    let reference = reference_sample(p, &found.pairs, &splits)?;
+    let plans = plan::plan_shards(p, &found.pairs, &splits, &reference);
+    let resumed_shards = (0..plans.len())
+        .filter(|&i| out.valid_record(i).is_some())
+        .count();
+    let records = run::run_shards(p, &out, &plans, &reference, progress)?;
+    let warnings = warnings(&found, &records);
+    let index = index::make_index(p, &found, &records, &plans, &reference, warnings.clone());
+    write_derived(p, &out, &plans, &records, &index)?;
+    Ok(BuildSummary {
+        out_dir,
+        samples: index.splits.values().map(|s| s.samples).sum(),
+        files: index.files.len(),
+        bytes: index.files.iter().map(|f| f.bytes).sum(),
+        splits: index.splits,
+        unpaired_skipped: index.unpaired_skipped,
+        skipped_samples: index.skipped_samples,
+        resumed_shards,
+        warnings,
+    })
+}
+
+/// The first sample (in key order) that processes: its shape is what every sample must have.
+fn reference_sample(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Result<Sample> {
+    let mut first_error = None;
+    for (pair, split) in pairs.iter().zip(splits) {
+        match process(p, &p.stages, pair, split) {
+            Ok(s) => return Ok(s),
+            Err(e) if p.config.run.on_error == OnError::Fail => return Err(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.map_or_else(
+        || Error::Usage("no samples".into()),
+        |e| Error::DataSet {
+            summary: "no sample could be processed; the first error:".into(),
+            problems: vec![e],
+        },
+    ))
+}
+
+/// stats.json, errors.jsonl and, last, index.json: all derived from the shard records.
+fn write_derived(
+    p: &Pipeline,
+    out: &OutputDir,
+    plans: &[ShardPlan],
+    records: &[ShardRecord],
+    index: &crate::sink::manifest::Index,
+) -> Result<()> {
+    let mut stats = Stats::new(p.classes.ignore_index);
+    for (plan, record) in plans.iter().zip(records) {
+        stats
+            .splits
+            .entry(plan.split.clone())
+            .or_insert_with(|| SplitCounts::new(&p.classes))
+            .merge(&record.counts);
+    }
+    let errors: String = records
+        .iter()
+        .flat_map(|r| &r.skipped)
+        .map(|s| serde_json::to_string(s).expect("serializes") + "\n")
+        .collect();
+    atomic::write_text(&out.dir.join(STATS_FILE), &to_json(&stats))?;
+    if errors.is_empty() {
+        let _ = std::fs::remove_file(out.dir.join(ERRORS_FILE));
+    } else {
+        atomic::write_text(&out.dir.join(ERRORS_FILE), &errors)?;
+    }
+    atomic::write_text(&out.dir.join(INDEX_FILE), &to_json(index))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("manifest serializes") + "\n"
+}
+
+fn warnings(found: &Discovery, records: &[ShardRecord]) -> Vec<String> {
+    let mut w = Vec::new();
+    let jpeg_labels = found.pairs.iter().filter(|p| is_jpeg(&p.label)).count();
+    if jpeg_labels > 0 {
+        w.push(format!("{jpeg_labels} label file(s) are JPEG: lossy compression changes class ids at edges; use PNG labels"));
+    }
+    let unpaired = found.unpaired_images.len() + found.unpaired_labels.len();
+    if unpaired > 0 {
+        w.push(format!(
+            "{unpaired} unpaired file(s) skipped (unpaired = \"skip\")"
+        ));
+    }
+    let skipped: usize = records.iter().map(|r| r.skipped.len()).sum();
+    if skipped > 0 {
+        w.push(format!(
+            "{skipped} sample(s) failed and were left out (on_error = \"skip\"); see errors.jsonl"
+        ));
+    }
+    if records.iter().any(|r| r.counts.unknown_pixels > 0) {
+        w.push("some label values were not declared and were mapped to the ignore index (see unknown_pixels in stats.json)".into());
+    }
+    w
+}

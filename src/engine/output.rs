@@ -1,0 +1,262 @@
+//! The output folder's life: what a build may do with it, the lock that keeps two builds apart, and
+//! the per-shard records that let an interrupted build resume.
+//!
+//! Layout of the bookkeeping, beside the shards:
+//! - `.segprep/plan.json`: pipeline hash and inputs hash of the build the folder belongs to;
+//! - `.segprep/records/{i:05}.json`: written after shard `i`'s files are complete (files with size
+//!   and sha256, class counts, skipped samples). A shard with a valid record is not rebuilt;
+//! - `.segprep/lock`: the pid of the running build.
+//!
+//! `index.json`, `stats.json` and `errors.jsonl` are derived from the records at the end, so a
+//! resumed build ends byte-identical to an uninterrupted one.
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::sink::atomic::{self, sha256_of};
+use crate::sink::manifest::{ERRORS_FILE, INDEX_FILE, STATS_FILE};
+use crate::sink::FileRecord;
+use crate::stats::counts::SplitCounts;
+
+pub const STATE_DIR: &str = ".segprep";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStamp {
+    pub pipeline_hash: String,
+    pub inputs_sha256: String,
+}
+
+/// A sample left out under `on_error = "skip"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedSample {
+    pub key: String,
+    pub file: PathBuf,
+    pub stage: String,
+    pub message: String,
+}
+
+/// What a completed shard leaves behind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub files: Vec<FileRecord>,
+    pub counts: SplitCounts,
+    pub skipped: Vec<SkippedSample>,
+}
+
+/// An output folder claimed by this build. Dropping it releases the lock.
+pub struct OutputDir {
+    pub dir: PathBuf,
+    lock: PathBuf,
+}
+
+impl OutputDir {
+    /// Checks the folder, takes the lock, and returns it with whether this build resumes one.
+    pub fn claim(
+        dir: &Path,
+        stamp: &PlanStamp,
+        inputs: &[PathBuf],
+        force: bool,
+    ) -> Result<OutputDir> {
+        refuse_inside_inputs(dir, inputs)?;
+        let state = dir.join(STATE_DIR);
+        let previous = read_stamp(&state.join("plan.json"));
+        // empty, or holding only segprep's state (a build that stopped before its first shard)
+        let empty = std::fs::read_dir(dir)
+            .map(|e| e.flatten().all(|e| e.file_name() == STATE_DIR))
+            .unwrap_or(true);
+        if let Some(pid) = lock_holder(&state.join("lock")) {
+            return Err(Error::Usage(format!(
+                "another segprep build (pid {pid}) is writing to {}; wait for it, or delete {} if it is gone",
+                dir.display(),
+                state.join("lock").display()
+            )));
+        }
+        let same = previous.as_ref() == Some(stamp);
+        let foreign = || {
+            Error::Usage(format!("output folder {} is not empty and is not a segprep build; choose an empty or new folder", dir.display()))
+        };
+        let different = || {
+            Error::Usage(format!("output folder {} holds a build of a different pipeline or different inputs; pass --force to replace it", dir.display()))
+        };
+        match (previous.is_some(), same) {
+            (false, _) if !empty => return Err(foreign()),
+            (true, true) if !force => {} // resume: records are checked shard by shard
+            // a different build with nothing complete (it failed early) is not worth keeping
+            (true, false) if !force && holds_results(dir) => return Err(different()),
+            _ => remove_previous_build(dir)?,
+        }
+        std::fs::create_dir_all(state.join("records"))
+            .map_err(|e| Error::io(&state, "output", e))?;
+        let lock = take_lock(&state.join("lock"))?;
+        atomic::write_text(
+            &state.join("plan.json"),
+            &serde_json::to_string_pretty(stamp).expect("stamp serializes"),
+        )?;
+        Ok(OutputDir {
+            dir: dir.to_path_buf(),
+            lock,
+        })
+    }
+
+    fn record_path(&self, shard: usize) -> PathBuf {
+        self.dir
+            .join(STATE_DIR)
+            .join("records")
+            .join(format!("{shard:05}.json"))
+    }
+
+    /// The record of a shard whose files are all present and intact, if any.
+    pub fn valid_record(&self, shard: usize) -> Option<ShardRecord> {
+        let text = std::fs::read_to_string(self.record_path(shard)).ok()?;
+        let record: ShardRecord = serde_json::from_str(&text).ok()?;
+        let intact = record.files.iter().all(|f| {
+            sha256_of(&self.dir.join(&f.file))
+                .is_ok_and(|(bytes, sha)| bytes == f.bytes && sha == f.sha256)
+        });
+        intact.then_some(record)
+    }
+
+    pub fn write_record(&self, shard: usize, record: &ShardRecord) -> Result<()> {
+        atomic::write_text(
+            &self.record_path(shard),
+            &serde_json::to_string(record).expect("record serializes"),
+        )
+    }
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// Whether a previous build left anything complete: a shard record or an index.
+fn holds_results(dir: &Path) -> bool {
+    let records = std::fs::read_dir(dir.join(STATE_DIR).join("records"))
+        .map(|mut e| e.next().is_some())
+        .unwrap_or(false);
+    records || dir.join(INDEX_FILE).exists()
+}
+
+fn read_stamp(path: &Path) -> Option<PlanStamp> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The pid in a lock file, if that process still runs.
+fn lock_holder(path: &Path) -> Option<String> {
+    let pid = std::fs::read_to_string(path).ok()?.trim().to_string();
+    let alive = !pid.is_empty()
+        && pid != std::process::id().to_string()
+        && Path::new("/proc").join(&pid).exists();
+    alive.then_some(pid)
+}
+
+/// Creates the lock file (a stale one, left by a process that no longer runs, is replaced). Two
+/// builds racing here: `create_new` lets exactly one of them win.
+fn take_lock(path: &Path) -> Result<PathBuf> {
+    use std::io::Write;
+    if lock_holder(path).is_none() {
+        let _ = std::fs::remove_file(path);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Usage(format!(
+                "another segprep build is writing here ({} exists)",
+                path.display()
+            )),
+            _ => Error::io(path, "output", e),
+        })?;
+    write!(f, "{}", std::process::id()).map_err(|e| Error::io(path, "output", e))?;
+    Ok(path.to_path_buf())
+}
+
+/// The canonical form of a path that may not exist yet: its deepest existing ancestor canonicalized,
+/// with the rest appended.
+fn real_path(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        let probe = if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        };
+        if let Ok(real) = std::fs::canonicalize(probe) {
+            return missing
+                .iter()
+                .rev()
+                .fold(real, |acc: PathBuf, part| acc.join(part));
+        }
+        match (at.file_name(), at.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+fn refuse_inside_inputs(out: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let out_real = real_path(out);
+    for input in inputs {
+        let dir = if input.is_file() {
+            input.parent().unwrap_or(input)
+        } else {
+            input.as_path()
+        };
+        if let Ok(real) = std::fs::canonicalize(dir) {
+            if out_real.starts_with(&real) {
+                return Err(Error::Usage(format!(
+                    "output folder {} is inside the input folder {}; choose another output.dir",
+                    out.display(),
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes only what a previous build wrote: the files its records and index name, its derived
+/// files and its state folder.
+fn remove_previous_build(dir: &Path) -> Result<()> {
+    let mut files: Vec<String> = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join(INDEX_FILE)) {
+        let index: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        files.extend(
+            index["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["file"].as_str().map(String::from)),
+        );
+    }
+    let records = dir.join(STATE_DIR).join("records");
+    for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+        let record: Option<ShardRecord> = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        files.extend(
+            record
+                .into_iter()
+                .flat_map(|r| r.files.into_iter().map(|f| f.file)),
+        );
+    }
+    for f in files.iter().filter(|f| !f.contains("..")) {
+        let _ = std::fs::remove_file(dir.join(f));
+        let _ = std::fs::remove_file(atomic::partial_path(&dir.join(f)));
+    }
+    for name in [INDEX_FILE, STATS_FILE, ERRORS_FILE] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    match std::fs::remove_dir_all(dir.join(STATE_DIR)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(dir.join(STATE_DIR), "output", e))
+        }
+        _ => Ok(()),
+    }
+}

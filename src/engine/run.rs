@@ -1,0 +1,200 @@
+//! Running the planned shards: each shard is skipped if its record says it is complete, otherwise
+//! computed in batches (rayon) and handed to the writer thread, which writes one batch while the
+//! next is computed. Bad samples stop the run or, with `on_error = "skip"`, are left out and listed.
+use rayon::prelude::*;
+use std::sync::mpsc::{sync_channel, SyncSender};
+
+use super::output::{OutputDir, ShardRecord, SkippedSample};
+use super::plan::{check_shape, sample_bytes};
+use super::process;
+use crate::error::{Error, Result};
+use crate::pipeline::schema::OnError;
+use crate::pipeline::Pipeline;
+use crate::progress::Progress;
+use crate::sample::{PairRef, Sample};
+use crate::sink::{self, FileRecord, ShardPlan};
+use crate::stats::counts::{SampleCounts, SplitCounts};
+
+/// What the compute side sends the writer thread.
+enum ToWriter {
+    Begin(ShardPlan),
+    Batch(Vec<Sample>),
+    /// The shard's counts and skipped samples; the writer completes the files and the record.
+    Finish(usize, SplitCounts, Vec<SkippedSample>),
+}
+
+/// Runs every shard; returns each shard's record, in plan order.
+pub fn run_shards(
+    p: &Pipeline,
+    out: &OutputDir,
+    plans: &[ShardPlan],
+    reference: &Sample,
+    progress: &dyn Progress,
+) -> Result<Vec<ShardRecord>> {
+    let total: usize = plans.iter().map(|s| s.pairs.len()).sum();
+    progress.start("building shards", total as u64);
+    let mut sink = sink::for_layout(p, &out.dir);
+    let batch = sink.batch_samples(sample_bytes(p, reference)).max(1);
+    let mut records: Vec<Option<ShardRecord>> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, _)| out.valid_record(i))
+        .collect();
+    let result = std::thread::scope(|scope| -> Result<Vec<(usize, ShardRecord)>> {
+        // rendezvous: at most one batch being written and one being computed
+        let (tx, rx) = sync_channel::<ToWriter>(0);
+        let writer = scope.spawn(move || -> Result<Vec<(usize, ShardRecord)>> {
+            let mut done = Vec::new();
+            for message in rx {
+                match message {
+                    ToWriter::Begin(plan) => sink.begin(&plan)?,
+                    ToWriter::Batch(samples) => sink.write(samples)?,
+                    ToWriter::Finish(i, counts, skipped) => {
+                        let record = ShardRecord {
+                            files: sink.finish(&counts)?,
+                            counts,
+                            skipped,
+                        };
+                        out.write_record(i, &record)?;
+                        done.push((i, record));
+                    }
+                }
+            }
+            Ok(done)
+        });
+        let computed = compute_shards(p, plans, &records, reference, batch, progress, &tx);
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| Error::Usage("the shard writer thread panicked".into()))?;
+        // a compute error explains a writer that stopped early; otherwise the writer's own error
+        computed.and(written)
+    });
+    progress.finish();
+    for (i, record) in result? {
+        records[i] = Some(record);
+    }
+    Ok(records
+        .into_iter()
+        .map(|r| r.expect("every shard was built or resumed"))
+        .collect())
+}
+
+fn compute_shards(
+    p: &Pipeline,
+    plans: &[ShardPlan],
+    done: &[Option<ShardRecord>],
+    reference: &Sample,
+    batch: usize,
+    progress: &dyn Progress,
+    tx: &SyncSender<ToWriter>,
+) -> Result<()> {
+    // a failed send means the writer stopped on an error, which run_shards reports
+    let send = |m: ToWriter| tx.send(m).is_ok();
+    let mut errors_so_far: usize = done.iter().flatten().map(|r| r.skipped.len()).sum();
+    for (i, plan) in plans.iter().enumerate() {
+        if done[i].is_some() {
+            progress.advance(plan.pairs.len() as u64);
+            continue;
+        }
+        let (mut counts, mut skipped) = (SplitCounts::new(&p.classes), Vec::new());
+        if !send(ToWriter::Begin(plan.clone())) {
+            return Ok(());
+        }
+        for pairs in plan.pairs.chunks(batch) {
+            let mut samples = Vec::with_capacity(pairs.len());
+            for (pair, result) in
+                pairs
+                    .iter()
+                    .zip(process_batch(p, pairs, &plan.split, reference, progress))
+            {
+                match result {
+                    Ok((s, c)) => {
+                        counts.add(&c);
+                        samples.push(s);
+                    }
+                    Err(e) => {
+                        skipped.push(skip_or_fail(p, pair, e, errors_so_far + skipped.len())?)
+                    }
+                }
+            }
+            if !samples.is_empty() && !send(ToWriter::Batch(samples)) {
+                return Ok(());
+            }
+        }
+        errors_so_far += skipped.len();
+        if !send(ToWriter::Finish(i, counts, skipped)) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// With `on_error = "fail"` the error stops the run; with `skip` it is recorded, up to `max_errors`.
+fn skip_or_fail(p: &Pipeline, pair: &PairRef, e: Error, before: usize) -> Result<SkippedSample> {
+    let run = &p.config.run;
+    if run.on_error == OnError::Fail {
+        return Err(e);
+    }
+    if let Some(max) = run.max_errors {
+        if before >= max {
+            return Err(Error::DataSet {
+                summary: format!("more than max_errors = {max} samples failed; the last one:"),
+                problems: vec![e],
+            });
+        }
+    }
+    Ok(skipped_sample(pair, e))
+}
+
+pub fn skipped_sample(pair: &PairRef, e: Error) -> SkippedSample {
+    match e {
+        Error::Data {
+            file,
+            stage,
+            message,
+        } => SkippedSample {
+            key: pair.key.clone(),
+            file,
+            stage,
+            message,
+        },
+        other => SkippedSample {
+            key: pair.key.clone(),
+            file: pair.image.clone(),
+            stage: "build".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Processes pairs in parallel; results come back in the pairs' order whatever thread finished first.
+fn process_batch(
+    p: &Pipeline,
+    pairs: &[PairRef],
+    split: &str,
+    reference: &Sample,
+    progress: &dyn Progress,
+) -> Vec<Result<(Sample, SampleCounts)>> {
+    pairs
+        .par_iter()
+        .map(|pair| {
+            let result = process(p, &p.stages, pair, split).and_then(|s| {
+                check_shape(&s, reference)?;
+                let c = SampleCounts::of(&s, &p.classes)
+                    .map_err(|m| Error::data(&pair.label, "stats", m))?;
+                Ok((s, c))
+            });
+            progress.advance(1);
+            result
+        })
+        .collect()
+}
+
+/// Every file of every record, in plan order.
+pub fn all_files(records: &[ShardRecord]) -> Vec<FileRecord> {
+    records
+        .iter()
+        .flat_map(|r| r.files.iter().cloned())
+        .collect()
+}

@@ -1,0 +1,246 @@
+//! Nothing lost, nothing silent: kill-and-resume, the error policy, the lock, write failures.
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// 18 pairs (the fixture three times under other names), one sample per shard: many kill points.
+fn many_pairs() -> tempfile::TempDir {
+    let d = quintal_dir();
+    for copy in ["b", "c"] {
+        for sub in ["stills", "labelsRGB"] {
+            let originals: Vec<_> = std::fs::read_dir(d.path().join("q").join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("datasetQuintal")
+                })
+                .collect();
+            for path in originals {
+                let name = path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace("datasetQuintal", &format!("{copy}Quintal"));
+                std::fs::copy(&path, path.with_file_name(name)).unwrap();
+            }
+        }
+    }
+    d
+}
+
+const STAGES: &str = "[[stage]]\nresize = { size = [320, 240], mode = \"fill\" }\n[split]\ntrain = 0.7\nval = 0.3\nseed = 9\n";
+
+/// A small deterministic generator, so the trials are the same on every run.
+fn delays(n: usize) -> Vec<Duration> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Duration::from_millis(30 + x % 1200)
+        })
+        .collect()
+}
+
+#[test]
+fn killed_builds_resume_to_byte_identical_output() {
+    let d = many_pairs();
+    let p = quintal_pipeline(
+        d.path(),
+        &format!("{STAGES}[output]\ndir = \"clean\"\nshard_samples = 1\n"),
+    );
+    let clean = run(d.path(), &["build", p, "--threads", "2"]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    let want = snapshot(&d.path().join("clean"));
+    let mut interrupted = 0;
+    for (trial, delay) in delays(10).into_iter().enumerate() {
+        let out = format!("trial{trial}");
+        let mut child = Command::new(bin())
+            .args(["build", p, "--threads", "2", "--out", &out])
+            .current_dir(d.path())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok();
+        child.wait().unwrap();
+        interrupted += usize::from(!finished && !d.path().join(&out).join("index.json").exists());
+        let resumed = run(d.path(), &["build", p, "--threads", "2", "--out", &out]);
+        assert_eq!(
+            resumed.code, 0,
+            "trial {trial} ({delay:?}): {}",
+            resumed.stderr
+        );
+        let got = snapshot(&d.path().join(&out));
+        let names = |s: &[(String, Vec<u8>)]| s.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&got), names(&want), "trial {trial} ({delay:?})");
+        for ((name, a), (_, b)) in got.iter().zip(&want) {
+            assert!(
+                a == b,
+                "trial {trial} ({delay:?}): {name} differs from the uninterrupted build"
+            );
+        }
+    }
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of 10 kills landed mid-build; the trials test little"
+    );
+}
+
+#[test]
+fn skip_policy_lists_every_bad_input_and_completes() {
+    let d = quintal_dir();
+    let q = d.path().join("q");
+    let truncate = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+    };
+    truncate(&q.join("stills/datasetQuintal_001.png"));
+    std::fs::write(q.join("labelsRGB/datasetQuintal_003_L.png"), b"not a png").unwrap();
+    write_rgb(
+        &q.join("labelsRGB/datasetQuintal_027_L.png"),
+        256,
+        256,
+        |_, _| [1, 2, 3],
+    ); // unknown colour
+    write_rgb(
+        &q.join("labelsRGB/datasetQuintal_038_L.png"),
+        128,
+        256,
+        |_, _| [255, 233, 87],
+    ); // wrong size
+    let p = quintal_pipeline(
+        d.path(),
+        "[run]\non_error = \"skip\"\n[output]\ndir = \"out\"\n",
+    );
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("4 sample(s) failed and were left out"),
+        "{}",
+        r.stderr
+    );
+    let errors = std::fs::read_to_string(d.path().join("out/errors.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = errors
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["file"].as_str().unwrap().to_string(),
+                l["stage"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("datasetQuintal_001.png", "decode"),
+        ("datasetQuintal_003_L.png", "decode"),
+        ("datasetQuintal_027_L.png", "decode"),
+        ("datasetQuintal_038_L.png", "pair"),
+    ];
+    assert_eq!(seen.len(), 4, "{errors}");
+    for ((file, stage), (want_file, want_stage)) in seen.iter().zip(expect) {
+        assert!(
+            file.ends_with(want_file) && stage == want_stage,
+            "{file} [{stage}], wanted {want_file} [{want_stage}]"
+        );
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("out/index.json")).unwrap()).unwrap();
+    assert_eq!(index["skipped_samples"], 4);
+    assert_eq!(index["splits"]["train"]["samples"], 2);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("out/stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["splits"]["train"]["samples"], 2);
+    let (_, shape, _) = npz_entry(&d.path().join("out/train-00000-of-00001.npz"), "label.npy");
+    assert_eq!(shape, vec![2, 256, 256]);
+    // max_errors: the run stops once more than that many failed
+    let p = quintal_pipeline(
+        d.path(),
+        "[run]\non_error = \"skip\"\nmax_errors = 2\n[output]\ndir = \"out2\"\n",
+    );
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("max_errors = 2"), "{}", r.stderr);
+}
+
+#[test]
+fn a_live_lock_refuses_a_second_build_and_a_stale_one_is_taken_over() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    std::fs::create_dir_all(d.path().join("out/.segprep")).unwrap();
+    let mut holder = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(d.path().join("out/.segprep/lock"), holder.id().to_string()).unwrap();
+    let r = run(d.path(), &["build", p]);
+    holder.kill().ok();
+    holder.wait().unwrap();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("pid {}", holder.id())),
+        "{}",
+        r.stderr
+    );
+    // the holder is gone now: its lock is stale
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !d.path().join("out/.segprep/lock").exists(),
+        "the lock is released at the end"
+    );
+}
+
+#[test]
+fn file_size_limit_is_a_clear_error_and_no_shard_passes_as_whole() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    let r = Command::new("bash")
+        .args(["-c", &format!("ulimit -f 200; exec {} build {p}", bin())])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("train-00000-of-00001.npz") && stderr.to_lowercase().contains("too large"),
+        "{stderr}"
+    );
+    let left: Vec<String> = std::fs::read_dir(d.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter().all(|f| f == ".segprep"),
+        "left behind: {left:?}"
+    );
+}
+
+#[test]
+fn read_only_output_folder_is_a_clear_error() {
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!("skipped: running as root, which writes into read-only folders anyway");
+        return;
+    }
+    let d = quintal_dir();
+    std::fs::create_dir(d.path().join("out")).unwrap();
+    let mut perms = std::fs::metadata(d.path().join("out"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(d.path().join("out"), perms).unwrap();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("out") && r.stderr.to_lowercase().contains("permission denied"),
+        "{}",
+        r.stderr
+    );
+}
