@@ -244,3 +244,82 @@ fn read_only_output_folder_is_a_clear_error() {
         r.stderr
     );
 }
+
+#[test]
+fn decode_limits_stop_oversized_files_before_decoding() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n").to_string();
+    let with = |extra: &str| {
+        let text = QUINTAL_HEAD.replace(
+            "label_suffix = \"_L\"",
+            &format!("label_suffix = \"_L\"\n{extra}"),
+        ) + "[output]\ndir = \"out\"\n";
+        std::fs::write(d.path().join(&p), text).unwrap();
+        std::fs::remove_dir_all(d.path().join("out")).ok();
+        run(d.path(), &["build", &p])
+    };
+    let r = with("max_pixels = 65535");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("256x256 (65536 pixels)") && r.stderr.contains("max_pixels = 65535"),
+        "{}",
+        r.stderr
+    );
+    let r = with("max_file_bytes = 1000");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("max_file_bytes = 1000"), "{}", r.stderr);
+    assert_eq!(
+        with("max_pixels = 65536").code,
+        0,
+        "exactly at the limit is allowed"
+    );
+}
+
+#[test]
+fn manifest_paths_outside_the_dataset_are_refused_unless_allowed() {
+    let d = quintal_dir();
+    std::fs::create_dir(d.path().join("lists")).unwrap();
+    let row = "../q/stills/datasetQuintal_001.png,../q/labelsRGB/datasetQuintal_001_L.png";
+    std::fs::write(
+        d.path().join("lists/m.csv"),
+        format!("image,label\n{row}\n"),
+    )
+    .unwrap();
+    let head = "[input]\nimages = \"lists/m.csv\"\n[labels]\nformat = \"rgb\"\ncolors = \"q/label_colors.txt\"\n";
+    std::fs::write(
+        d.path().join("p.toml"),
+        format!("{head}[output]\ndir = \"out\"\n"),
+    )
+    .unwrap();
+    let r = run(d.path(), &["build", "p.toml"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("row 2") && r.stderr.contains("outside the manifest's folder"),
+        "{}",
+        r.stderr
+    );
+    let allowed = head.replace("[labels]", "allow_outside = true\n[labels]");
+    std::fs::write(
+        d.path().join("p.toml"),
+        format!("{allowed}[output]\ndir = \"out\"\n"),
+    )
+    .unwrap();
+    let r = run(d.path(), &["build", "p.toml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn symlink_loops_do_not_hang_discovery() {
+    let d = quintal_dir();
+    std::os::unix::fs::symlink("..", d.path().join("q/stills/loop")).unwrap();
+    std::os::unix::fs::symlink(".", d.path().join("q/labelsRGB/self")).unwrap();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    let r = run(d.path(), &["check", p]);
+    // the loop leads back to the stills once: their files are found again under another name
+    assert!(
+        r.stdout.contains("pairs found: 6"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}

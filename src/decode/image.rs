@@ -2,6 +2,7 @@
 use image::{DynamicImage, ImageReader, Limits};
 use std::path::Path;
 
+use super::DecodeLimits;
 use crate::pipeline::schema::AlphaRule;
 use crate::sample::{Image, Pixels};
 
@@ -24,6 +25,18 @@ fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>,
     Ok(r)
 }
 
+/// Decodes any supported file after checking its size and its header against the limits.
+pub fn decode_dynamic(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage, String> {
+    use image::ImageDecoder;
+    limits.check_file(path)?;
+    let decoder = reader(path)?
+        .into_decoder()
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let (width, height) = decoder.dimensions();
+    limits.check_size(width, height)?;
+    DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode image: {e}"))
+}
+
 pub fn read_header(path: &Path) -> Result<ImageHeader, String> {
     use image::ImageDecoder;
     let decoder = reader(path)?
@@ -37,10 +50,8 @@ pub fn read_header(path: &Path) -> Result<ImageHeader, String> {
     })
 }
 
-pub fn decode_image(path: &Path, alpha: AlphaRule) -> Result<Image, String> {
-    let img = reader(path)?
-        .decode()
-        .map_err(|e| format!("cannot decode image: {e}"))?;
+pub fn decode_image(path: &Path, alpha: AlphaRule, limits: &DecodeLimits) -> Result<Image, String> {
+    let img = decode_dynamic(path, limits)?;
     let (width, height) = (img.width(), img.height());
     let keep = alpha == AlphaRule::Keep;
     let (bands, pixels) = match img {

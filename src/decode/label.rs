@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::raw_label::{read_raw_label, RawLabel, RawPixels};
+use super::DecodeLimits;
 use crate::pipeline::classes::ClassSet;
 use crate::pipeline::schema::{LabelFormat, UnknownPolicy};
 use crate::sample::LabelMap;
@@ -45,6 +46,7 @@ pub struct LabelDecoder {
     by_color: HashMap<[u8; 3], u16>,
     ignore_index: u16,
     unknown: UnknownPolicy,
+    limits: DecodeLimits,
 }
 
 impl LabelDecoder {
@@ -53,6 +55,7 @@ impl LabelDecoder {
         classes: &ClassSet,
         unknown: UnknownPolicy,
         foreground_value: u16,
+        limits: DecodeLimits,
     ) -> Self {
         let mut by_value = vec![None; 1 << 16];
         let mut by_color = HashMap::new();
@@ -81,6 +84,7 @@ impl LabelDecoder {
             by_color,
             ignore_index: classes.ignore_index,
             unknown,
+            limits,
         }
     }
 
@@ -93,7 +97,7 @@ impl LabelDecoder {
     }
 
     pub fn decode(&self, path: &Path) -> Result<DecodedLabel, String> {
-        let raw = read_raw_label(path)?;
+        let raw = read_raw_label(path, &self.limits)?;
         self.check_kind(&raw)?;
         let mut unknown: BTreeMap<RawValue, u64> = BTreeMap::new();
         let ids = self.map_pixels(&raw, &mut unknown);
@@ -230,7 +234,7 @@ impl LabelDecoder {
 
     /// Raw values and their pixel counts, for `segprep check`.
     pub fn histogram(&self, path: &Path) -> Result<(RawLabel, BTreeMap<RawValue, u64>), String> {
-        let raw = read_raw_label(path)?;
+        let raw = read_raw_label(path, &self.limits)?;
         let hist = match &raw.pixels {
             RawPixels::Gray8(v) => value_histogram(v.iter().map(|&x| x as u16)),
             RawPixels::Gray16(v) => value_histogram(v.iter().copied()),

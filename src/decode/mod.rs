@@ -25,3 +25,40 @@ pub fn is_jpeg(path: &std::path::Path) -> bool {
         .map(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg"))
         .unwrap_or(false)
 }
+
+/// Limits against decompression bombs and runaway files, checked from the file size and the header
+/// before any pixel buffer is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub max_pixels: u64,
+    pub max_file_bytes: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_pixels: 100_000_000,
+            max_file_bytes: 1 << 30,
+        }
+    }
+}
+
+impl DecodeLimits {
+    pub fn check_file(&self, path: &std::path::Path) -> Result<(), String> {
+        let bytes = std::fs::metadata(path)
+            .map_err(|e| format!("cannot open: {e}"))?
+            .len();
+        if bytes > self.max_file_bytes {
+            return Err(format!("file is {bytes} bytes, over [input] max_file_bytes = {}; raise it if the file is genuine", self.max_file_bytes));
+        }
+        Ok(())
+    }
+
+    pub fn check_size(&self, width: u32, height: u32) -> Result<(), String> {
+        let pixels = width as u64 * height as u64;
+        if pixels > self.max_pixels {
+            return Err(format!("image is {width}x{height} ({pixels} pixels), over [input] max_pixels = {}; raise it if the image is genuine", self.max_pixels));
+        }
+        Ok(())
+    }
+}

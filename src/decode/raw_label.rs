@@ -3,6 +3,8 @@
 use std::io::BufReader;
 use std::path::Path;
 
+use super::DecodeLimits;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawPixels {
     Gray8(Vec<u8>),
@@ -39,28 +41,30 @@ impl RawLabel {
     }
 }
 
-pub fn read_raw_label(path: &Path) -> Result<RawLabel, String> {
+pub fn read_raw_label(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
+    limits.check_file(path)?;
     let is_png = path
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if is_png {
-        read_png(path)
+        read_png(path, limits)
     } else {
-        read_other(path)
+        read_other(path, limits)
     }
 }
 
-fn read_png(path: &Path) -> Result<RawLabel, String> {
+fn read_png(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let limits = png::Limits {
+    let allocation = png::Limits {
         bytes: super::MAX_DECODE_BYTES as usize,
     };
-    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), limits);
+    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), allocation);
     decoder.set_transformations(png::Transformations::IDENTITY);
     let mut reader = decoder
         .read_info()
         .map_err(|e| format!("not a readable PNG: {e}"))?;
+    limits.check_size(reader.info().width, reader.info().height)?;
     let size = reader
         .output_buffer_size()
         .ok_or("PNG is too large to decode")?;
@@ -120,14 +124,9 @@ fn unpack(row: &[u8], width: u32, depth: u8) -> Vec<u8> {
         .collect()
 }
 
-fn read_other(path: &Path) -> Result<RawLabel, String> {
+fn read_other(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
     use image::DynamicImage as D;
-    let img = image::ImageReader::open(path)
-        .map_err(|e| format!("cannot open: {e}"))?
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?
-        .decode()
-        .map_err(|e| format!("cannot decode label: {e}"))?;
+    let img = super::image::decode_dynamic(path, limits)?;
     let (width, height) = (img.width(), img.height());
     let (pixels, bit_depth) = match img {
         D::ImageLuma8(b) => (RawPixels::Gray8(b.into_raw()), 8),

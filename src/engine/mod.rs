@@ -53,7 +53,7 @@ pub struct BuildSummary {
 
 /// Decodes a pair and runs every stage on it.
 pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Sample> {
-    let image = decode_image(&pair.image, p.config.input.alpha)
+    let image = decode_image(&pair.image, p.config.input.alpha, &p.config.input.limits())
         .map_err(|m| Error::data(&pair.image, "decode", m))?;
     let label = p
         .decoder

@@ -136,8 +136,13 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
     ) {
         (Some(input_classes), Some(classes), Some(split), Some(label_dtype), true) => {
             let l = &config.labels;
-            let decoder =
-                LabelDecoder::new(l.format, &input_classes, l.unknown, l.foreground_value);
+            let decoder = LabelDecoder::new(
+                l.format,
+                &input_classes,
+                l.unknown,
+                l.foreground_value,
+                config.input.limits(),
+            );
             Ok(Pipeline {
                 file: path.to_path_buf(),
                 images_path: at(&config.input.images),

@@ -57,6 +57,23 @@ pub struct InputConfig {
     pub unpaired: UnpairedPolicy,
     #[serde(default)]
     pub alpha: AlphaRule,
+    /// Largest image (width x height) decoded; larger files are an error. Default 100 million.
+    pub max_pixels: Option<u64>,
+    /// Largest file read. Default 1 GiB.
+    pub max_file_bytes: Option<ByteSize>,
+    /// Manifests: allow image/label paths outside the manifest's folder (refused by default).
+    #[serde(default)]
+    pub allow_outside: bool,
+}
+
+impl InputConfig {
+    pub fn limits(&self) -> crate::decode::DecodeLimits {
+        let default = crate::decode::DecodeLimits::default();
+        crate::decode::DecodeLimits {
+            max_pixels: self.max_pixels.unwrap_or(default.max_pixels),
+            max_file_bytes: self.max_file_bytes.map_or(default.max_file_bytes, |b| b.0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -30,7 +30,8 @@ fn load(path: &Path) -> PolarsResult<DataFrame> {
     }
 }
 
-pub fn read(path: &Path) -> Result<Discovery> {
+/// Reads a manifest; paths outside its folder are refused unless `allow_outside`.
+pub fn read(path: &Path, allow_outside: bool) -> Result<Discovery> {
     let err = |m: String| Error::data(path, "manifest", m);
     let df = load(path).map_err(|e| err(format!("cannot read manifest: {e}")))?;
     let column = |name: &str| -> Result<Option<Vec<Option<String>>>> {
@@ -75,6 +76,16 @@ pub fn read(path: &Path) -> Result<Discovery> {
             return Err(err(format!("row {line}: empty image or label")));
         };
         let (image, label) = (root.join(&image), root.join(&label));
+        if !allow_outside {
+            for file in [&image, &label] {
+                if !inside(file, root) {
+                    return Err(err(format!(
+                        "row {line}: {} is outside the manifest's folder; set [input] allow_outside = true if that is intended",
+                        file.display()
+                    )));
+                }
+            }
+        }
         let key = match keys.as_ref().and_then(|k| k[row].clone()) {
             Some(k) => k,
             None => stem_key(&image, root),
@@ -128,4 +139,20 @@ fn stem_key(image: &Path, root: &Path) -> String {
         Some((stem, _)) => stem.to_string(),
         None => rel,
     }
+}
+
+/// Whether `file` stays within `root`, both lexically (no `..` climbing out, no foreign absolute
+/// path) and after following symlinks when the file exists.
+fn inside(file: &Path, root: &Path) -> bool {
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .map(|a| super::tidy(&a))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let lexical = absolute(file).starts_with(absolute(root));
+    let real = match (std::fs::canonicalize(file), std::fs::canonicalize(root)) {
+        (Ok(f), Ok(r)) => f.starts_with(r),
+        _ => true, // a missing file is reported when it is read
+    };
+    lexical && real
 }

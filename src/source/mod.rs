@@ -53,7 +53,7 @@ fn zero_pairs(p: &Pipeline, d: &Discovery) -> Error {
 /// Everything found, paired or not, without judging it: what `segprep check` reports.
 pub fn discover_all(p: &Pipeline) -> Result<Discovery> {
     if manifest::is_manifest(&p.images_path) {
-        manifest::read(&p.images_path)
+        manifest::read(&p.images_path, p.config.input.allow_outside)
     } else {
         let labels = p.labels_path.as_deref().ok_or_else(|| {
             Error::pipeline(
