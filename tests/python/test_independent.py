@@ -73,8 +73,9 @@ def exact_border_lines(src, dst):
 def test_resize_agrees_with_pillow(quintal, size):
     """Labels: nearest at pixel centres, as Pillow's NEAREST: equal everywhere except on rows and
     columns whose centre falls exactly on a source pixel border (see exact_border_lines).
-    Images: bilinear convolution, as Pillow's BILINEAR, within a mean absolute difference of 0.5
-    grey levels and at most 3 anywhere (fixed-point rounding in both libraries)."""
+    Images: bilinear convolution, as Pillow's BILINEAR, within a mean absolute difference of 0.3
+    grey levels and at most 1 anywhere (fixed-point rounding in both libraries; measured: mean
+    0.13 to 0.23, max 1)."""
     tmp, head = quintal
     stage = f'[[stage]]\nresize = {{ size = [{size[0]}, {size[1]}], filter = "bilinear" }}\n'
     out = build(tmp, head + stage + '[output]\ndir = "out"\n')
@@ -89,7 +90,7 @@ def test_resize_agrees_with_pillow(quintal, size):
         src = Image.open(tmp / "q" / "stills" / f"{k}.png").convert("RGB")
         ref = np.asarray(src.resize(size, resample=Image.BILINEAR)).astype(np.float64)
         diff = np.abs(img.astype(np.float64) - ref)
-        assert diff.mean() <= 0.5 and diff.max() <= 3, f"{k}: mean {diff.mean():.3f}, max {diff.max()}"
+        assert diff.mean() <= 0.3 and diff.max() <= 1, f"{k}: mean {diff.mean():.3f}, max {diff.max()}"
 
 
 def gym_standardize(img):
