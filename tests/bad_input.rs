@@ -87,8 +87,7 @@ fn unpaired_files_are_listed_by_name() {
         "{}",
         r.stderr
     );
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.path().join("out/index.json")).unwrap()).unwrap();
+    let index = json(d.path().join("out/index.json"));
     assert_eq!(index["unpaired_skipped"], 2);
 }
 
@@ -121,8 +120,7 @@ fn unknown_colour_names_file_colour_and_pixel_count() {
     std::fs::write(d.path().join(p), text).unwrap();
     let r = run(d.path(), &["build", p]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let stats: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.path().join("out/stats.json")).unwrap()).unwrap();
+    let stats = json(d.path().join("out/stats.json"));
     assert!(stats["splits"]["train"]["unknown_pixels"].as_u64().unwrap() > 0);
 }
 

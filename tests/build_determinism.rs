@@ -115,9 +115,7 @@ fn split_is_keyed_by_name_so_removing_a_file_keeps_the_others() {
         "[split]\ntrain = 0.5\nval = 0.5\nseed = 11\n[output]\ndir = \"out\"\n",
     );
     let keys_of = |dir: &str, split: &str| -> Vec<String> {
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(d.path().join(dir).join("index.json")).unwrap())
-                .unwrap();
+        let index = json(d.path().join(dir).join("index.json"));
         let file = index["files"]
             .as_array()
             .unwrap()
@@ -163,8 +161,7 @@ fn shard_bytes_sets_samples_per_shard() {
     let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\nshard_bytes = 600000\n");
     let r = run(d.path(), &["build", p]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.path().join("out/index.json")).unwrap()).unwrap();
+    let index = json(d.path().join("out/index.json"));
     let files: Vec<(String, u64)> = index["files"]
         .as_array()
         .unwrap()

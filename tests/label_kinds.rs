@@ -94,8 +94,7 @@ fn index_labels_pass_the_ignore_index_through() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(ids, vec![2, 255, 0]);
-    let stats: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.path().join("out/stats.json")).unwrap()).unwrap();
+    let stats = json(d.path().join("out/stats.json"));
     assert_eq!(stats["splits"]["train"]["ignore_pixels"], 1);
     assert_eq!(stats["splits"]["train"]["pad_pixels"], 0);
 }

@@ -153,12 +153,10 @@ fn skip_policy_lists_every_bad_input_and_completes() {
             "{file} [{stage}], wanted {want_file} [{want_stage}]"
         );
     }
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.path().join("out/index.json")).unwrap()).unwrap();
+    let index = json(d.path().join("out/index.json"));
     assert_eq!(index["skipped_samples"], 4);
     assert_eq!(index["splits"]["train"]["samples"], 2);
-    let stats: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.path().join("out/stats.json")).unwrap()).unwrap();
+    let stats = json(d.path().join("out/stats.json"));
     assert_eq!(stats["splits"]["train"]["samples"], 2);
     let (_, shape, _) = npz_entry(&d.path().join("out/train-00000-of-00001.npz"), "label.npy");
     assert_eq!(shape, vec![2, 256, 256]);

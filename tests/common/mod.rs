@@ -151,3 +151,12 @@ pub fn write_palette(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
         .collect();
     writer.write_image_data(&data).unwrap();
 }
+
+/// A JSON file (index.json, stats.json) parsed.
+pub fn json(path: impl AsRef<Path>) -> serde_json::Value {
+    let path = path.as_ref();
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
