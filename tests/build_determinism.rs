@@ -191,3 +191,15 @@ fn gym_layout_needs_contiguous_ids() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("compact = true"), "{}", r.stderr);
 }
+
+#[test]
+fn resuming_from_another_working_folder_is_the_same_build() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    assert_eq!(run(d.path(), &["build", p]).code, 0);
+    let parent = d.path().parent().unwrap();
+    let name = d.path().file_name().unwrap().to_string_lossy().to_string();
+    let r = run(parent, &["build", &format!("{name}/{p}")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("resumed: 1 shard(s)"), "{}", r.stderr);
+}

@@ -321,3 +321,27 @@ fn symlink_loops_do_not_hang_discovery() {
         r.stderr
     );
 }
+
+#[test]
+fn an_input_edited_in_place_is_not_resumed_over() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    assert_eq!(run(d.path(), &["build", p]).code, 0);
+    // same name, new content: the old shard must not be kept silently
+    std::thread::sleep(Duration::from_millis(20));
+    write_rgb(
+        &d.path().join("q/labelsRGB/datasetQuintal_001_L.png"),
+        256,
+        256,
+        |_, _| [255, 233, 87],
+    );
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("different inputs") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    let r = run(d.path(), &["build", p, "--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -12,6 +12,26 @@ use crate::sink::ShardPlan;
 use crate::source::Discovery;
 use crate::stages::Stage;
 
+/// sha256 over every input file's size and modification time: whether the inputs changed since a
+/// build, without reading them. Machine-specific, so it stays out of index.json.
+pub fn inputs_state_hash(found: &Discovery) -> String {
+    let mut h = Sha256::new();
+    for pair in &found.pairs {
+        for file in [&pair.image, &pair.label] {
+            let meta = std::fs::metadata(file).ok();
+            let size = meta.as_ref().map_or(0, |m| m.len());
+            let modified = meta
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            // no path: the same build run from another folder must match (names are in inputs_hash)
+            h.update(size.to_le_bytes());
+            h.update(modified.to_le_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
 /// sha256 over the sorted sample keys, their file names and given splits: which inputs were used.
 pub fn inputs_hash(found: &Discovery) -> String {
     let mut h = Sha256::new();

@@ -119,6 +119,7 @@ fn build_in_pool(
     let stamp = PlanStamp {
         pipeline_hash: p.hash.clone(),
         inputs_sha256: index::inputs_hash(&found),
+        inputs_state: index::inputs_state_hash(&found),
     };
     // claimed before the expensive work, so a wrong output folder fails fast
     let out = OutputDir::claim(&out_dir, &stamp, &inputs, opts.force)?;

@@ -24,6 +24,8 @@ pub const STATE_DIR: &str = ".segprep";
 pub struct PlanStamp {
     pub pipeline_hash: String,
     pub inputs_sha256: String,
+    /// Sizes and modification times of the inputs: a file edited in place is a changed input.
+    pub inputs_state: String,
 }
 
 /// A sample left out under `on_error = "skip"`.
