@@ -88,7 +88,7 @@ impl OutputDir {
             _ => remove_previous_build(dir)?,
         }
         std::fs::create_dir_all(state.join("records"))
-            .map_err(|e| Error::io(&state, "output", e))?;
+            .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
         let lock = take_lock(&state.join("lock"))?;
         atomic::write_text(
             &state.join("plan.json"),
