@@ -50,16 +50,25 @@ fn delays(n: usize) -> Vec<Duration> {
 
 #[test]
 fn killed_builds_resume_to_byte_identical_output() {
+    kill_and_resume("", 10);
+}
+
+#[test]
+fn killed_parquet_builds_resume_to_byte_identical_output() {
+    kill_and_resume("format = \"parquet\"\n", 6);
+}
+
+fn kill_and_resume(output: &str, trials: usize) {
     let d = many_pairs();
     let p = quintal_pipeline(
         d.path(),
-        &format!("{STAGES}[output]\ndir = \"clean\"\nshard_samples = 1\n"),
+        &format!("{STAGES}[output]\ndir = \"clean\"\nshard_samples = 1\n{output}"),
     );
     let clean = run(d.path(), &["build", p, "--threads", "2"]);
     assert_eq!(clean.code, 0, "{}", clean.stderr);
     let want = snapshot(&d.path().join("clean"));
     let mut interrupted = 0;
-    for (trial, delay) in delays(10).into_iter().enumerate() {
+    for (trial, delay) in delays(trials).into_iter().enumerate() {
         let out = format!("trial{trial}");
         let mut child = Command::new(bin())
             .args(["build", p, "--threads", "2", "--out", &out])
