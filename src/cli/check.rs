@@ -1,6 +1,7 @@
 use super::progress_bar::Bar;
-use super::{thread_pool, CheckArgs};
+use super::CheckArgs;
 use crate::check::{check, CheckReport};
+use crate::engine::thread_pool;
 use crate::error::Result;
 use crate::pipeline::Pipeline;
 

@@ -103,10 +103,3 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Init(a) => init::run(a),
     }
 }
-
-fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.unwrap_or(0))
-        .build()
-        .map_err(|e| crate::error::Error::Usage(format!("cannot start threads: {e}")))
-}

@@ -94,11 +94,15 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildSummary> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.unwrap_or(0))
+    thread_pool(opts.threads)?.install(|| build_in_pool(p, opts, progress))
+}
+
+/// A rayon pool of `threads` workers (all cores when `None`).
+pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start threads: {e}")))?;
-    pool.install(|| build_in_pool(p, opts, progress))
+        .map_err(|e| Error::Usage(format!("cannot start threads: {e}")))
 }
 
 fn build_in_pool(
@@ -126,10 +130,8 @@ fn build_in_pool(
     dataset_stats::measure_dataset_standardization(p, &found.pairs, &splits, progress)?;
     let reference = reference_sample(p, &found.pairs, &splits)?;
     let plans = plan::plan_shards(p, &found.pairs, &splits, &reference);
-    let resumed_shards = (0..plans.len())
-        .filter(|&i| out.valid_record(i).is_some())
-        .count();
-    let records = run::run_shards(p, &out, &plans, &reference, progress)?;
+    let run::ShardResults { records, resumed } =
+        run::run_shards(p, &out, &plans, &reference, progress)?;
     let warnings = warnings(&found, &records);
     let index = index::make_index(p, &found, &records, &plans, &reference, warnings.clone());
     write_derived(p, &out, &plans, &records, &index)?;
@@ -141,7 +143,7 @@ fn build_in_pool(
         splits: index.splits,
         unpaired_skipped: index.unpaired_skipped,
         skipped_samples: index.skipped_samples,
-        resumed_shards,
+        resumed_shards: resumed,
         warnings,
     })
 }

@@ -8,14 +8,8 @@ use crate::engine::DEFAULT_SHARD_BYTES;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::sample::{PairRef, Sample};
-use crate::sink::ShardPlan;
+use crate::sink::{sample_bytes, ShardPlan};
 use crate::split::SPLIT_ORDER;
-
-/// Bytes of one sample in the output (image + label).
-pub fn sample_bytes(p: &Pipeline, s: &Sample) -> u64 {
-    (s.image.pixels.len() * s.image.pixels.dtype().size()
-        + s.label.ids.len() * p.label_dtype.size()) as u64
-}
 
 pub fn plan_shards(
     p: &Pipeline,
@@ -29,7 +23,7 @@ pub fn plan_shards(
             .output
             .shard_bytes
             .map_or(DEFAULT_SHARD_BYTES, |b| b.0);
-        (target / sample_bytes(p, reference).max(1)).max(1) as usize
+        (target / sample_bytes(reference, p.label_dtype).max(1)).max(1) as usize
     });
     let mut by_split: BTreeMap<(usize, &str), Vec<PairRef>> = BTreeMap::new();
     for (pair, split) in pairs.iter().zip(splits) {

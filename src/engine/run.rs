@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use std::sync::mpsc::{sync_channel, SyncSender};
 
 use super::output::{OutputDir, ShardRecord, SkippedSample};
-use super::plan::{check_shape, sample_bytes};
+use super::plan::check_shape;
 use super::process;
 use crate::error::{Error, Result};
 use crate::pipeline::schema::OnError;
@@ -23,23 +23,33 @@ enum ToWriter {
     Finish(usize, SplitCounts, Vec<SkippedSample>),
 }
 
-/// Runs every shard; returns each shard's record, in plan order.
+/// What running the shards gives: every shard's record in plan order, and how many were kept from
+/// an earlier run.
+pub struct ShardResults {
+    pub records: Vec<ShardRecord>,
+    pub resumed: usize,
+}
+
+/// Runs every shard; shards whose record and files check out (verified once, here) are kept.
 pub fn run_shards(
     p: &Pipeline,
     out: &OutputDir,
     plans: &[ShardPlan],
     reference: &Sample,
     progress: &dyn Progress,
-) -> Result<Vec<ShardRecord>> {
+) -> Result<ShardResults> {
     let total: usize = plans.iter().map(|s| s.pairs.len()).sum();
     progress.start("building shards", total as u64);
     let mut sink = sink::for_layout(p, &out.dir);
-    let batch = sink.batch_samples(sample_bytes(p, reference)).max(1);
+    let batch = sink
+        .batch_samples(sink::sample_bytes(reference, p.label_dtype))
+        .max(1);
     let mut records: Vec<Option<ShardRecord>> = plans
         .iter()
         .enumerate()
         .map(|(i, _)| out.valid_record(i))
         .collect();
+    let resumed = records.iter().flatten().count();
     let result = std::thread::scope(|scope| -> Result<Vec<(usize, ShardRecord)>> {
         // rendezvous: at most one batch being written and one being computed
         let (tx, rx) = sync_channel::<ToWriter>(0);
@@ -74,10 +84,11 @@ pub fn run_shards(
     for (i, record) in result? {
         records[i] = Some(record);
     }
-    Ok(records
+    let records = records
         .into_iter()
         .map(|r| r.expect("every shard was built or resumed"))
-        .collect())
+        .collect();
+    Ok(ShardResults { records, resumed })
 }
 
 fn compute_shards(

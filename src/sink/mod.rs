@@ -75,6 +75,13 @@ pub fn shard_name(plan: &ShardPlan, ext: &str) -> String {
     format!("{}-{:05}-of-{:05}.{ext}", plan.split, plan.index, plan.of)
 }
 
+/// Uncompressed output bytes of one sample (image + label in the output label dtype): what shard
+/// and row-group sizes are computed from.
+pub fn sample_bytes(s: &Sample, label_dtype: crate::sample::PixelType) -> u64 {
+    (s.image.pixels.len() * s.image.pixels.dtype().size() + s.label.ids.len() * label_dtype.size())
+        as u64
+}
+
 /// Label ids as the output dtype's little-endian bytes; ids were checked to fit at pipeline load.
 pub fn label_bytes(ids: &[u16], dtype: crate::sample::PixelType) -> Vec<u8> {
     match dtype {

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::atomic::AtomicFile;
-use super::{label_bytes, shard_name, FileRecord, ShardPlan, Sink, SinkOptions};
+use super::{label_bytes, sample_bytes, shard_name, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::schema::Layout;
 use crate::pipeline::Pipeline;
@@ -208,7 +208,8 @@ impl ParquetSink {
         let path = self.dir.join(shard_name(plan, "parquet"));
         let schema = self.schema(first);
         let (atomic, file) = AtomicFile::create(&path)?;
-        let props = self.properties(self.batch_samples(sample_bytes(first)));
+        let props =
+            self.properties(self.batch_samples(sample_bytes(first, self.options.label_dtype)));
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(|e| Error::data(&path, "write", e.to_string()))?;
         Ok((atomic, writer, schema))
@@ -268,11 +269,6 @@ impl Sink for ParquetSink {
             sha256,
         }])
     }
-}
-
-/// Uncompressed bytes of one sample in the output (labels counted as u16, the larger case).
-fn sample_bytes(s: &Sample) -> u64 {
-    (s.image.pixels.len() * s.image.pixels.dtype().size() + s.label.ids.len() * 2) as u64
 }
 
 fn arrow_type(t: PixelType) -> DataType {

@@ -53,6 +53,7 @@ struct Resolved {
     output: ClassSet,
 }
 
+#[derive(Clone)]
 enum Target {
     Ignore,
     Id(u16),
@@ -134,18 +135,7 @@ impl RemapConfig {
                 return Err(format!("range `{key}` covers no declared class id"));
             }
             let target = parse_target(value, Some((lo, hi)))?;
-            return Ok(ids
-                .into_iter()
-                .map(|id| {
-                    let t = match &target {
-                        Target::Ignore => Target::Ignore,
-                        Target::Id(t) => Target::Id(*t),
-                        Target::Name(n) => Target::Name(n.clone()),
-                        Target::Shift(s) => Target::Shift(*s),
-                    };
-                    (id, t)
-                })
-                .collect());
+            return Ok(ids.into_iter().map(|id| (id, target.clone())).collect());
         }
         let id = match key.parse::<u16>() {
             Ok(id) if input.contains(id) => id,

@@ -119,7 +119,7 @@ def test_row_groups_are_capped_and_pixel_columns_plain(quintal):
     out = build(tmp, head + '[output]\nformat = "parquet"\ndir = "out"\nrow_group_bytes = 300000\n')
     f = shards(out)[0]
     meta = pq.ParquetFile(f).metadata
-    # 256x256x3 + 256x256x2 bytes a sample -> 300000 bytes hold one sample per row group
+    # 256x256x3 + 256x256 (u8 labels) = 262144 bytes a sample -> 300000 bytes hold one per row group
     assert meta.num_row_groups == 6 and all(meta.row_group(i).num_rows == 1 for i in range(6))
     names = [meta.schema.column(i).path for i in range(meta.num_columns)]
     for i, name in enumerate(names):
