@@ -5,12 +5,14 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::decode::image::{read_header, ImageHeader};
+use crate::decode::image::ImageRules;
 use crate::decode::is_jpeg;
 use crate::decode::label::RawValue;
+use crate::decode::stack::{pair_header, PairHeader};
 use crate::error::Result;
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
+use crate::sample::{LabelSource, PairRef};
 use crate::source::{discover_all, Discovery};
 
 #[derive(Debug, Default)]
@@ -26,6 +28,8 @@ pub struct SizeMismatch {
     pub label: PathBuf,
     pub label_size: (u32, u32),
     pub image_size: (u32, u32),
+    /// For a turned JPEG: which orientation the label matches.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +43,8 @@ pub struct CheckReport {
     /// Files that could not be read, with the reason.
     pub unreadable: Vec<(PathBuf, String)>,
     pub jpeg_labels: usize,
+    /// JPEG images with an EXIF orientation other than "as stored".
+    pub exif_turned: usize,
     pub splits: BTreeMap<String, usize>,
 }
 
@@ -76,7 +82,7 @@ struct LabelFacts {
 }
 
 struct PairFacts {
-    image: std::result::Result<ImageHeader, String>,
+    image: std::result::Result<PairHeader, (PathBuf, String)>,
     label: std::result::Result<LabelFacts, String>,
 }
 
@@ -89,19 +95,18 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
         }
     }
     progress.start("checking pairs", discovery.pairs.len() as u64);
+    let input = &p.config.input;
+    let rules = ImageRules {
+        alpha: input.alpha,
+        exif: input.exif,
+        limits: input.limits(),
+    };
     let facts: Vec<PairFacts> = discovery
         .pairs
         .par_iter()
         .map(|pair| {
-            let image = read_header(&pair.image);
-            let label = p
-                .decoder
-                .histogram(&pair.label)
-                .map(|(raw, histogram)| LabelFacts {
-                    kind: raw.kind().to_string(),
-                    size: (raw.width, raw.height),
-                    histogram,
-                });
+            let image = pair_header(pair, &rules, p.config.input.channels);
+            let label = label_facts(p, pair, image.as_ref().ok());
             progress.advance(1);
             PairFacts { image, label }
         })
@@ -111,7 +116,7 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
         let image = match f.image {
             Ok(h) => h,
             Err(e) => {
-                report.unreadable.push((pair.image.clone(), e));
+                report.unreadable.push(e);
                 continue;
             }
         };
@@ -119,6 +124,7 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
             .image_modes
             .entry((image.mode.clone(), image.width, image.height))
             .or_default() += 1;
+        report.exif_turned += usize::from(image.exif.is_some());
         let LabelFacts {
             kind,
             size,
@@ -126,16 +132,24 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
         } = match f.label {
             Ok(x) => x,
             Err(e) => {
-                report.unreadable.push((pair.label.clone(), e));
+                report.unreadable.push((pair.label_path().to_path_buf(), e));
                 continue;
             }
         };
         *report.label_kinds.entry(kind).or_default() += 1;
         if size != (image.width, image.height) {
+            let note = image.exif.as_ref().map(|(o, stored)| {
+                if *stored == size {
+                    format!("the label matches the image as stored, before its EXIF orientation {o}: set [input] exif = \"ignore\"")
+                } else {
+                    format!("the label matches neither the stored image nor its EXIF orientation {o}")
+                }
+            });
             report.size_mismatches.push(SizeMismatch {
-                label: pair.label.clone(),
+                label: pair.label_path().to_path_buf(),
                 label_size: size,
                 image_size: (image.width, image.height),
+                note,
             });
         }
         for (value, n) in histogram {
@@ -144,10 +158,46 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
             seen.files += 1;
             seen.class = p.decoder.lookup(value).map(|id| class_name(p, id));
         }
-        report.jpeg_labels += usize::from(is_jpeg(&pair.label));
+        report.jpeg_labels +=
+            usize::from(matches!(&pair.label, LabelSource::File(f) if is_jpeg(f)));
     }
     report.discovery = discovery;
     Ok(report)
+}
+
+/// A label file's raw values; for mask sources, the merged class ids.
+fn label_facts(
+    p: &Pipeline,
+    pair: &PairRef,
+    image: Option<&PairHeader>,
+) -> std::result::Result<LabelFacts, String> {
+    match (&pair.label, image) {
+        (LabelSource::File(f), _) => p.decoder.histogram(f).map(|(raw, histogram)| LabelFacts {
+            kind: raw.kind().to_string(),
+            size: (raw.width, raw.height),
+            histogram,
+        }),
+        (source, Some(h)) => {
+            let decoded = p
+                .decoder
+                .decode_source(source, h.width, h.height)
+                .map_err(|e| e.to_string())?;
+            let mut histogram = BTreeMap::new();
+            for &id in &decoded.map.ids {
+                *histogram.entry(RawValue::Value(id)).or_default() += 1;
+            }
+            let kind = match source {
+                LabelSource::Background => "none (all background)",
+                _ => "binary masks",
+            };
+            Ok(LabelFacts {
+                kind: kind.into(),
+                size: (h.width, h.height),
+                histogram,
+            })
+        }
+        (_, None) => Err("not checked: its image is unreadable".into()),
+    }
 }
 
 fn class_name(p: &Pipeline, id: u16) -> String {

@@ -2,6 +2,7 @@
 //!
 //! Images are interleaved (H, W, C) in their own dtype; labels are class ids in u16 whatever the
 //! output dtype, so no stage can clamp or wrap them.
+use std::path::{Path, PathBuf};
 
 // Pixel buffers are written to .npy as they sit in memory, declared little-endian ("<u2", "<f4").
 #[cfg(target_endian = "big")]
@@ -46,7 +47,7 @@ impl Pixels {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PixelType {
     U8,
@@ -55,6 +56,16 @@ pub enum PixelType {
 }
 
 impl PixelType {
+    /// The image dtype of a sample of this many bytes (1: u8, 2: u16, 4: f32).
+    pub fn of_size(bytes: usize) -> Option<PixelType> {
+        match bytes {
+            1 => Some(PixelType::U8),
+            2 => Some(PixelType::U16),
+            4 => Some(PixelType::F32),
+            _ => None,
+        }
+    }
+
     pub fn size(self) -> usize {
         match self {
             PixelType::U8 => 1,
@@ -109,10 +120,70 @@ pub struct LabelMap {
 pub struct PairRef {
     /// The name pairing is based on, unique in the dataset, with `/` separators (e.g. `sub/img_001`).
     pub key: String,
-    pub image: std::path::PathBuf,
-    pub label: std::path::PathBuf,
-    /// A split given by the source (a manifest column), if any.
+    /// The image file; with several band folders, the first folder's file.
+    pub image: PathBuf,
+    /// Files of the further band folders, stacked after `image`'s bands in the declared order.
+    pub bands: Vec<PathBuf>,
+    pub label: LabelSource,
+    /// A split given by the source (a manifest column, a dictionary field, a folder), if any.
     pub split: Option<String>,
+}
+
+impl PairRef {
+    /// A pair of one image file and one label file.
+    pub fn new(key: String, image: PathBuf, label: PathBuf) -> Self {
+        PairRef {
+            key,
+            image,
+            bands: Vec::new(),
+            label: LabelSource::File(label),
+            split: None,
+        }
+    }
+
+    /// The image files in band order.
+    pub fn image_files(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.image).chain(&self.bands)
+    }
+
+    /// Every input file of the pair: image bands, then label files.
+    pub fn files(&self) -> Vec<&Path> {
+        let mut files: Vec<&Path> = self.image_files().map(PathBuf::as_path).collect();
+        match &self.label {
+            LabelSource::File(f) => files.push(f),
+            LabelSource::Masks { classes, .. } => files.extend(
+                classes
+                    .iter()
+                    .flat_map(|(_, m)| m.iter().map(PathBuf::as_path)),
+            ),
+            LabelSource::Background => {}
+        }
+        files
+    }
+
+    /// The path that names the label in messages: its file, its mask folder, or the image.
+    pub fn label_path(&self) -> &Path {
+        match &self.label {
+            LabelSource::File(f) => f,
+            LabelSource::Masks { folder, .. } => folder,
+            LabelSource::Background => &self.image,
+        }
+    }
+}
+
+/// Where a sample's class ids come from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LabelSource {
+    /// One label image.
+    File(PathBuf),
+    /// Binary masks merged into one label map: each mask's foreground becomes its class id.
+    /// Classes are listed in priority order (for `overlap = "first"`).
+    Masks {
+        folder: PathBuf,
+        classes: Vec<(u16, Vec<PathBuf>)>,
+    },
+    /// No label file: every pixel is background (class 0), as for MVTec AD's `good` images.
+    Background,
 }
 
 /// Per-image standardization values actually used, kept so inference can undo or repeat them.
@@ -134,6 +205,8 @@ pub struct Sample {
     pub unknown_pixels: u64,
     /// Set by a `per_image` standardize stage.
     pub standardization: Option<Standardization>,
+    /// Instance masks merged into the label, for mask sources.
+    pub instances: Option<u32>,
 }
 
 /// Element types an image can hold, to write one generic routine instead of three matches.

@@ -22,7 +22,28 @@ pub enum SplitPlan {
         seed: u64,
         group: Option<Regex>,
     },
-    FromManifest,
+    /// `from = "source"`: the split each source gives.
+    FromSource,
+    /// `from = "folder"`: the key's first folder.
+    FromFolder,
+}
+
+/// The usual names of the three splits: `training` -> `train`, `validation` -> `val`, ...
+pub fn canonical(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "train" | "training" => "train".into(),
+        "val" | "valid" | "validation" => "val".into(),
+        "test" | "testing" => "test".into(),
+        _ => name.to_string(),
+    }
+}
+
+/// Whether a split name is safe in file names: letters, digits, `_` and `-`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl SplitPlan {
@@ -32,14 +53,16 @@ impl SplitPlan {
             return Ok(SplitPlan::Single);
         };
         let fractions = [cfg.train, cfg.val, cfg.test];
-        if cfg.from == Some(SplitSource::Manifest) {
+        if let Some(from) = cfg.from {
             if fractions.iter().any(|f| *f != 0.0) || cfg.group.is_some() {
                 return Err(vec![
-                    "split: `from = \"manifest\"` cannot be combined with fractions or group"
-                        .into(),
+                    "split: `from` cannot be combined with fractions or group".into(),
                 ]);
             }
-            return Ok(SplitPlan::FromManifest);
+            return Ok(match from {
+                SplitSource::Source => SplitPlan::FromSource,
+                SplitSource::Folder => SplitPlan::FromFolder,
+            });
         }
         let mut problems = Vec::new();
         if fractions.iter().any(|f| !(0.0..=1.0).contains(f)) {
@@ -80,20 +103,35 @@ impl SplitPlan {
                     pairs.len()
                 )),
             },
-            SplitPlan::FromManifest => pairs
+            SplitPlan::FromSource => pairs
                 .iter()
                 .map(|p| {
                     p.split
                         .clone()
-                        .ok_or_else(|| format!("sample `{}` has no split in the manifest", p.key))
+                        .ok_or_else(|| format!("sample `{}` has no split in its source (manifest column, dictionary field or folder)", p.key))
                 })
                 .collect(),
+            SplitPlan::FromFolder => pairs.iter().map(|p| folder_split(&p.key)).collect(),
             SplitPlan::Fractions {
                 fractions,
                 seed,
                 group,
             } => Ok(assign_fractions(pairs, fractions, *seed, group.as_ref())),
         }
+    }
+}
+
+fn folder_split(key: &str) -> Result<String, String> {
+    let name = match key.split_once('/') {
+        Some((first, _)) => canonical(first),
+        None => return Err(format!(
+            "sample `{key}` is not in a folder, so split.from = \"folder\" cannot name its split"
+        )),
+    };
+    if is_valid_name(&name) {
+        Ok(name)
+    } else {
+        Err(format!("folder `{name}` of sample `{key}` is not a usable split name (letters, digits, `_`, `-`)"))
     }
 }
 
@@ -151,12 +189,7 @@ mod tests {
 
     fn pairs(keys: &[&str]) -> Vec<PairRef> {
         keys.iter()
-            .map(|k| PairRef {
-                key: k.to_string(),
-                image: k.into(),
-                label: k.into(),
-                split: None,
-            })
+            .map(|k| PairRef::new(k.to_string(), k.into(), k.into()))
             .collect()
     }
 

@@ -323,7 +323,7 @@ fn manifest_paths_outside_the_dataset_are_refused_unless_allowed() {
     let r = run(d.path(), &["build", "p.toml"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("row 2") && r.stderr.contains("outside the manifest's folder"),
+        r.stderr.contains("line 2") && r.stderr.contains("points outside"),
         "{}",
         r.stderr
     );

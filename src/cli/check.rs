@@ -61,8 +61,12 @@ fn print_report(p: &Pipeline, r: &CheckReport) {
         .iter()
         .map(|m| {
             let (l, i) = (m.label_size, m.image_size);
+            let note = m
+                .note
+                .as_deref()
+                .map_or(String::new(), |n| format!(" ({n})"));
             format!(
-                "{}: label {}x{}, image {}x{}",
+                "{}: label {}x{}, image {}x{}{note}",
                 m.label.display(),
                 l.0,
                 l.1,
@@ -93,6 +97,12 @@ fn print_report(p: &Pipeline, r: &CheckReport) {
         println!(
             "warning: {} label file(s) are JPEG (lossy: ids change at edges)",
             r.jpeg_labels
+        );
+    }
+    if r.exif_turned > 0 {
+        println!(
+            "JPEG images with an EXIF orientation: {} ([input] exif = {:?})",
+            r.exif_turned, p.config.input.exif
         );
     }
     let splits: Vec<String> = r.splits.iter().map(|(s, n)| format!("{s} {n}")).collect();

@@ -1,17 +1,62 @@
-//! Image decoding with the `image` crate: u8, u16 or f32, 1 to 4 bands, alpha kept or dropped by rule.
+//! Image decoding: u8, u16 or f32 in their own dtype, never narrowed. PNG and JPEG go through the
+//! `image` crate (JPEG EXIF orientation applied by rule); TIFF with 1 to any number of samples
+//! through the `tiff` crate. Alpha is kept or dropped by rule.
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageReader, Limits};
 use std::path::Path;
 
 use super::DecodeLimits;
-use crate::pipeline::schema::AlphaRule;
+use crate::pipeline::schema::{AlphaRule, ExifRule};
 use crate::sample::{Image, Pixels};
 
 /// What `check` reports about an image without decoding its pixels.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ImageHeader {
+    /// As stored.
     pub width: u32,
     pub height: u32,
     pub mode: String,
+    /// Bands as stored, including alpha, and whether the last band is alpha.
+    pub bands: usize,
+    pub has_alpha: bool,
+    pub dtype: Option<crate::sample::PixelType>,
+    /// A JPEG's EXIF orientation other than "as stored".
+    pub exif: Option<String>,
+}
+
+impl ImageHeader {
+    /// Bands after the alpha rule.
+    pub fn decoded_bands(&self, alpha: AlphaRule) -> usize {
+        self.bands - usize::from(self.has_alpha && alpha == AlphaRule::Drop)
+    }
+
+    /// The size after the EXIF rule.
+    pub fn size(&self, rule: ExifRule) -> (u32, u32) {
+        match (&self.exif, rule) {
+            (Some(o), ExifRule::Apply) if swaps_sides(o) => (self.height, self.width),
+            _ => (self.width, self.height),
+        }
+    }
+}
+
+fn swaps_sides(orientation: &str) -> bool {
+    orientation.starts_with("Rotate90") || orientation.starts_with("Rotate270")
+}
+
+/// How one image file is decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRules {
+    pub alpha: AlphaRule,
+    pub exif: ExifRule,
+    pub limits: DecodeLimits,
+}
+
+/// A decoded file, and the EXIF orientation applied to it, if any.
+#[derive(Debug)]
+pub struct DecodedImage {
+    pub image: Image,
+    /// (orientation, width, height as stored) when an orientation was applied.
+    pub exif: Option<(String, u32, u32)>,
 }
 
 fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, String> {
@@ -27,31 +72,90 @@ fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>,
 
 /// Decodes any supported file after checking its size and its header against the limits.
 pub fn decode_dynamic(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage, String> {
+    decode_oriented(path, limits, ExifRule::Ignore).map(|(img, _)| img)
+}
+
+/// Decodes with the `image` crate, applying a JPEG's EXIF orientation by rule.
+fn decode_oriented(
+    path: &Path,
+    limits: &DecodeLimits,
+    exif: ExifRule,
+) -> Result<(DynamicImage, Option<Orientation>), String> {
     use image::ImageDecoder;
     limits.check_file(path)?;
-    let decoder = reader(path)?
+    let mut decoder = reader(path)?
         .into_decoder()
         .map_err(|e| format!("cannot decode image: {e}"))?;
     let (width, height) = decoder.dimensions();
     limits.check_size(width, height)?;
-    DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode image: {e}"))
+    let orientation = jpeg_orientation(path, &mut decoder);
+    let mut img =
+        DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode image: {e}"))?;
+    match (orientation, exif) {
+        (Some(o), ExifRule::Apply) => img.apply_orientation(o),
+        (Some(o), ExifRule::Error) => return Err(format!(
+            "JPEG has EXIF orientation {o:?}: viewers show it turned, the stored pixels are not; set [input] exif = \"apply\" (turn it) or \"ignore\" (use the stored pixels)"
+        )),
+        _ => {}
+    }
+    Ok((img, orientation.filter(|_| exif == ExifRule::Apply)))
+}
+
+/// A JPEG's EXIF orientation when it is not "as stored".
+fn jpeg_orientation(path: &Path, decoder: &mut impl image::ImageDecoder) -> Option<Orientation> {
+    if !super::is_jpeg(path) {
+        return None;
+    }
+    decoder
+        .orientation()
+        .ok()
+        .filter(|o| *o != Orientation::NoTransforms)
 }
 
 pub fn read_header(path: &Path) -> Result<ImageHeader, String> {
     use image::ImageDecoder;
-    let decoder = reader(path)?
+    if let Some(h) = super::tiff::read_header(path)? {
+        return Ok(h);
+    }
+    let mut decoder = reader(path)?
         .into_decoder()
         .map_err(|e| format!("not a readable image: {e}"))?;
     let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    let bands = color.channel_count() as usize;
     Ok(ImageHeader {
         width,
         height,
-        mode: format!("{:?}", decoder.color_type()),
+        mode: format!("{color:?}"),
+        bands,
+        has_alpha: color.has_alpha(),
+        dtype: crate::sample::PixelType::of_size(color.bytes_per_pixel() as usize / bands.max(1)),
+        exif: jpeg_orientation(path, &mut decoder).map(|o| format!("{o:?}")),
     })
 }
 
-pub fn decode_image(path: &Path, alpha: AlphaRule, limits: &DecodeLimits) -> Result<Image, String> {
-    let img = decode_dynamic(path, limits)?;
+/// Decodes one image file by the rules.
+pub fn decode_file(path: &Path, rules: &ImageRules) -> Result<DecodedImage, String> {
+    if let Some(image) = super::tiff::decode(path, rules)? {
+        return Ok(DecodedImage { image, exif: None });
+    }
+    let (img, orientation) = decode_oriented(path, &rules.limits, rules.exif)?;
+    let exif = orientation.map(|o| {
+        let (w, h) = (img.width(), img.height());
+        let stored = if swaps_sides(&format!("{o:?}")) {
+            (h, w)
+        } else {
+            (w, h)
+        };
+        (format!("{o:?}"), stored.0, stored.1)
+    });
+    Ok(DecodedImage {
+        image: from_dynamic(img, rules.alpha)?,
+        exif,
+    })
+}
+
+fn from_dynamic(img: DynamicImage, alpha: AlphaRule) -> Result<Image, String> {
     let (width, height) = (img.width(), img.height());
     let keep = alpha == AlphaRule::Keep;
     let (bands, pixels) = match img {
@@ -76,7 +180,7 @@ pub fn decode_image(path: &Path, alpha: AlphaRule, limits: &DecodeLimits) -> Res
 }
 
 /// Keeps all `bands`, or drops the last (alpha) one.
-fn with_alpha(p: Pixels, bands: usize, keep: bool) -> (usize, Pixels) {
+pub fn with_alpha(p: Pixels, bands: usize, keep: bool) -> (usize, Pixels) {
     fn drop_last<T: Copy>(v: Vec<T>, bands: usize) -> Vec<T> {
         v.chunks_exact(bands)
             .flat_map(|px| px[..bands - 1].iter().copied())

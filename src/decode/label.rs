@@ -2,7 +2,10 @@
 //! - `index`: grey 8/16-bit values (or palette indices) are ids;
 //! - `palette`: palette indices are ids (never the colours);
 //! - `rgb`: colours through the colour table (palette PNGs by their palette colours);
-//! - `binary`: 0 is background (0), `foreground_value` is foreground (1).
+//! - `binary`: 0 is background (0), `foreground_value` is foreground (1);
+//! - `mvtec`: like `index`, with the dictionary's (possibly sparse) class ids;
+//! - `ade20k`: colour (R, G, B) holds class R / 10 * 256 + G;
+//! - `mvtec_ad`, `instances`: binary masks merged by `masks`.
 //!
 //! The input's ignore index passes through as ignore (except for `binary`, whose values are fixed).
 //! A value that is not declared is an error naming it and its pixel count, or, with
@@ -10,11 +13,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use super::masks::MaskMerge;
 use super::raw_label::{read_raw_label, RawLabel, RawPixels};
 use super::DecodeLimits;
+use crate::error::{Error, Result as DataResult};
 use crate::pipeline::classes::ClassSet;
 use crate::pipeline::schema::{LabelFormat, UnknownPolicy};
-use crate::sample::LabelMap;
+use crate::sample::{LabelMap, LabelSource};
 
 /// A value as found in a label file, before mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,6 +41,8 @@ impl std::fmt::Display for RawValue {
 pub struct DecodedLabel {
     pub map: LabelMap,
     pub unknown_pixels: u64,
+    /// Instance masks merged into the map, for mask sources.
+    pub instances: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +54,7 @@ pub struct LabelDecoder {
     ignore_index: u16,
     unknown: UnknownPolicy,
     limits: DecodeLimits,
+    masks: MaskMerge,
 }
 
 impl LabelDecoder {
@@ -54,9 +62,9 @@ impl LabelDecoder {
         format: LabelFormat,
         classes: &ClassSet,
         unknown: UnknownPolicy,
-        foreground_value: u16,
-        limits: DecodeLimits,
+        masks: MaskMerge,
     ) -> Self {
+        let foreground_value = masks.foreground_value;
         let mut by_value = vec![None; 1 << 16];
         let mut by_color = HashMap::new();
         match format {
@@ -64,7 +72,12 @@ impl LabelDecoder {
                 by_value[0] = Some(0);
                 by_value[foreground_value as usize] = Some(1);
             }
-            LabelFormat::Index | LabelFormat::Palette => {
+            LabelFormat::Index
+            | LabelFormat::Palette
+            | LabelFormat::Mvtec
+            | LabelFormat::Ade20k
+            | LabelFormat::MvtecAd
+            | LabelFormat::Instances => {
                 for c in &classes.classes {
                     by_value[c.id as usize] = Some(c.id);
                 }
@@ -84,7 +97,34 @@ impl LabelDecoder {
             by_color,
             ignore_index: classes.ignore_index,
             unknown,
-            limits,
+            limits: masks.limits,
+            masks,
+        }
+    }
+
+    /// Decodes a pair's label at its image's size: one file, merged masks, or all background.
+    pub fn decode_source(
+        &self,
+        source: &LabelSource,
+        width: u32,
+        height: u32,
+    ) -> DataResult<DecodedLabel> {
+        let map = |ids| LabelMap { width, height, ids };
+        match source {
+            LabelSource::File(f) => self.decode(f).map_err(|m| Error::data(f, "decode", m)),
+            LabelSource::Masks { classes, .. } => {
+                let merged = self.masks.merge(classes, width, height)?;
+                Ok(DecodedLabel {
+                    map: map(merged.ids),
+                    unknown_pixels: 0,
+                    instances: Some(merged.instances),
+                })
+            }
+            LabelSource::Background => Ok(DecodedLabel {
+                map: map(vec![0; width as usize * height as usize]),
+                unknown_pixels: 0,
+                instances: Some(0),
+            }),
         }
     }
 
@@ -112,6 +152,7 @@ impl LabelDecoder {
                 ids,
             },
             unknown_pixels,
+            instances: None,
         })
     }
 
@@ -122,13 +163,18 @@ impl LabelDecoder {
             (
                 LabelFormat::Rgb,
                 RawPixels::Color { .. } | RawPixels::Indexed { .. }
-            ) | (
-                LabelFormat::Index | LabelFormat::Palette | LabelFormat::Binary,
-                RawPixels::Gray8(_) | RawPixels::Indexed { .. }
-            ) | (
-                LabelFormat::Index | LabelFormat::Binary,
-                RawPixels::Gray16(_)
-            )
+            ) | (LabelFormat::Ade20k, RawPixels::Color { .. })
+                | (
+                    LabelFormat::Index
+                        | LabelFormat::Palette
+                        | LabelFormat::Binary
+                        | LabelFormat::Mvtec,
+                    RawPixels::Gray8(_) | RawPixels::Indexed { .. }
+                )
+                | (
+                    LabelFormat::Index | LabelFormat::Binary | LabelFormat::Mvtec,
+                    RawPixels::Gray16(_)
+                )
         );
         if ok {
             return Ok(());
@@ -167,6 +213,10 @@ impl LabelDecoder {
             RawPixels::Indexed { indices, .. } => indices
                 .iter()
                 .map(|&x| by_value(x as u16, unknown))
+                .collect(),
+            RawPixels::Color { data, channels } if self.format == LabelFormat::Ade20k => data
+                .chunks_exact(*channels)
+                .map(|p| by_value(ade20k_class(p), unknown))
                 .collect(),
             RawPixels::Color { data, channels } => self.map_colors(
                 data.chunks_exact(*channels).map(|p| [p[0], p[1], p[2]]),
@@ -248,12 +298,20 @@ impl LabelDecoder {
             RawPixels::Indexed { indices, .. } => {
                 value_histogram(indices.iter().map(|&x| x as u16))
             }
+            RawPixels::Color { data, channels } if self.format == LabelFormat::Ade20k => {
+                value_histogram(data.chunks_exact(*channels).map(ade20k_class))
+            }
             RawPixels::Color { data, channels } => {
                 color_histogram(data.chunks_exact(*channels).map(|p| [p[0], p[1], p[2]]))
             }
         };
         Ok((raw, hist))
     }
+}
+
+/// ADE20K's full-format class index: R / 10 * 256 + G (B holds the instance).
+fn ade20k_class(p: &[u8]) -> u16 {
+    (p[0] / 10) as u16 * 256 + p[1] as u16
 }
 
 fn value_histogram(values: impl Iterator<Item = u16>) -> BTreeMap<RawValue, u64> {

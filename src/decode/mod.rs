@@ -1,7 +1,10 @@
 //! Decoding files into pixels: images keep their dtype and bands; labels become class ids.
 pub mod image;
 pub mod label;
+pub mod masks;
 pub mod raw_label;
+pub mod stack;
+pub mod tiff;
 
 /// Largest allocation a decoder may make for one file; guards against decompression bombs.
 pub const MAX_DECODE_BYTES: u64 = 4 << 30;

@@ -17,7 +17,7 @@ use crate::stages::Stage;
 pub fn inputs_state_hash(found: &Discovery) -> String {
     let mut h = Sha256::new();
     for pair in &found.pairs {
-        for file in [&pair.image, &pair.label] {
+        for file in pair.files() {
             let meta = std::fs::metadata(file).ok();
             let size = meta.as_ref().map_or(0, |m| m.len());
             let modified = meta
@@ -38,8 +38,7 @@ pub fn inputs_hash(found: &Discovery) -> String {
     for pair in &found.pairs {
         for part in [
             pair.key.as_str(),
-            &file_name(&pair.image),
-            &file_name(&pair.label),
+            &file_names(&pair.files()),
             pair.split.as_deref().unwrap_or(""),
         ] {
             h.update(part.as_bytes());
@@ -49,10 +48,16 @@ pub fn inputs_hash(found: &Discovery) -> String {
     hex::encode(h.finalize())
 }
 
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default()
+fn file_names(files: &[&Path]) -> String {
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    names.join("\u{1f}")
 }
 
 pub fn make_index(

@@ -13,13 +13,14 @@ mod run;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::decode::image::decode_image;
+use crate::decode::image::ImageRules;
 use crate::decode::is_jpeg;
+use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
 use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
-use crate::sample::{PairRef, Sample};
+use crate::sample::{Image, LabelMap, LabelSource, PairRef, Sample};
 use crate::sink::manifest::{SplitSummary, ERRORS_FILE, INDEX_FILE, STATS_FILE};
 use crate::sink::{atomic, ShardPlan};
 use crate::source::{self, Discovery};
@@ -53,23 +54,21 @@ pub struct BuildSummary {
 
 /// Decodes a pair and runs every stage on it.
 pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Sample> {
-    let image = decode_image(&pair.image, p.config.input.alpha, &p.config.input.limits())
-        .map_err(|m| Error::data(&pair.image, "decode", m))?;
+    let input = &p.config.input;
+    let rules = ImageRules {
+        alpha: input.alpha,
+        exif: input.exif,
+        limits: input.limits(),
+    };
+    let decoded = decode_pair_image(pair, &rules, input.channels)?;
+    let image = decoded.image;
     let label = p
         .decoder
-        .decode(&pair.label)
-        .map_err(|m| Error::data(&pair.label, "decode", m))?;
+        .decode_source(&pair.label, image.width, image.height)?;
     let l = &label.map;
     if (l.width, l.height) != (image.width, image.height) {
-        let message = format!(
-            "label is {}x{} but its image {} is {}x{}",
-            l.width,
-            l.height,
-            pair.image.display(),
-            image.width,
-            image.height
-        );
-        return Err(Error::data(&pair.label, "pair", message));
+        let message = size_mismatch(pair, &image, l, decoded.exif.as_ref());
+        return Err(Error::data(pair.label_path(), "pair", message));
     }
     let mut s = Sample {
         pair: pair.clone(),
@@ -79,6 +78,7 @@ pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> R
         padding: None,
         unknown_pixels: label.unknown_pixels,
         standardization: None,
+        instances: label.instances,
     };
     for stage in stages {
         stage
@@ -86,6 +86,30 @@ pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> R
             .map_err(|m| Error::data(&pair.image, stage.name(), m))?;
     }
     Ok(s)
+}
+
+/// Says which orientation of a turned JPEG the label matches, if any.
+fn size_mismatch(
+    pair: &PairRef,
+    image: &Image,
+    l: &LabelMap,
+    exif: Option<&(String, u32, u32)>,
+) -> String {
+    let base = format!(
+        "label is {}x{} but its image {} is {}x{}",
+        l.width,
+        l.height,
+        pair.image.display(),
+        image.width,
+        image.height
+    );
+    match exif {
+        Some((o, w, h)) if (*w, *h) == (l.width, l.height) => format!(
+            "{base} after its EXIF orientation ({o}); the label matches the image as stored ({w}x{h}): set [input] exif = \"ignore\""
+        ),
+        Some((o, w, h)) => format!("{base} after its EXIF orientation ({o}), {w}x{h} as stored; the label matches neither"),
+        None => base,
+    }
 }
 
 /// Runs a whole build.
@@ -116,15 +140,18 @@ fn build_in_pool(
         .assign(&found.pairs)
         .map_err(|m| Error::pipeline(&p.file, m))?;
     let out_dir = opts.out.clone().unwrap_or_else(|| p.output_dir.clone());
-    let inputs: Vec<PathBuf> = [Some(p.images_path.clone()), p.labels_path.clone()]
-        .into_iter()
-        .flatten()
+    let inputs: Vec<PathBuf> = std::iter::once(p.images_path.clone())
+        .chain(p.band_paths.iter().cloned())
+        .chain(p.labels_path.clone())
         .collect();
     let stamp = PlanStamp {
         pipeline_hash: p.hash.clone(),
         inputs_sha256: index::inputs_hash(&found),
         inputs_state: index::inputs_state_hash(&found),
     };
+    if p.config.run.on_error == OnError::Fail {
+        plan::check_uniform_images(p, &found.pairs)?;
+    }
     // claimed before the expensive work, so a wrong output folder fails fast
     let out = OutputDir::claim(&out_dir, &stamp, &inputs, opts.force)?;
     dataset_stats::measure_dataset_standardization(p, &found.pairs, &splits, progress)?;
@@ -205,7 +232,11 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 
 fn warnings(found: &Discovery, records: &[ShardRecord]) -> Vec<String> {
     let mut w = Vec::new();
-    let jpeg_labels = found.pairs.iter().filter(|p| is_jpeg(&p.label)).count();
+    let jpeg_labels = found
+        .pairs
+        .iter()
+        .filter(|p| matches!(&p.label, LabelSource::File(f) if is_jpeg(f)))
+        .count();
     if jpeg_labels > 0 {
         w.push(format!("{jpeg_labels} label file(s) are JPEG: lossy compression changes class ids at edges; use PNG labels"));
     }

@@ -4,10 +4,12 @@
 //! uninterrupted one agree on every file name.
 use std::collections::BTreeMap;
 
+use crate::decode::image::ImageRules;
+use crate::decode::stack::pair_header;
 use crate::engine::DEFAULT_SHARD_BYTES;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::sample::{PairRef, Sample};
+use crate::sample::{PairRef, PixelType, Sample};
 use crate::sink::{sample_bytes, ShardPlan};
 use crate::split::SPLIT_ORDER;
 
@@ -76,4 +78,71 @@ pub fn check_shape(s: &Sample, reference: &Sample) -> Result<()> {
             reference.pair.image.display()
         ),
     ))
+}
+
+/// Every sample must share one band count and dtype: read from the headers before any pixel, so
+/// a mixed dataset (grey among RGB, a 16-bit file among 8-bit ones) is reported with every odd
+/// file at once rather than at the first one a worker meets.
+pub fn check_uniform_images(p: &Pipeline, pairs: &[PairRef]) -> Result<()> {
+    use rayon::prelude::*;
+    let input = &p.config.input;
+    let rules = ImageRules {
+        alpha: input.alpha,
+        exif: input.exif,
+        limits: input.limits(),
+    };
+    let kinds: Vec<Option<(usize, Option<PixelType>)>> = pairs
+        .par_iter()
+        .map(|pair| {
+            pair_header(pair, &rules, input.channels)
+                .ok()
+                .map(|h| (h.bands, h.dtype))
+        })
+        .collect();
+    let mut tally: BTreeMap<(usize, Option<PixelType>), usize> = BTreeMap::new();
+    for k in kinds.iter().flatten() {
+        *tally.entry(*k).or_default() += 1;
+    }
+    let Some((&usual, _)) = tally.iter().max_by_key(|(_, n)| **n) else {
+        return Ok(()); // unreadable files are reported when they are decoded
+    };
+    let describe = |(bands, dtype): (usize, Option<PixelType>)| {
+        format!(
+            "{bands} band(s) {}",
+            dtype.map_or("of mixed dtypes".into(), |t| format!("{t:?}")
+                .to_lowercase())
+        )
+    };
+    let odd: Vec<Error> = pairs
+        .iter()
+        .zip(&kinds)
+        .filter_map(|(pair, k)| k.filter(|k| *k != usual).map(|k| (pair, k)))
+        .map(|(pair, k)| {
+            Error::data(
+                &pair.image,
+                "decode",
+                format!("{} where the others have {}", describe(k), describe(usual)),
+            )
+        })
+        .collect();
+    if odd.is_empty() {
+        return Ok(());
+    }
+    let hint = if usual.0 == 3 || usual.0 == 1 {
+        format!(
+            "; set [input] channels = {} to convert grey and RGB images",
+            usual.0
+        )
+    } else {
+        String::new()
+    };
+    Err(Error::DataSet {
+        summary: format!(
+            "{} of {} images differ in band count or dtype from the rest ({}); shards hold one kind{hint}:",
+            odd.len(),
+            pairs.len(),
+            describe(usual)
+        ),
+        problems: odd,
+    })
 }

@@ -193,7 +193,7 @@ fn process_batch(
             let result = process(p, &p.stages, pair, split).and_then(|s| {
                 check_shape(&s, reference)?;
                 let c = SampleCounts::of(&s, &p.classes)
-                    .map_err(|m| Error::data(&pair.label, "stats", m))?;
+                    .map_err(|m| Error::data(pair.label_path(), "stats", m))?;
                 Ok((s, c))
             });
             progress.advance(1);

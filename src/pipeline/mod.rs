@@ -24,7 +24,10 @@ pub struct Pipeline {
     pub file: PathBuf,
     /// As written (relative paths unresolved): this is what the hash covers.
     pub config: PipelineFile,
+    /// The image folder, manifest or dataset (the first of `images`).
     pub images_path: PathBuf,
+    /// Further band folders (or manifests), in the declared order.
+    pub band_paths: Vec<PathBuf>,
     pub labels_path: Option<PathBuf>,
     pub output_dir: PathBuf,
     /// Classes as declared for the input labels.
@@ -140,12 +143,18 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
                 l.format,
                 &input_classes,
                 l.unknown,
-                l.foreground_value,
-                config.input.limits(),
+                crate::decode::masks::MaskMerge {
+                    foreground_value: l.foreground_value,
+                    overlap: l.overlap,
+                    ignore_index: l.ignore_index,
+                    limits: config.input.limits(),
+                },
             );
+            let mut images = config.input.images.all().iter().map(|p| at(p));
             Ok(Pipeline {
                 file: path.to_path_buf(),
-                images_path: at(&config.input.images),
+                images_path: images.next().unwrap_or_default(),
+                band_paths: images.collect(),
                 labels_path: config.input.labels.as_deref().map(at),
                 output_dir: at(&config.output.dir),
                 hash: hash(&config),
@@ -203,6 +212,9 @@ fn input_classes(
             })
             .collect::<Vec<_>>()
     });
+    if l.format.is_dataset() {
+        return dataset_classes(config, at, declared, numbered);
+    }
     let classes = match (l.format, &l.colors, declared, numbered) {
         (_, _, Some(_), Some(_)) => return Err(vec!["[labels]: give `classes` or `num_classes`, not both".into()]),
         (LabelFormat::Rgb, Some(file), None, None) => {
@@ -235,6 +247,53 @@ fn input_classes(
                 c.name, c.id
             )]);
         }
+    }
+    ClassSet::new(classes, l.ignore_index)
+        .map_err(|p| p.into_iter().map(|m| format!("[labels]: {m}")).collect())
+}
+
+/// Classes of formats that name them in the dataset: the MVTec dictionary, MVTec AD's defect
+/// folders, the instance mask folders (whose names `classes` may replace).
+fn dataset_classes(
+    config: &PipelineFile,
+    at: &dyn Fn(&Path) -> PathBuf,
+    declared: Option<Vec<Class>>,
+    numbered: Option<Vec<Class>>,
+) -> Result<ClassSet, Vec<String>> {
+    let l = &config.labels;
+    let dataset = at(&config.input.images.all()[0]);
+    let found = match l.format {
+        LabelFormat::Mvtec => crate::source::mvtec_dict::read(&dataset)
+            .map(|d| d.classes)
+            .map_err(|e| format!("[input] images {}: {e}", dataset.display())),
+        LabelFormat::MvtecAd => crate::source::mvtec_ad::defect_types(&dataset)
+            .map(|t| crate::source::mvtec_ad::classes(&t, l.defects))
+            .map_err(|e| format!("[input] images: {e}")),
+        _ => Ok(crate::source::instances::classes(&l.mask_folders)),
+    }
+    .map_err(|e| vec![e])?;
+    let classes = match (declared, numbered) {
+        (None, None) => found,
+        (Some(names), None) if l.format == LabelFormat::Instances && names.len() == found.len() => found
+            .into_iter()
+            .zip(names)
+            .map(|(c, n)| Class { name: n.name, ..c })
+            .collect(),
+        _ => return Err(vec![format!(
+            "[labels] format = {:?} takes its classes from the dataset{}; rename or merge them with a remap stage",
+            l.format,
+            if l.format == LabelFormat::Instances {
+                format!(" (or give exactly {} names: background, then one per mask folder)", found.len())
+            } else {
+                String::new()
+            }
+        )]),
+    };
+    if config.input.labels.is_some() {
+        return Err(vec![format!(
+            "[input] labels: format = {:?} finds the labels in the dataset itself; remove `labels`",
+            l.format
+        )]);
     }
     ClassSet::new(classes, l.ignore_index)
         .map_err(|p| p.into_iter().map(|m| format!("[labels]: {m}")).collect())

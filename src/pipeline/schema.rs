@@ -43,8 +43,11 @@ pub enum OnError {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
-    /// A folder searched recursively, or a manifest `.csv` / `.parquet` with `image,label[,split]` columns.
-    pub images: PathBuf,
+    /// A folder searched recursively; a list of band folders stacked as channels in that order
+    /// (`["rgb", "nir", "swir"]`, paired by name); a manifest (`.csv` / `.parquet` with
+    /// `image,label[,split]` columns, or a `.txt` pair list); or, for the MVTec and instance
+    /// formats, the dataset itself.
+    pub images: ImagePaths,
     /// The label folder (required when `images` is a folder).
     pub labels: Option<PathBuf>,
     /// Stripped from an image's file stem to get the pairing key (e.g. `_leftImg8bit`).
@@ -64,6 +67,73 @@ pub struct InputConfig {
     /// Manifests: allow image/label paths outside the manifest's folder (refused by default).
     #[serde(default)]
     pub allow_outside: bool,
+    /// Rewrites paths written on another machine (manifests, pair lists, MVTec dictionaries):
+    /// a path starting with `from` gets `to` instead, relative to the listing file's folder.
+    pub path_prefix: Option<PathPrefix>,
+    /// Only files with these extensions are images (e.g. `["jpg"]` when labels share the folder).
+    pub image_extensions: Option<Vec<String>>,
+    /// JPEG EXIF orientation: `apply` (rotate as a viewer would), `ignore` (raw pixels), `error`.
+    #[serde(default)]
+    pub exif: ExifRule,
+    /// Convert every image to this many bands: 1 (grey, ITU-R 601 luma) or 3 (grey repeated).
+    /// Without it, a dataset mixing band counts is an error listing the odd files.
+    pub channels: Option<usize>,
+}
+
+/// One image folder or manifest, or several band folders.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ImagePaths {
+    One(PathBuf),
+    Bands(Vec<PathBuf>),
+}
+
+impl ImagePaths {
+    pub fn all(&self) -> &[PathBuf] {
+        match self {
+            ImagePaths::One(p) => std::slice::from_ref(p),
+            ImagePaths::Bands(v) => v,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ImagePaths {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let forms = "a folder or manifest path, or a list of band folders [\"rgb\", \"nir\"]";
+        match super::de::any(d)? {
+            toml::Value::String(s) => Ok(ImagePaths::One(s.into())),
+            toml::Value::Array(items) if !items.is_empty() => items
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(PathBuf::from(s)),
+                    other => Err(super::de::expected(forms, &other)),
+                })
+                .collect::<Result<_, _>>()
+                .map(ImagePaths::Bands),
+            other => Err(super::de::expected(forms, &other)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathPrefix {
+    /// The start of the foreign paths, e.g. `C:\\Users\\ana\\pills` or `/SegNet/CamVid`.
+    pub from: String,
+    /// What replaces it, relative to the listing file's folder (e.g. `.`).
+    pub to: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExifRule {
+    /// Rotate and flip JPEGs as their EXIF orientation says, as image viewers and labelling tools do.
+    #[default]
+    Apply,
+    /// Use the pixels as stored.
+    Ignore,
+    /// A JPEG with a non-trivial orientation is an error.
+    Error,
 }
 
 impl InputConfig {
@@ -113,6 +183,49 @@ pub struct LabelsConfig {
     /// For `format = "binary"`: the value that marks foreground (255 for 0/255 masks, 1 for 0/1).
     #[serde(default = "default_foreground")]
     pub foreground_value: u16,
+    /// `mvtec_ad`: one class per defect folder (`per_type`) or a single `defect` class.
+    #[serde(default)]
+    pub defects: DefectClasses,
+    /// `mvtec_ad`: image folders that have no mask and are all background.
+    #[serde(default = "default_good")]
+    pub good: Vec<String>,
+    /// `instances`: mask folders inside each sample folder; one folder gives one foreground
+    /// class, several give one class per folder, in this order.
+    #[serde(default = "default_mask_folders")]
+    pub mask_folders: Vec<String>,
+    /// `instances` and `mvtec_ad`: what a pixel covered by two masks becomes.
+    #[serde(default)]
+    pub overlap: OverlapPolicy,
+}
+
+fn default_good() -> Vec<String> {
+    vec!["good".into()]
+}
+
+fn default_mask_folders() -> Vec<String> {
+    vec!["masks".into()]
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefectClasses {
+    /// Background 0, then one class per defect folder in name order.
+    #[default]
+    PerType,
+    /// Background 0 and `defect` 1.
+    Single,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// A pixel in two masks stops the run, naming both masks.
+    #[default]
+    Error,
+    /// The first mask (folder order, then file name) keeps the pixel.
+    First,
+    /// Overlapping pixels become the ignore index.
+    Ignore,
 }
 
 fn default_ignore_index() -> u16 {
@@ -134,6 +247,24 @@ pub enum LabelFormat {
     Rgb,
     /// 0 / foreground masks: background = 0, foreground = 1.
     Binary,
+    /// An MVTec HALCON / Deep Learning Tool dataset dictionary exported to JSON (`dict_to_json`).
+    Mvtec,
+    /// An MVTec AD category folder: `{train,test}/<type>/NNN.png`, `ground_truth/<type>/NNN_mask.png`.
+    MvtecAd,
+    /// One binary mask per instance: `<id>/images/<id>.png` and `<id>/<mask folder>/*.png` (DSB 2018).
+    Instances,
+    /// ADE20K full-format `_seg.png`: class = R / 10 * 256 + G (the instance is in B).
+    Ade20k,
+}
+
+impl LabelFormat {
+    /// Formats whose source is the dataset itself rather than image and label folders.
+    pub fn is_dataset(self) -> bool {
+        matches!(
+            self,
+            LabelFormat::Mvtec | LabelFormat::MvtecAd | LabelFormat::Instances
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -195,14 +326,18 @@ pub struct SplitConfig {
     pub seed: u64,
     /// A regex on the key; samples whose first capture group (or whole match) agree share a split.
     pub group: Option<String>,
-    /// `"manifest"`: take each sample's split from the manifest's `split` column.
+    /// `"source"`: the split the source gives (a manifest's `split` column, a pair list's name,
+    /// an MVTec dictionary's `split`, MVTec AD's train/test folder); `"folder"`: the key's first
+    /// folder (Cityscapes' `train/...`). `training`/`validation`/`testing` become train/val/test.
     pub from: Option<SplitSource>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitSource {
-    Manifest,
+    #[serde(alias = "manifest")]
+    Source,
+    Folder,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

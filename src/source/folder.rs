@@ -11,6 +11,18 @@ use crate::sample::PairRef;
 
 /// Every supported image file below `root`, sorted. Directory symlink loops are visited once.
 pub fn walk(root: &Path) -> Result<Vec<PathBuf>> {
+    walk_with(root, None)
+}
+
+/// `walk`, keeping only the given extensions (case-insensitive) when some are given.
+pub fn walk_with(root: &Path, extensions: Option<&[String]>) -> Result<Vec<PathBuf>> {
+    let wanted = |p: &Path| {
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        extensions.is_none_or(|list| {
+            list.iter()
+                .any(|x| x.trim_start_matches('.').eq_ignore_ascii_case(ext))
+        })
+    };
     let mut files = Vec::new();
     let mut seen = HashSet::new();
     let mut stack = vec![root.to_path_buf()];
@@ -24,7 +36,7 @@ pub fn walk(root: &Path) -> Result<Vec<PathBuf>> {
             let path = entry.map_err(|e| Error::io(&dir, "discover", e))?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if is_supported_image(&path) {
+            } else if is_supported_image(&path) && wanted(&path) {
                 files.push(path);
             }
         }
@@ -34,7 +46,7 @@ pub fn walk(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Key of a file: its relative folder and stem with `suffix` removed; `None` if the stem lacks it.
-fn key_of(path: &Path, root: &Path, suffix: &str) -> Option<String> {
+pub fn key_of(path: &Path, root: &Path, suffix: &str) -> Option<String> {
     let rel = relative_key(path, root);
     let stem = match rel.rsplit_once('.') {
         Some((stem, _ext)) => stem,
@@ -50,6 +62,7 @@ pub fn pair_folders(
     labels: &Path,
     image_suffix: &str,
     label_suffix: &str,
+    image_extensions: Option<&[String]>,
 ) -> Result<Discovery> {
     for dir in [images, labels] {
         if !dir.is_dir() {
@@ -68,7 +81,7 @@ pub fn pair_folders(
     }
     let label_files: HashSet<&PathBuf> = label_side.iter().map(|(_, f)| f).collect();
     let mut image_side = Vec::new();
-    for f in walk(images)? {
+    for f in walk_with(images, image_extensions)? {
         if same_folder && label_files.contains(&f) {
             continue; // `x.png` and `x_mask.png` in one folder: the mask is not an image
         }
@@ -147,12 +160,10 @@ fn join_by_key(
     let mut d = Discovery::default();
     for i in 0..joined.height() {
         match (key.get(i), image.get(i), label.get(i)) {
-            (Some(k), Some(im), Some(lb)) => d.pairs.push(PairRef {
-                key: k.to_string(),
-                image: im.into(),
-                label: lb.into(),
-                split: None,
-            }),
+            (Some(k), Some(im), Some(lb)) => {
+                d.pairs
+                    .push(PairRef::new(k.to_string(), im.into(), lb.into()))
+            }
             (_, Some(im), None) => d.unpaired_images.push(im.into()),
             (_, None, Some(lb)) => d.unpaired_labels.push(lb.into()),
             _ => {}

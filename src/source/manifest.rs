@@ -1,18 +1,69 @@
 //! Manifest sources: a `.csv` or `.parquet` table (read with polars) with `image` and `label` columns
-//! and optionally `split` and `key`. Relative paths resolve against the manifest's folder.
+//! and optionally `split` and `key`; or a `.txt` pair list (`image label` per line, as CamVid's
+//! `train.txt`), whose split is its file name. Paths resolve against the manifest's folder.
 use polars::prelude::*;
 use std::path::Path;
 
+use super::paths::Rebase;
 use super::{relative_key, Discovery};
 use crate::error::{Error, Result};
 use crate::sample::PairRef;
+use crate::split;
 
 pub fn is_manifest(path: &Path) -> bool {
     path.is_file()
-        && path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("parquet"))
+        && path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            ["csv", "parquet", "txt"]
+                .iter()
+                .any(|x| e.eq_ignore_ascii_case(x))
+        })
+}
+
+fn is_pair_list(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"))
+}
+
+/// Rows of (image, label, split) as written, with their line numbers.
+struct Rows {
+    rows: Vec<(usize, String, String, Option<String>)>,
+    keys: Option<Vec<Option<String>>>,
+}
+
+/// A pair list: `image label` per line; blank lines and `#` comments are skipped.
+fn read_pair_list(path: &Path) -> std::result::Result<Rows, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read pair list: {e}"))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let list_split = split::canonical(&stem);
+    let list_split = ["train", "val", "test"]
+        .contains(&list_split.as_str())
+        .then_some(list_split);
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [image, label] = fields[..] else {
+            return Err(format!(
+                "line {}: a pair list has two paths per line, `image label`; found {} field(s)",
+                i + 1,
+                fields.len()
+            ));
+        };
+        rows.push((
+            i + 1,
+            image.to_string(),
+            label.to_string(),
+            list_split.clone(),
+        ));
+    }
+    Ok(Rows { rows, keys: None })
 }
 
 fn load(path: &Path) -> PolarsResult<DataFrame> {
@@ -30,11 +81,11 @@ fn load(path: &Path) -> PolarsResult<DataFrame> {
     }
 }
 
-/// Reads a manifest; paths outside its folder are refused unless `allow_outside`.
-pub fn read(path: &Path, allow_outside: bool) -> Result<Discovery> {
-    let err = |m: String| Error::data(path, "manifest", m);
-    let df = load(path).map_err(|e| err(format!("cannot read manifest: {e}")))?;
-    let column = |name: &str| -> Result<Option<Vec<Option<String>>>> {
+/// A table manifest's rows.
+fn read_table(path: &Path) -> std::result::Result<Rows, String> {
+    let err = |m: String| m;
+    let df = load(path).map_err(|e| format!("cannot read manifest: {e}"))?;
+    let column = |name: &str| -> std::result::Result<Option<Vec<Option<String>>>, String> {
         match df.column(name) {
             Ok(c) => {
                 let c = c
@@ -65,8 +116,7 @@ pub fn read(path: &Path, allow_outside: bool) -> Result<Discovery> {
     let labels = column("label")?.ok_or_else(|| missing("label"))?;
     let splits = column("split")?;
     let keys = column("key")?;
-    let root = path.parent().unwrap_or(Path::new("."));
-    let mut d = Discovery::default();
+    let mut rows = Vec::new();
     for (row, (image, label)) in images.into_iter().zip(labels).enumerate() {
         let line = row + 2; // header is line 1
         let (Some(image), Some(label)) = (
@@ -75,61 +125,45 @@ pub fn read(path: &Path, allow_outside: bool) -> Result<Discovery> {
         ) else {
             return Err(err(format!("row {line}: empty image or label")));
         };
-        let (image, label) = (root.join(&image), root.join(&label));
-        if !allow_outside {
-            for file in [&image, &label] {
-                if !inside(file, root) {
-                    return Err(err(format!(
-                        "row {line}: {} is outside the manifest's folder; set [input] allow_outside = true if that is intended",
-                        file.display()
-                    )));
-                }
-            }
-        }
-        let key = match keys.as_ref().and_then(|k| k[row].clone()) {
-            Some(k) => k,
-            None => stem_key(&image, root),
-        };
         let split = splits
             .as_ref()
             .and_then(|s| s[row].clone())
             .filter(|s| !s.is_empty());
-        if let Some(s) = &split {
-            if !s
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(err(format!(
-                    "row {line}: split `{s}` must be letters, digits, `_` or `-`"
-                )));
-            }
+        rows.push((line, image, label, split));
+    }
+    Ok(Rows { rows, keys })
+}
+
+/// Reads a manifest; paths outside its folder are refused unless `allow_outside`.
+pub fn read(path: &Path, rebase: Rebase) -> Result<Discovery> {
+    let err = |m: String| Error::data(path, "manifest", m);
+    let Rows { rows, keys } = if is_pair_list(path) {
+        read_pair_list(path)
+    } else {
+        read_table(path)
+    }
+    .map_err(err)?;
+    let mut d = Discovery::default();
+    for (row, (line, image, label, split)) in rows.into_iter().enumerate() {
+        let at = |m: String| err(format!("line {line}: {m}"));
+        let image = rebase.resolve(&image).map_err(at)?;
+        let label = rebase.resolve(&label).map_err(at)?;
+        let key = match keys.as_ref().and_then(|k| k[row].clone()) {
+            Some(k) => k,
+            None => stem_key(&image, rebase.root),
+        };
+        let split = split.map(|s| split::canonical(&s));
+        if let Some(s) = split.as_deref().filter(|s| !split::is_valid_name(s)) {
+            return Err(at(format!(
+                "split `{s}` must be letters, digits, `_` or `-`"
+            )));
         }
-        d.pairs.push(PairRef {
-            key,
-            image,
-            label,
-            split,
-        });
+        let mut pair = PairRef::new(key, image, label);
+        pair.split = split;
+        d.pairs.push(pair);
     }
     d.pairs.sort();
-    let dup: Vec<Error> = d
-        .pairs
-        .windows(2)
-        .filter(|w| w[0].key == w[1].key)
-        .map(|w| {
-            Error::data(
-                &w[1].image,
-                "manifest",
-                format!("key `{}` appears twice", w[1].key),
-            )
-        })
-        .collect();
-    if !dup.is_empty() {
-        return Err(Error::DataSet {
-            summary: format!("{}: keys must be unique:", path.display()),
-            problems: dup,
-        });
-    }
+    super::check_unique_keys(&d.pairs, path)?;
     Ok(d)
 }
 
@@ -139,20 +173,4 @@ fn stem_key(image: &Path, root: &Path) -> String {
         Some((stem, _)) => stem.to_string(),
         None => rel,
     }
-}
-
-/// Whether `file` stays within `root`, both lexically (no `..` climbing out, no foreign absolute
-/// path) and after following symlinks when the file exists.
-fn inside(file: &Path, root: &Path) -> bool {
-    let absolute = |p: &Path| {
-        std::path::absolute(p)
-            .map(|a| super::tidy(&a))
-            .unwrap_or_else(|_| p.to_path_buf())
-    };
-    let lexical = absolute(file).starts_with(absolute(root));
-    let real = match (std::fs::canonicalize(file), std::fs::canonicalize(root)) {
-        (Ok(f), Ok(r)) => f.starts_with(r),
-        _ => true, // a missing file is reported when it is read
-    };
-    lexical && real
 }

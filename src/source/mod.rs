@@ -1,12 +1,19 @@
-//! Discovery of image/label pairs: from folders (paired by name) or from a manifest table.
-//! The result is sorted by key, so everything downstream is independent of file-system order.
+//! Discovery of image/label pairs: from folders (paired by name, with extra band folders), from
+//! manifests and pair lists, or from a dataset in its own layout (MVTec dictionary, MVTec AD,
+//! per-instance masks). The result is sorted by key, so everything downstream is independent of
+//! file-system order.
+pub mod bands;
 pub mod folder;
+pub mod instances;
 pub mod manifest;
+pub mod mvtec_ad;
+pub mod mvtec_dict;
+pub mod paths;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::pipeline::schema::UnpairedPolicy;
+use crate::pipeline::schema::{LabelFormat, UnpairedPolicy};
 use crate::pipeline::Pipeline;
 use crate::sample::PairRef;
 
@@ -27,7 +34,7 @@ pub fn discover(p: &Pipeline) -> Result<Discovery> {
         return Err(zero_pairs(p, &d));
     }
     if p.config.input.unpaired == UnpairedPolicy::Error {
-        check_unpaired(&d)?;
+        check_unpaired(p, &d)?;
     }
     Ok(d)
 }
@@ -52,9 +59,84 @@ fn zero_pairs(p: &Pipeline, d: &Discovery) -> Error {
 
 /// Everything found, paired or not, without judging it: what `segprep check` reports.
 pub fn discover_all(p: &Pipeline) -> Result<Discovery> {
-    if manifest::is_manifest(&p.images_path) {
-        manifest::read(&p.images_path, p.config.input.allow_outside)
-    } else {
+    let input = &p.config.input;
+    let labels = &p.config.labels;
+    match labels.format {
+        LabelFormat::Mvtec => {
+            return mvtec_dict::discover(
+                &p.images_path,
+                input.path_prefix.as_ref(),
+                input.allow_outside,
+            )
+        }
+        LabelFormat::MvtecAd => {
+            return mvtec_ad::discover(&p.images_path, &labels.good, labels.defects)
+        }
+        LabelFormat::Instances => return instances::discover(&p.images_path, &labels.mask_folders),
+        _ => {}
+    }
+    let listings: Vec<&PathBuf> = std::iter::once(&p.images_path)
+        .chain(&p.band_paths)
+        .collect();
+    if listings.iter().all(|l| manifest::is_manifest(l)) {
+        return read_manifests(p, &listings);
+    }
+    let mut d = pair_folders(p)?;
+    let skip = input.unpaired == UnpairedPolicy::Skip;
+    bands::attach(
+        &mut d,
+        &p.images_path,
+        &p.band_paths,
+        &input.image_suffix,
+        skip,
+    )?;
+    Ok(d)
+}
+
+/// One or several manifests (e.g. CamVid's train.txt, val.txt, test.txt), read one after another.
+fn read_manifests(p: &Pipeline, listings: &[&PathBuf]) -> Result<Discovery> {
+    let mut d = Discovery::default();
+    for listing in listings {
+        let rebase = paths::Rebase {
+            root: listing.parent().unwrap_or(Path::new(".")),
+            prefix: p.config.input.path_prefix.as_ref(),
+            allow_outside: p.config.input.allow_outside,
+        };
+        d.pairs.extend(manifest::read(listing, rebase)?.pairs);
+    }
+    d.pairs.sort();
+    check_unique_keys(&d.pairs, &p.images_path)?;
+    Ok(d)
+}
+
+/// Keys name samples in shards and splits: two samples with one key would be indistinguishable.
+pub fn check_unique_keys(sorted: &[PairRef], listing: &Path) -> Result<()> {
+    let dup: Vec<Error> = sorted
+        .windows(2)
+        .filter(|w| w[0].key == w[1].key)
+        .map(|w| {
+            Error::data(
+                &w[1].image,
+                "discover",
+                format!(
+                    "key `{}` is also the key of {}",
+                    w[1].key,
+                    w[0].image.display()
+                ),
+            )
+        })
+        .collect();
+    if dup.is_empty() {
+        return Ok(());
+    }
+    Err(Error::DataSet {
+        summary: format!("{}: sample keys must be unique:", listing.display()),
+        problems: dup,
+    })
+}
+
+fn pair_folders(p: &Pipeline) -> Result<Discovery> {
+    {
         let labels = p.labels_path.as_deref().ok_or_else(|| {
             Error::pipeline(
                 &p.file,
@@ -66,15 +148,22 @@ pub fn discover_all(p: &Pipeline) -> Result<Discovery> {
             labels,
             &p.config.input.image_suffix,
             &p.config.input.label_suffix,
+            p.config.input.image_extensions.as_deref(),
         )
     }
 }
 
-fn check_unpaired(d: &Discovery) -> Result<()> {
+fn check_unpaired(p: &Pipeline, d: &Discovery) -> Result<()> {
+    let labels = &p.config.labels;
     let problems: Vec<Error> = d
         .unpaired_images
         .iter()
-        .map(|f| Error::data(f, "discover", "image has no label"))
+        .map(|f| match labels.format {
+            LabelFormat::MvtecAd => {
+                Error::data(f, "discover", mvtec_ad::missing_mask_hint(f, &labels.good))
+            }
+            _ => Error::data(f, "discover", "image has no label"),
+        })
         .chain(
             d.unpaired_labels
                 .iter()

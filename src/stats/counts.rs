@@ -16,6 +16,8 @@ pub struct SampleCounts {
     pub ignore_pixels: u64,
     pub pad_pixels: u64,
     pub unknown_pixels: u64,
+    /// Instance masks merged into the label, for mask sources.
+    pub instances: Option<u32>,
 }
 
 impl SampleCounts {
@@ -25,6 +27,7 @@ impl SampleCounts {
         let mut c = SampleCounts {
             class_pixels: vec![0; max_class + 1],
             unknown_pixels: s.unknown_pixels,
+            instances: s.instances,
             ..Default::default()
         };
         let mut count = |i: usize, id: u16| -> Result<(), String> {
@@ -77,7 +80,27 @@ pub struct SplitCounts {
     pub pad_pixels: u64,
     /// Undeclared values mapped to the ignore index (`unknown = "ignore"`).
     pub unknown_pixels: u64,
+    /// For mask sources (per-instance masks, MVTec AD): instances per image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<InstanceCounts>,
     pub classes: Vec<ClassCount>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct InstanceCounts {
+    /// Non-empty masks over all images.
+    pub total: u64,
+    /// Images with at least one instance.
+    pub images_with_instances: u64,
+    pub max_per_image: u64,
+}
+
+impl InstanceCounts {
+    fn add(&mut self, other: &InstanceCounts) {
+        self.total += other.total;
+        self.images_with_instances += other.images_with_instances;
+        self.max_per_image = self.max_per_image.max(other.max_per_image);
+    }
 }
 
 impl SplitCounts {
@@ -104,6 +127,15 @@ impl SplitCounts {
         self.pad_pixels += s.pad_pixels;
         self.unknown_pixels += s.unknown_pixels;
         self.pixels += labelled + s.ignore_pixels + s.pad_pixels + s.unknown_pixels;
+        if let Some(n) = s.instances.map(u64::from) {
+            self.instances
+                .get_or_insert_with(Default::default)
+                .add(&InstanceCounts {
+                    total: n,
+                    images_with_instances: u64::from(n > 0),
+                    max_per_image: n,
+                });
+        }
         for c in &mut self.classes {
             let n = s.class_pixels.get(c.id as usize).copied().unwrap_or(0);
             if n > 0 {
@@ -121,6 +153,9 @@ impl SplitCounts {
         self.ignore_pixels += other.ignore_pixels;
         self.pad_pixels += other.pad_pixels;
         self.unknown_pixels += other.unknown_pixels;
+        if let Some(i) = &other.instances {
+            self.instances.get_or_insert_with(Default::default).add(i);
+        }
         for (a, b) in self.classes.iter_mut().zip(&other.classes) {
             a.pixels += b.pixels;
             a.images += b.images;
