@@ -124,9 +124,11 @@ impl SplitPlan {
 fn folder_split(key: &str) -> Result<String, String> {
     let name = match key.split_once('/') {
         Some((first, _)) => canonical(first),
-        None => return Err(format!(
+        None => {
+            return Err(format!(
             "sample `{key}` is not in a folder, so split.from = \"folder\" cannot name its split"
-        )),
+        ))
+        }
     };
     if is_valid_name(&name) {
         Ok(name)

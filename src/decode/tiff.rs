@@ -35,22 +35,19 @@ fn open(path: &Path) -> Result<Option<(TiffFile, ColorType, usize)>, String> {
     let color = dec
         .colortype()
         .map_err(|e| format!("not a readable TIFF: {e}"))?;
-    let bands = match color {
-        ColorType::Gray(d) | ColorType::GrayA(d) | ColorType::RGB(d) | ColorType::RGBA(d)
-            if ![8, 16, 32].contains(&d) =>
-        {
-            return Ok(None)
-        }
-        ColorType::Gray(_) => 1,
-        ColorType::GrayA(_) => 2,
-        ColorType::RGB(_) => 3,
-        ColorType::RGBA(_) => 4,
-        ColorType::Multiband {
-            bit_depth,
-            num_samples,
-        } if [8, 16, 32].contains(&bit_depth) => num_samples as usize,
+    let depth = match color {
+        ColorType::Gray(d) | ColorType::GrayA(d) | ColorType::RGB(d) | ColorType::RGBA(d) => d,
+        ColorType::Multiband { bit_depth, .. } => bit_depth,
         _ => return Ok(None),
     };
+    if ![8, 16, 32].contains(&depth) {
+        return Ok(None);
+    }
+    // every sample is a band, extra samples (RGB + NIR) included
+    let bands = dec
+        .find_tag_unsigned::<u16>(Tag::SamplesPerPixel)
+        .map_err(|e| format!("not a readable TIFF: {e}"))?
+        .unwrap_or(1) as usize;
     Ok(Some((dec, color, bands)))
 }
 

@@ -69,6 +69,7 @@ pub fn make_index(
     warnings: Vec<String>,
 ) -> Index {
     let files = all_files(records);
+    let fixed = p.config.output.layout().fixed_size();
     let skipped: usize = records.iter().map(|r| r.skipped.len()).sum();
     let mut splits: BTreeMap<String, SplitSummary> = BTreeMap::new();
     for (plan, record) in plans.iter().zip(records) {
@@ -95,8 +96,8 @@ pub fn make_index(
         ignore_index: p.classes.ignore_index,
         image: ArrayInfo {
             dtype: reference.image.pixels.dtype(),
-            height: reference.image.height,
-            width: reference.image.width,
+            height: fixed.then_some(reference.image.height),
+            width: fixed.then_some(reference.image.width),
             bands: reference.image.bands,
         },
         label_dtype: p.label_dtype,

@@ -55,27 +55,38 @@ pub fn plan_shards(
     plans
 }
 
-/// Every sample must match the reference shape and dtype to be stacked.
-pub fn check_shape(s: &Sample, reference: &Sample) -> Result<()> {
+/// Every sample must match the reference's bands and dtype, and its size too when the layout
+/// stacks samples into one array (all but `huggingface`, whose rows are PNGs of any size).
+pub fn check_shape(s: &Sample, reference: &Sample, fixed_size: bool) -> Result<()> {
     let shape = |s: &Sample| {
-        (
-            s.image.width,
-            s.image.height,
-            s.image.bands,
-            s.image.pixels.dtype(),
-        )
+        let size = fixed_size.then_some((s.image.width, s.image.height));
+        (size, s.image.bands, s.image.pixels.dtype())
     };
     if shape(s) == shape(reference) {
         return Ok(());
     }
-    let (w, h, c, t) = shape(s);
-    let (rw, rh, rc, rt) = shape(reference);
+    let describe = |s: &Sample| {
+        format!(
+            "{}x{}x{} {:?}",
+            s.image.width,
+            s.image.height,
+            s.image.bands,
+            s.image.pixels.dtype()
+        )
+    };
+    let advice = if fixed_size {
+        "shards stack samples of one shape: add a resize (and pad) stage, or make the band count and dtype agree"
+    } else {
+        "every sample needs the same band count and dtype"
+    };
     Err(Error::data(
         &s.pair.image,
         "write",
         format!(
-            "sample is {w}x{h}x{c} {t:?} after the stages, but {} is {rw}x{rh}x{rc} {rt:?}; shards stack samples of one shape: add a resize (and pad) stage, or make the band count and dtype agree",
-            reference.pair.image.display()
+            "sample is {} after the stages, but {} is {}; {advice}",
+            describe(s),
+            reference.pair.image.display(),
+            describe(reference)
         ),
     ))
 }

@@ -191,7 +191,7 @@ fn process_batch(
         .par_iter()
         .map(|pair| {
             let result = process(p, &p.stages, pair, split).and_then(|s| {
-                check_shape(&s, reference)?;
+                check_shape(&s, reference, p.config.output.layout().fixed_size())?;
                 let c = SampleCounts::of(&s, &p.classes)
                     .map_err(|m| Error::data(pair.label_path(), "stats", m))?;
                 Ok((s, c))

@@ -97,6 +97,12 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
     if layout == Layout::Huggingface && standardizes > 0 {
         problems.push("output.layout = \"huggingface\" stores images as PNG (u8/u16); for standardized f32 images use layout = \"tensor\"".into());
     }
+    let to_f32 = config.stages.iter().any(|s| {
+        matches!(s, StageConfig::Rescale(r) if r.output == crate::stages::rescale::RescaleOutput::F32)
+    });
+    if to_f32 && matches!(layout, Layout::Huggingface | Layout::Gym) {
+        problems.push(format!("output.layout = \"{}\" stores u8/u16 images; rescale to output = \"u8\", or use layout = \"stacked\" or \"tensor\" for f32", layout.name()));
+    }
     let fits = match config.output.format {
         OutputFormat::Npz => matches!(layout, Layout::Stacked | Layout::Gym),
         OutputFormat::Parquet => matches!(layout, Layout::Huggingface | Layout::Tensor),

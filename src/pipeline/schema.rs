@@ -403,6 +403,11 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// Whether every sample must have one size (all but `huggingface`, whose rows are PNGs).
+    pub fn fixed_size(self) -> bool {
+        self != Layout::Huggingface
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Layout::Stacked => "stacked",

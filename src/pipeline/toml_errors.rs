@@ -14,7 +14,9 @@ pub fn describe(file: &Path, text: &str, err: &toml::de::Error) -> String {
             (format!("{}:{line}:{col}", file.display()), section)
         })
         .unwrap_or_else(|| (file.display().to_string(), String::new()));
-    let hint = unknown_name_hint(&message).unwrap_or_default();
+    let hint = unknown_name_hint(&message)
+        .or_else(|| stage_shape_hint(&message))
+        .unwrap_or_default();
     format!("{}{}: {message}{hint}", location.0, location.1)
 }
 
@@ -26,9 +28,18 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The `[table]` or `[[array]]` header above an offset.
+/// serde's message for a `[[stage]]` table with several keys (e.g. `type = "resize"` + options).
+fn stage_shape_hint(message: &str) -> Option<String> {
+    message.contains("wanted exactly 1 element").then(|| {
+        "; each [[stage]] holds exactly one stage, written as `resize = { size = [512, 512] }` (see `segprep init`)".to_string()
+    })
+}
+
+/// The `[table]` or `[[array]]` header above an offset (or on its line).
 fn enclosing_section(text: &str, offset: usize) -> Option<String> {
-    let before = &text[..offset.min(text.len())];
+    let offset = offset.min(text.len());
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let before = &text[..line_end];
     before.lines().rev().find_map(|line| {
         let l = line.trim();
         l.starts_with('[').then(|| {

@@ -15,8 +15,9 @@ pub const ERRORS_FILE: &str = "errors.jsonl";
 #[derive(Debug, Clone, Serialize)]
 pub struct ArrayInfo {
     pub dtype: PixelType,
-    pub height: u32,
-    pub width: u32,
+    /// The size of every sample, or `null` when the layout allows sizes to vary (`huggingface`).
+    pub height: Option<u32>,
+    pub width: Option<u32>,
     pub bands: usize,
 }
 

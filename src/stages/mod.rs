@@ -6,6 +6,7 @@
 pub mod geometry;
 pub mod pad;
 pub mod remap;
+pub mod rescale;
 pub mod resize;
 pub mod standardize;
 
@@ -21,6 +22,7 @@ pub enum StageConfig {
     Resize(resize::ResizeConfig),
     Pad(pad::PadConfig),
     Standardize(standardize::StandardizeConfig),
+    Rescale(rescale::RescaleConfig),
 }
 
 /// What a stage's `build` may read and change: the classes flowing into it.
@@ -34,6 +36,7 @@ pub enum Stage {
     Resize(resize::Resize),
     Pad(pad::Pad),
     Standardize(standardize::Standardize),
+    Rescale(rescale::Rescale),
 }
 
 impl StageConfig {
@@ -43,6 +46,7 @@ impl StageConfig {
             StageConfig::Resize(_) => "resize",
             StageConfig::Pad(_) => "pad",
             StageConfig::Standardize(_) => "standardize",
+            StageConfig::Rescale(_) => "rescale",
         }
     }
 
@@ -53,6 +57,7 @@ impl StageConfig {
             StageConfig::Resize(c) => c.build(ctx).map(Stage::Resize),
             StageConfig::Pad(c) => c.build(ctx).map(Stage::Pad),
             StageConfig::Standardize(c) => c.build(ctx).map(Stage::Standardize),
+            StageConfig::Rescale(c) => c.build(ctx).map(Stage::Rescale),
         }
     }
 }
@@ -64,6 +69,7 @@ impl Stage {
             Stage::Resize(_) => "resize",
             Stage::Pad(_) => "pad",
             Stage::Standardize(_) => "standardize",
+            Stage::Rescale(_) => "rescale",
         }
     }
 
@@ -74,6 +80,7 @@ impl Stage {
             Stage::Resize(s) => s.apply(sample),
             Stage::Pad(s) => s.apply(sample),
             Stage::Standardize(s) => s.apply(sample),
+            Stage::Rescale(s) => s.apply(sample),
         }
     }
 
@@ -84,6 +91,7 @@ impl Stage {
             Stage::Resize(s) => s.describe(),
             Stage::Pad(s) => s.describe(),
             Stage::Standardize(s) => s.describe(),
+            Stage::Rescale(s) => s.describe(),
         }
     }
 }

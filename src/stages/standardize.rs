@@ -186,7 +186,7 @@ pub fn moments(p: &Pixels, groups: usize) -> Vec<BandMoments> {
     }
 }
 
-fn map_values(p: &Pixels, bands: usize, f: impl Fn(usize, f64) -> f32) -> Vec<f32> {
+pub fn map_values(p: &Pixels, bands: usize, f: impl Fn(usize, f64) -> f32) -> Vec<f32> {
     match p {
         Pixels::U8(v) => v
             .iter()
