@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-60}
 export RUSTC_BOOTSTRAP=1
-for target in pipeline_parser color_table manifest label_decode; do
+for target in pipeline_parser color_table manifest label_decode mvtec_dict; do
     echo "== $target (${seconds}s)"
     cargo fuzz run "$target" -s none -- -max_total_time="$seconds" -timeout=10 -max_len=65536 2>&1 | grep -E "^(Done|#[0-9]+ *DONE|==[0-9]+== ERROR|SUMMARY)|panicked|Test unit written" || true
     if compgen -G "artifacts/$target/crash-*" > /dev/null || compgen -G "artifacts/$target/timeout-*" > /dev/null; then

@@ -201,11 +201,22 @@ pub fn pair_header(
                 ),
             ));
         }
+        if b.dtype != h.dtype {
+            let name = |t: Option<crate::sample::PixelType>| {
+                t.map_or("unsupported".into(), |t| format!("{t:?}"))
+            };
+            return Err((
+                file.clone(),
+                format!(
+                    "band is {} but {} is {}; every band of a sample has one dtype",
+                    name(b.dtype),
+                    pair.image.display(),
+                    name(h.dtype)
+                ),
+            ));
+        }
         h.bands += b.decoded_bands(rules.alpha);
         h.mode = format!("{}+{}", h.mode, b.mode);
-        if b.dtype != h.dtype {
-            h.dtype = None;
-        }
     }
     if let Some(c) = channels.filter(|&c| matches!((h.bands, c), (1, 3) | (3, 1))) {
         h.bands = c;

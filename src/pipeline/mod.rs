@@ -67,6 +67,7 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
     let input_classes = input_classes(&config, &at)
         .map_err(|p| problems.extend(p))
         .ok();
+    problems.extend(misplaced_options(&config));
     let mut stages = Vec::new();
     let mut classes = input_classes.clone();
     if let Some(c) = classes.take() {
@@ -277,32 +278,90 @@ fn dataset_classes(
             .map_err(|e| format!("[input] images: {e}")),
         _ => Ok(crate::source::instances::classes(&l.mask_folders)),
     }
-    .map_err(|e| vec![e])?;
-    let classes = match (declared, numbered) {
-        (None, None) => found,
-        (Some(names), None) if l.format == LabelFormat::Instances && names.len() == found.len() => found
-            .into_iter()
-            .zip(names)
-            .map(|(c, n)| Class { name: n.name, ..c })
-            .collect(),
-        _ => return Err(vec![format!(
-            "[labels] format = {:?} takes its classes from the dataset{}; rename or merge them with a remap stage",
-            l.format,
-            if l.format == LabelFormat::Instances {
-                format!(" (or give exactly {} names: background, then one per mask folder)", found.len())
-            } else {
-                String::new()
-            }
-        )]),
-    };
+    .map_err(|e| vec![e]);
+    let mut problems = Vec::new();
     if config.input.labels.is_some() {
-        return Err(vec![format!(
+        problems.push(format!(
             "[input] labels: format = {:?} finds the labels in the dataset itself; remove `labels`",
             l.format
-        )]);
+        ));
     }
+    let classes = match (found, declared, numbered) {
+        (Err(e), ..) => {
+            problems.extend(e);
+            None
+        }
+        (Ok(found), None, None) => Some(found),
+        (Ok(found), Some(names), None)
+            if l.format == LabelFormat::Instances && names.len() == found.len() =>
+        {
+            Some(
+                found
+                    .into_iter()
+                    .zip(names)
+                    .map(|(c, n)| Class { name: n.name, ..c })
+                    .collect(),
+            )
+        }
+        (Ok(found), ..) => {
+            let names_hint = if l.format == LabelFormat::Instances {
+                format!(
+                    " (or give exactly {} names: background, then one per mask folder)",
+                    found.len()
+                )
+            } else {
+                String::new()
+            };
+            problems.push(format!(
+                "[labels] format = {:?} takes its classes from the dataset{names_hint}; rename or merge them with a remap stage",
+                l.format
+            ));
+            None
+        }
+    };
+    let Some(classes) = classes.filter(|_| problems.is_empty()) else {
+        return Err(problems);
+    };
     ClassSet::new(classes, l.ignore_index)
         .map_err(|p| p.into_iter().map(|m| format!("[labels]: {m}")).collect())
+}
+
+/// Options set for a format that does not read them: silently ignoring them would hide a mistake.
+fn misplaced_options(config: &PipelineFile) -> Vec<String> {
+    use schema::{DefectClasses, OverlapPolicy};
+    let l = &config.labels;
+    let f = l.format;
+    let masks = matches!(f, LabelFormat::Instances | LabelFormat::MvtecAd);
+    let checks = [
+        ("good", l.good != ["good"], f == LabelFormat::MvtecAd),
+        (
+            "defects",
+            l.defects != DefectClasses::PerType,
+            f == LabelFormat::MvtecAd,
+        ),
+        (
+            "mask_folders",
+            l.mask_folders != ["masks"],
+            f == LabelFormat::Instances,
+        ),
+        ("overlap", l.overlap != OverlapPolicy::Error, masks),
+        (
+            "foreground_value",
+            l.foreground_value != 255,
+            masks || f == LabelFormat::Binary,
+        ),
+    ];
+    let mut problems: Vec<String> = checks
+        .iter()
+        .filter(|(_, set, applies)| *set && !applies)
+        .map(|(name, ..)| format!("[labels] {name} does not apply to format = {f:?}"))
+        .collect();
+    if f.is_dataset() && config.input.images.all().len() > 1 {
+        problems.push(format!(
+            "[input] images: format = {f:?} reads one dataset, not a list of band folders"
+        ));
+    }
+    problems
 }
 
 fn label_dtype(wanted: LabelDtype, classes: &ClassSet) -> Result<PixelType, String> {

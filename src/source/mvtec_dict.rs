@@ -210,7 +210,7 @@ pub fn discover(
             return Err(err(format!(
                 "{name} `{}` is {}, which is not a folder; set [input] path_prefix = {{ from = \"<start of the written path>\", to = \"<folder here>\" }}",
                 if name == "image_dir" { &dict.image_dir } else { &dict.segmentation_dir },
-                dir.display()
+                super::tidy(dir).display()
             )));
         }
     }
