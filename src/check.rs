@@ -5,7 +5,6 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::decode::image::ImageRules;
 use crate::decode::is_jpeg;
 use crate::decode::label::RawValue;
 use crate::decode::stack::{pair_header, PairHeader};
@@ -96,11 +95,7 @@ pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
     }
     progress.start("checking pairs", discovery.pairs.len() as u64);
     let input = &p.config.input;
-    let rules = ImageRules {
-        alpha: input.alpha,
-        exif: input.exif,
-        limits: input.limits(),
-    };
+    let rules = input.image_rules();
     let facts: Vec<PairFacts> = discovery
         .pairs
         .par_iter()

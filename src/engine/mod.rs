@@ -13,7 +13,6 @@ mod run;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::decode::image::ImageRules;
 use crate::decode::is_jpeg;
 use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
@@ -55,11 +54,7 @@ pub struct BuildSummary {
 /// Decodes a pair and runs every stage on it.
 pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Sample> {
     let input = &p.config.input;
-    let rules = ImageRules {
-        alpha: input.alpha,
-        exif: input.exif,
-        limits: input.limits(),
-    };
+    let rules = input.image_rules();
     let decoded = decode_pair_image(pair, &rules, input.channels)?;
     let image = decoded.image;
     let label = p

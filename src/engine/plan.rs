@@ -4,7 +4,6 @@
 //! uninterrupted one agree on every file name.
 use std::collections::BTreeMap;
 
-use crate::decode::image::ImageRules;
 use crate::decode::stack::pair_header;
 use crate::engine::DEFAULT_SHARD_BYTES;
 use crate::error::{Error, Result};
@@ -97,11 +96,7 @@ pub fn check_shape(s: &Sample, reference: &Sample, fixed_size: bool) -> Result<(
 pub fn check_uniform_images(p: &Pipeline, pairs: &[PairRef]) -> Result<()> {
     use rayon::prelude::*;
     let input = &p.config.input;
-    let rules = ImageRules {
-        alpha: input.alpha,
-        exif: input.exif,
-        limits: input.limits(),
-    };
+    let rules = input.image_rules();
     let kinds: Vec<Option<(usize, Option<PixelType>)>> = pairs
         .par_iter()
         .map(|pair| {

@@ -9,6 +9,19 @@ pub struct Class {
     pub color: Option<[u8; 3]>,
 }
 
+/// `background` (0), then one class per name (1, 2, ...): the classes of mask datasets.
+pub fn background_and(names: impl IntoIterator<Item = impl Into<String>>) -> Vec<Class> {
+    std::iter::once("background".to_string())
+        .chain(names.into_iter().map(Into::into))
+        .enumerate()
+        .map(|(id, name)| Class {
+            id: id as u16,
+            name,
+            color: None,
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClassSet {
     /// Sorted by id, ids unique.

@@ -137,6 +137,15 @@ pub enum ExifRule {
 }
 
 impl InputConfig {
+    /// How each image file is decoded.
+    pub fn image_rules(&self) -> crate::decode::image::ImageRules {
+        crate::decode::image::ImageRules {
+            alpha: self.alpha,
+            exif: self.exif,
+            limits: self.limits(),
+        }
+    }
+
     pub fn limits(&self) -> crate::decode::DecodeLimits {
         let default = crate::decode::DecodeLimits::default();
         crate::decode::DecodeLimits {

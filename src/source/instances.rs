@@ -5,23 +5,16 @@ use std::path::{Path, PathBuf};
 
 use super::{folder, Discovery};
 use crate::error::{Error, Result};
-use crate::pipeline::classes::Class;
+use crate::pipeline::classes::{background_and, Class};
 use crate::sample::{LabelSource, PairRef};
 
 /// Background 0, then one class per mask folder (named `foreground` when there is one folder,
 /// unless names are given).
 pub fn classes(mask_folders: &[String]) -> Vec<Class> {
-    let class = |id: usize, name: &str| Class {
-        id: id as u16,
-        name: name.to_string(),
-        color: None,
-    };
-    let mut out = vec![class(0, "background")];
     match mask_folders {
-        [_] => out.push(class(1, "foreground")),
-        many => out.extend(many.iter().enumerate().map(|(i, f)| class(i + 1, f))),
+        [_] => background_and(["foreground"]),
+        many => background_and(many.iter().cloned()),
     }
-    out
 }
 
 pub fn discover(root: &Path, mask_folders: &[String]) -> Result<Discovery> {

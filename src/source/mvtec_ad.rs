@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{folder, Discovery};
 use crate::error::{Error, Result};
-use crate::pipeline::classes::Class;
+use crate::pipeline::classes::{background_and, Class};
 use crate::pipeline::schema::DefectClasses;
 use crate::sample::{LabelSource, PairRef};
 use crate::split;
@@ -56,19 +56,10 @@ pub fn defect_types(root: &Path) -> std::result::Result<Vec<String>, String> {
 
 /// Background 0, then the defect classes.
 pub fn classes(types: &[String], defects: DefectClasses) -> Vec<Class> {
-    let class = |id: usize, name: &str| Class {
-        id: id as u16,
-        name: name.to_string(),
-        color: None,
-    };
-    let mut out = vec![class(0, "background")];
     match defects {
-        DefectClasses::PerType => {
-            out.extend(types.iter().enumerate().map(|(i, t)| class(i + 1, t)))
-        }
-        DefectClasses::Single => out.push(class(1, "defect")),
+        DefectClasses::PerType => background_and(types.iter().cloned()),
+        DefectClasses::Single => background_and(["defect"]),
     }
-    out
 }
 
 /// Every image of the category with its mask (or none, for `good` types).
