@@ -4,6 +4,7 @@ mod build;
 mod check;
 mod init;
 mod progress_bar;
+mod stats;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ A pipeline file (TOML) says where the pairs are, how labels are encoded, which s
   segprep init my-dataset        # writes my-dataset/pipeline.toml, commented
   segprep check my-dataset/pipeline.toml   # what would a build meet? writes nothing
   segprep build my-dataset/pipeline.toml   # write the shards
+  segprep stats my-dataset/pipeline.toml   # class balance and weights, before you train
 
 Exit status: 0 success, 1 data problem (bad or missing files), 2 usage or pipeline-file problem.";
 
@@ -59,6 +61,77 @@ Writes DIR/pipeline.toml (DIR defaults to the current folder): a commented start
 listing every section and option. Edit the paths and the label format, then run
 `segprep check DIR/pipeline.toml`.")]
     Init(InitArgs),
+    /// The class-imbalance report: counts, shares, weights, a plot.
+    #[command(long_about = STATS_HELP)]
+    Stats(StatsArgs),
+}
+
+const STATS_HELP: &str = "\
+The class-imbalance report, per split and class: pixels and their share of the labelled pixels,
+images containing the class and the labelled pixels of those images, ignore and pad pixels apart,
+absent and rare classes, the imbalance ratio (most / least frequent present class), the pixel
+accuracy of always predicting the majority class, class weights, and data-quality findings
+(undeclared values, single-class labels, all-ignore labels, unreadable files).
+
+TARGET is either
+  a pipeline file: counts its input, decoding labels only and mapping them through the remap
+    stages (before- and after-remap counts are both shown); --geometry runs every stage instead
+    (images decoded too, padding counted);
+  a build folder: reads its stats.json; --recompute recounts from the NPZ or Parquet shards and
+    says whether they agree with stats.json (exit 1 if not). The shards hold pad and undeclared
+    pixels as the ignore index, so those are compared as one sum.
+
+Class weights (N_c pixels of class c, N their sum over the K present classes, p_c = N_c / N;
+absent classes get 0):
+  w_inv   normalised inverse frequency: N / (K * N_c)  (pixel-weighted mean weight 1)
+  w_med   median frequency balancing (Eigen & Fergus): f_c = N_c / S_c, S_c the labelled pixels
+          of the images containing c; w_c = median(f) / f_c
+  w_enet  ENet (Paszke et al.): 1 / ln(1.02 + p_c)
+  w_eff   effective number of samples (Cui et al. 2019) on n_c, the images containing c:
+          (1 - beta) / (1 - beta^n_c), scaled to sum to K; computed with expm1, no underflow
+
+Examples:
+  segprep stats pipelines/quickstart.toml
+  segprep stats out/quickstart --recompute --format json --out stats-report.json
+  segprep stats pipeline.toml --format csv --out balance.csv --plot balance.svg";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    /// Aligned table with a bar per class (coloured on a terminal).
+    Table,
+    Json,
+    Csv,
+    Parquet,
+    Markdown,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// A pipeline file (counts its input) or a build folder (reads or recounts its output).
+    pub target: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: StatsFormat,
+    /// Write the report to this file instead of standard output (needed for parquet).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write a bar chart of class shares per split (log scale) to this .svg file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Pipeline file: run every stage (resize, pad, ...), not only remaps.
+    #[arg(long)]
+    pub geometry: bool,
+    /// Build folder: recount from the shards and compare with stats.json.
+    #[arg(long)]
+    pub recompute: bool,
+    /// Flag a class as rare under this share of a split's labelled pixels.
+    #[arg(long, default_value_t = 0.01)]
+    pub rare: f64,
+    /// beta of the effective-number weights.
+    #[arg(long, default_value_t = crate::stats::weights::DEFAULT_BETA)]
+    pub beta: f64,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,5 +174,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Build(a) => build::run(a),
         Command::Check(a) => check::run(a),
         Command::Init(a) => init::run(a),
+        Command::Stats(a) => stats::run(a),
     }
 }

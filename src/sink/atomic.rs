@@ -91,8 +91,13 @@ pub fn sha256_of(path: &Path) -> std::io::Result<(u64, String)> {
 
 /// Writes small text (JSON) atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_bytes(path, text.as_bytes())
+}
+
+/// Writes a small file (a report, a plot) atomically.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomically(path, |mut f| {
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        std::io::Write::write_all(&mut f, bytes)?;
         Ok(f)
     })
     .map(|_| ())

@@ -290,6 +290,12 @@ fn parse_target(value: &toml::Value, key_range: Option<(u16, u16)>) -> Result<Ta
 }
 
 impl Remap {
+    /// Where one id goes; `None` for a value that is not a declared class.
+    pub fn map_id(&self, id: u16) -> Option<u16> {
+        let to = self.table[id as usize];
+        (to != UNDECLARED).then_some(to as u16)
+    }
+
     pub fn apply(&self, sample: &mut Sample) -> Result<(), String> {
         // image: untouched.
         // label: table lookup.

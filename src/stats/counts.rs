@@ -54,6 +54,37 @@ impl SampleCounts {
         Ok(c)
     }
 
+    /// Counts from a histogram of ids (the ignore index included) without the pixels themselves.
+    pub fn from_histogram(
+        histogram: &BTreeMap<u16, u64>,
+        classes: &ClassSet,
+        unknown_pixels: u64,
+        instances: Option<u32>,
+    ) -> Result<Self, String> {
+        let max_class = classes.classes.iter().map(|c| c.id).max().unwrap_or(0) as usize;
+        let mut c = SampleCounts {
+            class_pixels: vec![0; max_class + 1],
+            unknown_pixels,
+            instances,
+            ..Default::default()
+        };
+        for (&id, &n) in histogram {
+            if id == classes.ignore_index {
+                c.ignore_pixels += n;
+            } else if classes.contains(id) {
+                c.class_pixels[id as usize] += n;
+            } else {
+                return Err(format!("label value {id} is not a declared class"));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Classes with at least one pixel.
+    pub fn classes_present(&self) -> usize {
+        self.class_pixels.iter().filter(|n| **n > 0).count()
+    }
+
     pub fn labelled(&self) -> u64 {
         self.class_pixels.iter().sum()
     }

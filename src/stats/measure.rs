@@ -1,0 +1,198 @@
+//! Counts measured on a pipeline's input: labels decoded (never images, unless geometry is asked
+//! for), mapped through the declared remap stages as histograms, and summed per split. Problems in
+//! single files are collected for the report instead of stopping it.
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+use super::counts::{SampleCounts, SplitCounts};
+use crate::decode::label::RawValue;
+use crate::decode::stack::pair_header;
+use crate::engine::process;
+use crate::error::{Error, Result};
+use crate::pipeline::classes::ClassSet;
+use crate::pipeline::Pipeline;
+use crate::progress::Progress;
+use crate::sample::{LabelSource, PairRef};
+use crate::source::discover_all;
+use crate::stages::Stage;
+
+#[derive(Debug, Default)]
+pub struct Measured {
+    /// Counts in the input classes, when a remap changes them.
+    pub before_remap: Option<BTreeMap<String, SplitCounts>>,
+    pub splits: BTreeMap<String, SplitCounts>,
+    pub quality: Quality,
+}
+
+/// What the labels say about the data beyond counts.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Quality {
+    /// Undeclared label values or colours: (value, pixels, files).
+    pub undeclared: Vec<(String, u64, u64)>,
+    /// Keys of samples whose labels hold one class only.
+    pub single_class: Vec<String>,
+    /// Keys of samples whose labels are all ignore.
+    pub all_ignore: Vec<String>,
+    /// Files that could not be read or processed: (file, reason).
+    pub unreadable: Vec<(String, String)>,
+    pub unpaired_files: usize,
+}
+
+struct FileCounts {
+    before: SampleCounts,
+    after: SampleCounts,
+    undeclared: BTreeMap<RawValue, u64>,
+}
+
+/// Counts per split; with `geometry`, samples run through every stage (images decoded too).
+pub fn measure(p: &Pipeline, geometry: bool, progress: &dyn Progress) -> Result<Measured> {
+    let found = discover_all(p)?;
+    let splits = p
+        .split
+        .assign(&found.pairs)
+        .map_err(|m| Error::pipeline(&p.file, m))?;
+    progress.start("counting labels", found.pairs.len() as u64);
+    let results: Vec<Result<FileCounts>> = found
+        .pairs
+        .par_iter()
+        .zip(&splits)
+        .map(|(pair, split)| {
+            let r = file_counts(p, pair, split, geometry);
+            progress.advance(1);
+            r
+        })
+        .collect();
+    progress.finish();
+    let mut m = Measured::default();
+    m.quality.unpaired_files = found.unpaired_images.len() + found.unpaired_labels.len();
+    let remaps = p.stages.iter().any(|s| matches!(s, Stage::Remap(_)));
+    let mut before: BTreeMap<String, SplitCounts> = BTreeMap::new();
+    let mut undeclared: BTreeMap<RawValue, (u64, u64)> = BTreeMap::new();
+    for ((pair, split), result) in found.pairs.iter().zip(&splits).zip(results) {
+        let f = match result {
+            Ok(f) => f,
+            Err(Error::Data {
+                file,
+                stage,
+                message,
+            }) => {
+                m.quality
+                    .unreadable
+                    .push((file.display().to_string(), format!("[{stage}] {message}")));
+                continue;
+            }
+            Err(other) => {
+                m.quality
+                    .unreadable
+                    .push((pair.image.display().to_string(), other.to_string()));
+                continue;
+            }
+        };
+        for (v, n) in f.undeclared {
+            let e = undeclared.entry(v).or_default();
+            e.0 += n;
+            e.1 += 1;
+        }
+        if f.after.labelled() == 0 && f.after.ignore_pixels + f.after.unknown_pixels > 0 {
+            m.quality.all_ignore.push(pair.key.clone());
+        } else if f.after.classes_present() == 1 {
+            m.quality.single_class.push(pair.key.clone());
+        }
+        add(&mut m.splits, split, &p.classes, &f.after);
+        add(&mut before, split, &p.input_classes, &f.before);
+    }
+    m.quality.undeclared = undeclared
+        .into_iter()
+        .map(|(v, (px, files))| (v.to_string(), px, files))
+        .collect();
+    m.before_remap = remaps.then_some(before);
+    Ok(m)
+}
+
+fn add(
+    splits: &mut BTreeMap<String, SplitCounts>,
+    split: &str,
+    classes: &ClassSet,
+    c: &SampleCounts,
+) {
+    splits
+        .entry(split.to_string())
+        .or_insert_with(|| SplitCounts::new(classes))
+        .add(c);
+}
+
+fn file_counts(p: &Pipeline, pair: &PairRef, split: &str, geometry: bool) -> Result<FileCounts> {
+    let (histogram, undeclared, instances) = input_histogram(p, pair)?;
+    let unknown: u64 = undeclared.values().sum();
+    let label_err = |m: String| Error::data(pair.label_path(), "stats", m);
+    let before = SampleCounts::from_histogram(&histogram, &p.input_classes, unknown, instances)
+        .map_err(label_err)?;
+    let after = if geometry {
+        let s = process(p, &p.stages, pair, split)?;
+        SampleCounts::of(&s, &p.classes).map_err(label_err)?
+    } else {
+        let remapped = remap_histogram(&p.stages, &histogram).map_err(label_err)?;
+        SampleCounts::from_histogram(&remapped, &p.classes, unknown, instances)
+            .map_err(label_err)?
+    };
+    Ok(FileCounts {
+        before,
+        after,
+        undeclared,
+    })
+}
+
+/// The label's ids (unknown values left out and returned apart), and its instance count.
+#[allow(clippy::type_complexity)]
+fn input_histogram(
+    p: &Pipeline,
+    pair: &PairRef,
+) -> Result<(BTreeMap<u16, u64>, BTreeMap<RawValue, u64>, Option<u32>)> {
+    let mut ids: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut undeclared = BTreeMap::new();
+    match &pair.label {
+        LabelSource::File(f) => {
+            let (_, raw) = p
+                .decoder
+                .histogram(f)
+                .map_err(|m| Error::data(f, "decode", m))?;
+            for (v, n) in raw {
+                match p.decoder.lookup(v) {
+                    Some(id) => *ids.entry(id).or_default() += n,
+                    None => *undeclared.entry(v).or_default() += n,
+                }
+            }
+            Ok((ids, undeclared, None))
+        }
+        source => {
+            let h = pair_header(pair, &p.config.input.image_rules(), p.config.input.channels)
+                .map_err(|(f, m)| Error::data(f, "decode", m))?;
+            let decoded = p.decoder.decode_source(source, h.width, h.height)?;
+            for id in decoded.map.ids {
+                *ids.entry(id).or_default() += 1;
+            }
+            Ok((ids, undeclared, decoded.instances))
+        }
+    }
+}
+
+/// Sends every id of a histogram through the remap stages, in order.
+fn remap_histogram(
+    stages: &[Stage],
+    histogram: &BTreeMap<u16, u64>,
+) -> Result<BTreeMap<u16, u64>, String> {
+    let mut out = histogram.clone();
+    for stage in stages {
+        if let Stage::Remap(r) = stage {
+            let mut next = BTreeMap::new();
+            for (id, n) in out {
+                let to = r
+                    .map_id(id)
+                    .ok_or_else(|| format!("label value {id} is not a declared class"))?;
+                *next.entry(to).or_default() += n;
+            }
+            out = next;
+        }
+    }
+    Ok(out)
+}
