@@ -207,17 +207,25 @@ pub struct Sample {
     pub standardization: Option<Standardization>,
     /// Instance masks merged into the label, for mask sources.
     pub instances: Option<u32>,
+    /// With an augment stage: the parameters drawn for this copy, as JSON (`null` for an original).
+    pub augment: Option<String>,
 }
 
 /// Element types an image can hold, to write one generic routine instead of three matches.
 pub trait PixelValue: Copy + Default + Send + Sync + 'static {
+    /// The value of "full intensity": 255, 65535, or 1.0 for f32.
+    const RANGE: f32;
     fn wrap(v: Vec<Self>) -> Pixels;
     fn unwrap(p: Pixels) -> Option<Vec<Self>>;
+    fn to_f32(self) -> f32;
+    /// Rounded and saturated to the type's range (f32 as is).
+    fn from_f32(v: f32) -> Self;
 }
 
 macro_rules! pixel_value {
-    ($t:ty, $variant:ident) => {
+    ($t:ty, $variant:ident, $range:expr, $from:expr) => {
         impl PixelValue for $t {
+            const RANGE: f32 = $range;
             fn wrap(v: Vec<Self>) -> Pixels {
                 Pixels::$variant(v)
             }
@@ -227,10 +235,17 @@ macro_rules! pixel_value {
                     _ => None,
                 }
             }
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            fn from_f32(v: f32) -> Self {
+                $from(v)
+            }
         }
     };
 }
 
-pixel_value!(u8, U8);
-pixel_value!(u16, U16);
-pixel_value!(f32, F32);
+// `as` saturates float-to-int casts (NaN becomes 0), so rounding is all that is left to do
+pixel_value!(u8, U8, 255.0, |v: f32| v.round() as u8);
+pixel_value!(u16, U16, 65535.0, |v: f32| v.round() as u16);
+pixel_value!(f32, F32, 1.0, |v: f32| v);

@@ -58,6 +58,34 @@ const TABLE: &[(&str, &str)] = &[
         "standardize fixed",
         "standardize = { mode = \"fixed\", mean = [120, 110, 100], std = [50, 50, 50] }",
     ),
+    (
+        "rescale to f32",
+        "rescale = { input_range = [0, 255], output = \"f32\" }",
+    ),
+    (
+        "augment flips and turns",
+        "augment = { copies = 3, hflip = 0.5, vflip = 0.5, rot90 = 1.0 }",
+    ),
+    (
+        "augment affine bilinear",
+        "augment = { copies = 2, rotate = [-30, 30], shift = [-0.2, 0.2], zoom = [0.7, 1.4], zoom_per_axis = true, shear = [-10, 10] }",
+    ),
+    (
+        "augment affine reflect nearest",
+        "augment = { copies = 2, rotate = [-45, 45], interpolation = \"nearest\", image_border = \"reflect\", label_border = \"reflect\" }",
+    ),
+    (
+        "augment elastic edge",
+        "augment = { copies = 1, elastic = { alpha = 20, sigma = 4 }, label_border = \"edge\", image_border = \"edge\" }",
+    ),
+    (
+        "augment crop and photometric",
+        "augment = { copies = 2, crop = [100, 80], brightness = [-0.2, 0.2], contrast = [0.5, 1.5], gamma = [0.7, 1.5], hue = [-0.1, 0.1], saturation = [0, 2], noise = [0, 0.05], blur = [0, 2] }",
+    ),
+    (
+        "augment random resized crop",
+        "augment = { copies = 2, keep_original = false, random_resized_crop = { size = [64, 48] } }",
+    ),
 ];
 
 fn pipeline_text(stage: &str) -> String {
@@ -74,43 +102,47 @@ fn every_stage_keeps_geometry_and_label_set() {
         let pairs = discover(&p).unwrap().pairs;
         let remaps = stage.starts_with("remap");
         for pair in &pairs {
-            let input = process(&p, &[], pair, "train").unwrap();
-            let out =
+            let input = process(&p, &[], pair, "train").unwrap().remove(0);
+            let outputs =
                 process(&p, &p.stages, pair, "train").unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(
-                (out.image.width, out.image.height),
-                (out.label.width, out.label.height),
-                "{name}: image and label differ in size"
-            );
-            assert_eq!(
-                out.label.ids.len(),
-                (out.label.width * out.label.height) as usize,
-                "{name}"
-            );
-            assert_eq!(
-                out.image.pixels.len(),
-                out.image.pixel_count() * out.image.bands,
-                "{name}"
-            );
-            if let Some(mask) = &out.padding {
-                assert_eq!(mask.len(), out.label.ids.len(), "{name}: padding mask size");
+            let expected = p.samples_per_pair("train");
+            assert_eq!(outputs.len(), expected, "{name}: samples per pair");
+            for out in outputs {
+                assert_eq!(
+                    (out.image.width, out.image.height),
+                    (out.label.width, out.label.height),
+                    "{name}: image and label differ in size"
+                );
+                assert_eq!(
+                    out.label.ids.len(),
+                    (out.label.width * out.label.height) as usize,
+                    "{name}"
+                );
+                assert_eq!(
+                    out.image.pixels.len(),
+                    out.image.pixel_count() * out.image.bands,
+                    "{name}"
+                );
+                if let Some(mask) = &out.padding {
+                    assert_eq!(mask.len(), out.label.ids.len(), "{name}: padding mask size");
+                }
+                let allowed: BTreeSet<u16> = if remaps {
+                    p.classes.classes.iter().map(|c| c.id).collect()
+                } else {
+                    input.label.ids.iter().copied().chain([6, 0]).collect()
+                };
+                let seen: BTreeSet<u16> = out.label.ids.iter().copied().collect();
+                let stray: Vec<u16> = seen
+                    .iter()
+                    .copied()
+                    .filter(|v| !allowed.contains(v) && *v != 255)
+                    .collect();
+                assert!(
+                    stray.is_empty(),
+                    "{name}: {} has label values {stray:?} not in its input",
+                    out.pair.key
+                );
             }
-            let allowed: BTreeSet<u16> = if remaps {
-                p.classes.classes.iter().map(|c| c.id).collect()
-            } else {
-                input.label.ids.iter().copied().chain([6, 0]).collect()
-            };
-            let seen: BTreeSet<u16> = out.label.ids.iter().copied().collect();
-            let stray: Vec<u16> = seen
-                .iter()
-                .copied()
-                .filter(|v| !allowed.contains(v) && *v != 255)
-                .collect();
-            assert!(
-                stray.is_empty(),
-                "{name}: {} has label values {stray:?} not in its input",
-                pair.key
-            );
         }
     }
 }
@@ -129,7 +161,7 @@ fn fills_other_than_the_stage_declares_never_appear() {
         .into_iter()
         .find(|x| x.key == "datasetQuintal_001")
         .unwrap();
-    let out = process(&p, &p.stages, &pair, "train").unwrap();
+    let out = process(&p, &p.stages, &pair, "train").unwrap().remove(0);
     let seen: BTreeSet<u16> = out.label.ids.iter().copied().collect();
     assert_eq!(
         seen,
@@ -151,7 +183,7 @@ fn fit_keeps_aspect_and_centres() {
     .unwrap();
     let p = pipeline::load(&path).unwrap();
     let pair = discover(&p).unwrap().pairs.remove(0);
-    let out = process(&p, &p.stages, &pair, "train").unwrap();
+    let out = process(&p, &p.stages, &pair, "train").unwrap().remove(0);
     // 256x256 fits as 100x100 in the middle of 200x100: 50 columns of padding on each side
     let row: Vec<u16> = out.label.ids[..200].to_vec();
     assert!(row[..50].iter().all(|&v| v == 255) && row[150..].iter().all(|&v| v == 255));
@@ -169,8 +201,8 @@ fn standardize_per_image_matches_the_gym_formula() {
     .unwrap();
     let p = pipeline::load(&path).unwrap();
     let pair = discover(&p).unwrap().pairs.remove(0);
-    let raw = process(&p, &[], &pair, "train").unwrap();
-    let out = process(&p, &p.stages, &pair, "train").unwrap();
+    let raw = process(&p, &[], &pair, "train").unwrap().remove(0);
+    let out = process(&p, &p.stages, &pair, "train").unwrap().remove(0);
     let segprep::sample::Pixels::U8(x) = &raw.image.pixels else {
         panic!("u8 input")
     };

@@ -41,9 +41,21 @@ pub fn measure_dataset_standardization(
     let per_sample: Vec<Result<(usize, Vec<BandMoments>)>> = train
         .par_iter()
         .map(|(pair, split)| {
-            let s = process(p, before, pair, split)?;
+            let samples = process(p, before, pair, split)?;
             progress.advance(1);
-            Ok((s.image.bands, moments(&s.image.pixels, s.image.bands)))
+            // an augmented pair adds the moments of all its copies
+            let mut total: Option<Vec<BandMoments>> = None;
+            for s in &samples {
+                let m = moments(&s.image.pixels, s.image.bands);
+                match &mut total {
+                    Some(t) if t.len() == m.len() => {
+                        t.iter_mut().zip(&m).for_each(|(a, b)| a.merge(b))
+                    }
+                    _ => total = Some(m),
+                }
+            }
+            let bands = samples.first().map_or(0, |s| s.image.bands);
+            Ok((bands, total.unwrap_or_default()))
         })
         .collect();
     progress.finish();

@@ -6,7 +6,6 @@ use std::path::Path;
 use super::output::ShardRecord;
 use super::run::all_files;
 use crate::pipeline::Pipeline;
-use crate::sample::Sample;
 use crate::sink::manifest::{ArrayInfo, Index, SplitSummary};
 use crate::sink::ShardPlan;
 use crate::source::Discovery;
@@ -65,17 +64,21 @@ pub fn make_index(
     found: &Discovery,
     records: &[ShardRecord],
     plans: &[ShardPlan],
-    reference: &Sample,
+    references: &super::References,
     warnings: Vec<String>,
 ) -> Index {
+    let reference = &references.first;
     let files = all_files(records);
     let fixed = p.config.output.layout().fixed_size();
     let skipped: usize = records.iter().map(|r| r.skipped.len()).sum();
     let mut splits: BTreeMap<String, SplitSummary> = BTreeMap::new();
     for (plan, record) in plans.iter().zip(records) {
+        let shape = references.of(&plan.split);
         let e = splits.entry(plan.split.clone()).or_insert(SplitSummary {
             samples: 0,
             files: 0,
+            height: fixed.then_some(shape.image.height),
+            width: fixed.then_some(shape.image.width),
         });
         e.samples += record.counts.samples as usize;
     }

@@ -51,8 +51,19 @@ pub struct BuildSummary {
     pub warnings: Vec<String>,
 }
 
-/// Decodes a pair and runs every stage on it.
-pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Sample> {
+/// Decodes a pair and runs every stage on it: one sample, or several after an augment stage.
+pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Vec<Sample>> {
+    let mut samples = vec![decode_sample(p, pair, split)?];
+    for stage in stages {
+        samples = stage
+            .apply_all(samples)
+            .map_err(|m| Error::data(&pair.image, stage.name(), m))?;
+    }
+    Ok(samples)
+}
+
+/// The decoded image and label of a pair, checked to have one size.
+fn decode_sample(p: &Pipeline, pair: &PairRef, split: &str) -> Result<Sample> {
     let input = &p.config.input;
     let rules = input.image_rules();
     let decoded = decode_pair_image(pair, &rules, input.channels)?;
@@ -65,7 +76,7 @@ pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> R
         let message = size_mismatch(pair, &image, l, decoded.exif.as_ref());
         return Err(Error::data(pair.label_path(), "pair", message));
     }
-    let mut s = Sample {
+    Ok(Sample {
         pair: pair.clone(),
         split: split.to_string(),
         image,
@@ -74,13 +85,8 @@ pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> R
         unknown_pixels: label.unknown_pixels,
         standardization: None,
         instances: label.instances,
-    };
-    for stage in stages {
-        stage
-            .apply(&mut s)
-            .map_err(|m| Error::data(&pair.image, stage.name(), m))?;
-    }
-    Ok(s)
+        augment: None,
+    })
 }
 
 /// Says which orientation of a turned JPEG the label matches, if any.
@@ -150,12 +156,13 @@ fn build_in_pool(
     // claimed before the expensive work, so a wrong output folder fails fast
     let out = OutputDir::claim(&out_dir, &stamp, &inputs, opts.force)?;
     dataset_stats::measure_dataset_standardization(p, &found.pairs, &splits, progress)?;
-    let reference = reference_sample(p, &found.pairs, &splits)?;
-    let plans = plan::plan_shards(p, &found.pairs, &splits, &reference);
+    let references = reference_samples(p, &found.pairs, &splits)?;
+    let reference = &references.first;
+    let plans = plan::plan_shards(p, &found.pairs, &splits, reference);
     let run::ShardResults { records, resumed } =
-        run::run_shards(p, &out, &plans, &reference, progress)?;
+        run::run_shards(p, &out, &plans, &references, progress)?;
     let warnings = warnings(&found, &records);
-    let index = index::make_index(p, &found, &records, &plans, &reference, warnings.clone());
+    let index = index::make_index(p, &found, &records, &plans, &references, warnings.clone());
     write_derived(p, &out, &plans, &records, &index)?;
     Ok(BuildSummary {
         out_dir,
@@ -170,25 +177,62 @@ fn build_in_pool(
     })
 }
 
-/// The first sample (in key order) that processes: its shape is what every sample must have.
-fn reference_sample(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Result<Sample> {
+/// The first sample (in key order) that processes, per split: its shape is what every sample of
+/// that split must have. Splits may differ in size (an augment crop makes train samples smaller
+/// than val's) but not in bands or dtype.
+fn reference_samples(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Result<References> {
+    let mut by_split: BTreeMap<String, Sample> = BTreeMap::new();
     let mut first_error = None;
     for (pair, split) in pairs.iter().zip(splits) {
+        if by_split.contains_key(split) {
+            continue;
+        }
         match process(p, &p.stages, pair, split) {
-            Ok(s) => return Ok(s),
+            Ok(mut s) if !s.is_empty() => {
+                by_split.insert(split.clone(), s.swap_remove(0));
+            }
+            Ok(_) => {}
             Err(e) if p.config.run.on_error == OnError::Fail => return Err(e),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    Err(first_error.map_or_else(
-        || Error::Usage("no samples".into()),
-        |e| Error::DataSet {
-            summary: "no sample could be processed; the first error:".into(),
-            problems: vec![e],
-        },
-    ))
+    let rank = |s: &str| {
+        crate::split::SPLIT_ORDER
+            .iter()
+            .position(|x| *x == s)
+            .unwrap_or(usize::MAX)
+    };
+    let Some(first) = by_split
+        .iter()
+        .min_by_key(|(k, _)| (rank(k), (*k).clone()))
+        .map(|(_, s)| s.clone())
+    else {
+        return Err(first_error.map_or_else(
+            || Error::Usage("no samples".into()),
+            |e| Error::DataSet {
+                summary: "no sample could be processed; the first error:".into(),
+                problems: vec![e],
+            },
+        ));
+    };
+    for s in by_split.values() {
+        plan::check_shape(s, &first, false)?;
+    }
+    Ok(References { first, by_split })
+}
+
+/// Reference samples: the first split's, and each split's own.
+pub struct References {
+    pub first: Sample,
+    pub by_split: BTreeMap<String, Sample>,
+}
+
+impl References {
+    pub fn of(&self, split: &str) -> &Sample {
+        self.by_split.get(split).unwrap_or(&self.first)
+    }
 }
 
 /// stats.json, errors.jsonl and, last, index.json: all derived from the shard records.

@@ -39,14 +39,17 @@ pub fn plan_shards(
     }
     let mut plans = Vec::new();
     for ((_, split), members) in by_split {
-        let chunks: Vec<&[PairRef]> = members.chunks(per_shard).collect();
+        // shard sizes count samples; an augmented pair becomes several
+        let per_pair = p.samples_per_pair(split);
+        let pairs_per_shard = (per_shard / per_pair).max(1);
+        let chunks: Vec<&[PairRef]> = members.chunks(pairs_per_shard).collect();
         let of = chunks.len();
         for (index, chunk) in chunks.into_iter().enumerate() {
             plans.push(ShardPlan {
                 split: split.to_string(),
                 index,
                 of,
-                first_sample: index * per_shard,
+                first_sample: index * pairs_per_shard * per_pair,
                 pairs: chunk.to_vec(),
             });
         }

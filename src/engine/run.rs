@@ -35,9 +35,10 @@ pub fn run_shards(
     p: &Pipeline,
     out: &OutputDir,
     plans: &[ShardPlan],
-    reference: &Sample,
+    references: &super::References,
     progress: &dyn Progress,
 ) -> Result<ShardResults> {
+    let reference = &references.first;
     let total: usize = plans.iter().map(|s| s.pairs.len()).sum();
     progress.start("building shards", total as u64);
     let mut sink = sink::for_layout(p, &out.dir);
@@ -72,7 +73,7 @@ pub fn run_shards(
             }
             Ok(done)
         });
-        let computed = compute_shards(p, plans, &records, reference, batch, progress, &tx);
+        let computed = compute_shards(p, plans, &records, references, batch, progress, &tx);
         drop(tx);
         let written = writer
             .join()
@@ -95,7 +96,7 @@ fn compute_shards(
     p: &Pipeline,
     plans: &[ShardPlan],
     done: &[Option<ShardRecord>],
-    reference: &Sample,
+    references: &super::References,
     batch: usize,
     progress: &dyn Progress,
     tx: &SyncSender<ToWriter>,
@@ -112,17 +113,24 @@ fn compute_shards(
         if !send(ToWriter::Begin(plan.clone())) {
             return Ok(());
         }
-        for pairs in plan.pairs.chunks(batch) {
-            let mut samples = Vec::with_capacity(pairs.len());
-            for (pair, result) in
-                pairs
-                    .iter()
-                    .zip(process_batch(p, pairs, &plan.split, reference, progress))
-            {
+        // a batch is counted in samples: an augmented pair brings several
+        let per_pair = p.samples_per_pair(&plan.split);
+        let pairs_per_batch = (batch / per_pair).max(1);
+        for pairs in plan.pairs.chunks(pairs_per_batch) {
+            let mut samples = Vec::with_capacity(pairs.len() * per_pair);
+            for (pair, result) in pairs.iter().zip(process_batch(
+                p,
+                pairs,
+                &plan.split,
+                references.of(&plan.split),
+                progress,
+            )) {
                 match result {
-                    Ok((s, c)) => {
-                        counts.add(&c);
-                        samples.push(s);
+                    Ok(produced) => {
+                        for (s, c) in produced {
+                            counts.add(&c);
+                            samples.push(s);
+                        }
                     }
                     Err(e) => {
                         skipped.push(skip_or_fail(p, pair, e, errors_so_far + skipped.len())?)
@@ -186,15 +194,20 @@ fn process_batch(
     split: &str,
     reference: &Sample,
     progress: &dyn Progress,
-) -> Vec<Result<(Sample, SampleCounts)>> {
+) -> Vec<Result<Vec<(Sample, SampleCounts)>>> {
     pairs
         .par_iter()
         .map(|pair| {
-            let result = process(p, &p.stages, pair, split).and_then(|s| {
-                check_shape(&s, reference, p.config.output.layout().fixed_size())?;
-                let c = SampleCounts::of(&s, &p.classes)
-                    .map_err(|m| Error::data(pair.label_path(), "stats", m))?;
-                Ok((s, c))
+            let result = process(p, &p.stages, pair, split).and_then(|samples| {
+                samples
+                    .into_iter()
+                    .map(|s| {
+                        check_shape(&s, reference, p.config.output.layout().fixed_size())?;
+                        let c = SampleCounts::of(&s, &p.classes)
+                            .map_err(|m| Error::data(pair.label_path(), "stats", m))?;
+                        Ok((s, c))
+                    })
+                    .collect()
             });
             progress.advance(1);
             result

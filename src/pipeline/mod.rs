@@ -91,6 +91,15 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
     if standardizes > 1 {
         problems.push("only one standardize stage is allowed".into());
     }
+    if config
+        .stages
+        .iter()
+        .filter(|s| matches!(s, StageConfig::Augment(_)))
+        .count()
+        > 1
+    {
+        problems.push("only one augment stage is allowed (it can hold every transform)".into());
+    }
     let layout = config.output.layout();
     if layout == Layout::Gym && standardizes > 0 {
         problems.push("output.layout = \"gym\" stores u8 images (Gym standardizes when it loads them); remove the standardize stage".into());
@@ -178,6 +187,13 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
             file: path.to_path_buf(),
             problems,
         }),
+    }
+}
+
+impl Pipeline {
+    /// Samples each pair of `split` becomes (more than one after an augment stage).
+    pub fn samples_per_pair(&self, split: &str) -> usize {
+        self.stages.iter().map(|s| s.multiplicity(split)).product()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Segmentation Gym layout: one npz per sample in `{split}_data/{split}_npzs/`, named
-//! `{root}_noaug_nd_data_{i:06}.npz`, holding `arr_0` (H,W,C) u8, `arr_1` (H,W,NCLASSES) one-hot u8
-//! (ignore pixels are all-zero rows), `num_bands` and `files`, which is what Gym's `load_npz` reads.
+//! `{root}_noaug_nd_data_{i:06}.npz` (`_aug_` for augmented copies), holding `arr_0` (H,W,C) u8,
+//! `arr_1` (H,W,NCLASSES) one-hot u8 (ignore pixels are all-zero rows), `num_bands` and `files`,
+//! which is what Gym's `load_npz` reads, plus `augment` (the drawn parameters) when augmenting.
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use zip::ZipWriter;
@@ -49,8 +50,13 @@ impl GymSink {
     }
 
     fn write_one(&self, split: &str, index: usize, s: &Sample) -> Result<FileRecord> {
+        // Gym's own names: augmented copies are `aug`, originals `noaug`
+        let kind = match s.augment.as_deref() {
+            Some(drawn) if drawn != "null" => "aug",
+            _ => "noaug",
+        };
         let rel = format!(
-            "{split}_data/{split}_npzs/{}_noaug_nd_data_{index:06}.npz",
+            "{split}_data/{split}_npzs/{}_{kind}_nd_data_{index:06}.npz",
             self.root
         );
         let path = self.dir.join(&rel);
@@ -92,6 +98,10 @@ impl GymSink {
             npy::write_scalar_i64(&mut zip, c as i64)?;
             start_entry(&mut zip, "files.npy", compression, 0)?;
             npy::write_strings(&mut zip, &[&file_name])?;
+            if let Some(drawn) = &s.augment {
+                start_entry(&mut zip, "augment.npy", compression, 0)?;
+                npy::write_strings(&mut zip, &[drawn.as_str()])?;
+            }
             zip.finish()
                 .map_err(std::io::Error::other)?
                 .into_inner()

@@ -25,6 +25,11 @@ pub struct ArrayInfo {
 pub struct SplitSummary {
     pub samples: usize,
     pub files: usize,
+    /// The split's sample size (splits may differ, e.g. after an augment crop); `null` when sizes vary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]

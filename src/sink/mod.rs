@@ -54,12 +54,18 @@ pub trait Sink: Send {
 pub struct SinkOptions {
     pub compression: Compression,
     pub label_dtype: crate::sample::PixelType,
+    /// The pipeline augments: every shard records each sample's drawn parameters (`augment`).
+    pub augment: bool,
 }
 
 pub fn for_layout(p: &Pipeline, out: &Path) -> Box<dyn Sink> {
     let options = SinkOptions {
         compression: p.config.output.compression,
         label_dtype: p.label_dtype,
+        augment: p
+            .stages
+            .iter()
+            .any(|s| matches!(s, crate::stages::Stage::Augment(_))),
     };
     match p.config.output.layout() {
         Layout::Stacked => Box::new(npz::NpzSink::new(out, options)),

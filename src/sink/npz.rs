@@ -114,6 +114,15 @@ impl NpzSink {
             start_entry(&mut zip, "key.npy", c_opt, 0)?;
             let keys: Vec<&str> = samples.iter().map(|s| s.pair.key.as_str()).collect();
             npy::write_strings(&mut zip, &keys)?;
+            if self.options.augment {
+                // the parameters drawn for each copy, as JSON ("null" for originals and unaugmented splits)
+                start_entry(&mut zip, "augment.npy", c_opt, 0)?;
+                let drawn: Vec<&str> = samples
+                    .iter()
+                    .map(|s| s.augment.as_deref().unwrap_or("null"))
+                    .collect();
+                npy::write_strings(&mut zip, &drawn)?;
+            }
             if samples.iter().all(|s| s.standardization.is_some()) {
                 let (means, stds): (Vec<f64>, Vec<f64>) = samples
                     .iter()

@@ -94,7 +94,7 @@ impl ParquetSink {
             // only inside the encoded ARROW:schema
             let hf = KeyValue::new(
                 "huggingface".to_string(),
-                huggingface_features().to_string(),
+                huggingface_features(self.options.augment).to_string(),
             );
             b = b.set_key_value_metadata(Some(vec![hf]));
         }
@@ -142,6 +142,9 @@ impl ParquetSink {
         // the Arrow field equals the feature's field exactly, nullability included
         fields.push(Field::new("key", DataType::Utf8, true));
         fields.push(Field::new("split", DataType::Utf8, true));
+        if self.options.augment {
+            fields.push(Field::new("augment", DataType::Utf8, true));
+        }
         if self.tensor && first.standardization.is_some() {
             fields.push(Field::new("image_mean", DataType::Float64, true));
             fields.push(Field::new("image_std", DataType::Float64, true));
@@ -150,7 +153,7 @@ impl ParquetSink {
         if !self.tensor {
             metadata.insert(
                 "huggingface".to_string(),
-                huggingface_features().to_string(),
+                huggingface_features(self.options.augment).to_string(),
             );
         }
         Arc::new(Schema::new_with_metadata(fields, metadata))
@@ -183,7 +186,14 @@ impl ParquetSink {
         }
         columns.push(Arc::new(keys.finish()));
         columns.push(Arc::new(splits.finish()));
-        if schema.fields().len() > 4 {
+        if self.options.augment {
+            let mut drawn = StringBuilder::new();
+            samples
+                .iter()
+                .for_each(|s| drawn.append_value(s.augment.as_deref().unwrap_or("null")));
+            columns.push(Arc::new(drawn.finish()));
+        }
+        if schema.column_with_name("image_mean").is_some() {
             let values = |f: &dyn Fn(&crate::sample::Standardization) -> f64| -> ArrayRef {
                 Arc::new(Float64Array::from_iter_values(
                     samples
@@ -288,14 +298,18 @@ fn image_struct_field(name: &str) -> Field {
     Field::new(name, DataType::Struct(fields), true)
 }
 
-fn huggingface_features() -> serde_json::Value {
+fn huggingface_features(augment: bool) -> serde_json::Value {
     let value = |dtype: &str| serde_json::json!({ "dtype": dtype, "_type": "Value" });
-    serde_json::json!({ "info": { "features": {
+    let mut features = serde_json::json!({
         "image": { "_type": "Image" },
         "label": { "_type": "Image" },
         "key": value("string"),
         "split": value("string"),
-    }}})
+    });
+    if augment {
+        features["augment"] = value("string");
+    }
+    serde_json::json!({ "info": { "features": features } })
 }
 
 /// A fixed-size list of `shape`'s product, tagged as `arrow.fixed_shape_tensor`. Items nullable.

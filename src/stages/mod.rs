@@ -3,6 +3,7 @@
 //! Each stage has a `XxxConfig` (serde, what the pipeline file says) whose `build` checks everything
 //! it can before a pixel is read, and a runtime `Xxx` whose `apply` states what happens to the image
 //! and what happens to the label, side by side.
+pub mod augment;
 pub mod geometry;
 pub mod pad;
 pub mod remap;
@@ -23,6 +24,7 @@ pub enum StageConfig {
     Pad(pad::PadConfig),
     Standardize(standardize::StandardizeConfig),
     Rescale(rescale::RescaleConfig),
+    Augment(Box<augment::AugmentConfig>),
 }
 
 /// What a stage's `build` may read and change: the classes flowing into it.
@@ -37,6 +39,7 @@ pub enum Stage {
     Pad(pad::Pad),
     Standardize(standardize::Standardize),
     Rescale(rescale::Rescale),
+    Augment(Box<augment::Augment>),
 }
 
 impl StageConfig {
@@ -47,6 +50,7 @@ impl StageConfig {
             StageConfig::Pad(_) => "pad",
             StageConfig::Standardize(_) => "standardize",
             StageConfig::Rescale(_) => "rescale",
+            StageConfig::Augment(_) => "augment",
         }
     }
 
@@ -58,6 +62,7 @@ impl StageConfig {
             StageConfig::Pad(c) => c.build(ctx).map(Stage::Pad),
             StageConfig::Standardize(c) => c.build(ctx).map(Stage::Standardize),
             StageConfig::Rescale(c) => c.build(ctx).map(Stage::Rescale),
+            StageConfig::Augment(c) => c.build(ctx).map(|a| Stage::Augment(Box::new(a))),
         }
     }
 }
@@ -70,6 +75,7 @@ impl Stage {
             Stage::Pad(_) => "pad",
             Stage::Standardize(_) => "standardize",
             Stage::Rescale(_) => "rescale",
+            Stage::Augment(_) => "augment",
         }
     }
 
@@ -81,6 +87,36 @@ impl Stage {
             Stage::Pad(s) => s.apply(sample),
             Stage::Standardize(s) => s.apply(sample),
             Stage::Rescale(s) => s.apply(sample),
+            // copies are made by `apply_all`; one sample alone passes through
+            Stage::Augment(_) => Ok(()),
+        }
+    }
+
+    /// Runs the stage on every sample; `augment` turns each sample into its copies.
+    pub fn apply_all(&self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
+        match self {
+            Stage::Augment(a) => {
+                let mut out = Vec::new();
+                for s in samples {
+                    out.extend(a.expand(s)?);
+                }
+                Ok(out)
+            }
+            other => {
+                let mut samples = samples;
+                for s in &mut samples {
+                    other.apply(s)?;
+                }
+                Ok(samples)
+            }
+        }
+    }
+
+    /// Samples one input sample becomes in `split`.
+    pub fn multiplicity(&self, split: &str) -> usize {
+        match self {
+            Stage::Augment(a) => a.multiplicity(split),
+            _ => 1,
         }
     }
 
@@ -92,6 +128,7 @@ impl Stage {
             Stage::Pad(s) => s.describe(),
             Stage::Standardize(s) => s.describe(),
             Stage::Rescale(s) => s.describe(),
+            Stage::Augment(s) => s.describe(),
         }
     }
 }

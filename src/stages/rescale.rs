@@ -134,6 +134,7 @@ mod tests {
             unknown_pixels: 0,
             standardization: None,
             instances: None,
+            augment: None,
         }
     }
 

@@ -40,7 +40,8 @@ pub struct Quality {
 
 struct FileCounts {
     before: SampleCounts,
-    after: SampleCounts,
+    /// One per output sample (an augment stage makes several with --geometry).
+    after: Vec<SampleCounts>,
     undeclared: BTreeMap<RawValue, u64>,
 }
 
@@ -93,12 +94,15 @@ pub fn measure(p: &Pipeline, geometry: bool, progress: &dyn Progress) -> Result<
             e.0 += n;
             e.1 += 1;
         }
-        if f.after.labelled() == 0 && f.after.ignore_pixels + f.after.unknown_pixels > 0 {
+        let first = &f.after[0];
+        if first.labelled() == 0 && first.ignore_pixels + first.unknown_pixels > 0 {
             m.quality.all_ignore.push(pair.key.clone());
-        } else if f.after.classes_present() == 1 {
+        } else if first.classes_present() == 1 {
             m.quality.single_class.push(pair.key.clone());
         }
-        add(&mut m.splits, split, &p.classes, &f.after);
+        for after in &f.after {
+            add(&mut m.splits, split, &p.classes, after);
+        }
         add(&mut before, split, &p.input_classes, &f.before);
     }
     m.quality.undeclared = undeclared
@@ -128,12 +132,16 @@ fn file_counts(p: &Pipeline, pair: &PairRef, split: &str, geometry: bool) -> Res
     let before = SampleCounts::from_histogram(&histogram, &p.input_classes, unknown, instances)
         .map_err(label_err)?;
     let after = if geometry {
-        let s = process(p, &p.stages, pair, split)?;
-        SampleCounts::of(&s, &p.classes).map_err(label_err)?
+        process(p, &p.stages, pair, split)?
+            .iter()
+            .map(|s| SampleCounts::of(s, &p.classes).map_err(label_err))
+            .collect::<Result<Vec<_>>>()?
     } else {
         let remapped = remap_histogram(&p.stages, &histogram).map_err(label_err)?;
-        SampleCounts::from_histogram(&remapped, &p.classes, unknown, instances)
-            .map_err(label_err)?
+        vec![
+            SampleCounts::from_histogram(&remapped, &p.classes, unknown, instances)
+                .map_err(label_err)?,
+        ]
     };
     Ok(FileCounts {
         before,

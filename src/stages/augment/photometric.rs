@@ -1,0 +1,216 @@
+//! Photometric augmentation, image only, band by band, for u8, u16 and f32 (f32 taken as 0..1).
+//! Values are computed in f32 and rounded and saturated back to the image's dtype.
+use crate::sample::{Image, PixelValue, Pixels};
+
+/// Drawn values of one copy; `None` leaves that operation out.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Photometric {
+    /// Added, as a fraction of the full range.
+    pub brightness: Option<f64>,
+    /// Factor around each band's mean.
+    pub contrast: Option<f64>,
+    /// Exponent on values scaled to 0..1.
+    pub gamma: Option<f64>,
+    /// Hue turn as a fraction of a full turn (3-band images).
+    pub hue: Option<f64>,
+    /// Saturation factor around the luma (3-band images).
+    pub saturation: Option<f64>,
+    /// Standard deviation of gaussian noise, as a fraction of the full range.
+    pub noise: Option<f64>,
+    /// Gaussian blur sigma in pixels.
+    pub blur: Option<f64>,
+}
+
+/// Applies the drawn operations in a fixed order; `noise` draws its values from `normal`.
+pub fn apply(img: &mut Image, p: &Photometric, normal: &mut dyn FnMut() -> f64) {
+    img.pixels = match std::mem::replace(&mut img.pixels, Pixels::U8(Vec::new())) {
+        Pixels::U8(v) => Pixels::U8(run(v, img, p, normal)),
+        Pixels::U16(v) => Pixels::U16(run(v, img, p, normal)),
+        Pixels::F32(v) => Pixels::F32(run(v, img, p, normal)),
+    };
+}
+
+fn run<T: PixelValue>(
+    v: Vec<T>,
+    img: &Image,
+    p: &Photometric,
+    normal: &mut dyn FnMut() -> f64,
+) -> Vec<T> {
+    let (w, h, bands) = (img.width as usize, img.height as usize, img.bands);
+    let range = T::RANGE;
+    let mut x: Vec<f32> = v.into_iter().map(T::to_f32).collect();
+    if let Some(b) = p.brightness {
+        let add = b as f32 * range;
+        x.iter_mut().for_each(|v| *v += add);
+    }
+    if let Some(c) = p.contrast {
+        for b in 0..bands {
+            let mean = x
+                .iter()
+                .skip(b)
+                .step_by(bands)
+                .map(|&v| v as f64)
+                .sum::<f64>()
+                / (w * h).max(1) as f64;
+            x.iter_mut()
+                .skip(b)
+                .step_by(bands)
+                .for_each(|v| *v = ((*v as f64 - mean) * c + mean) as f32);
+        }
+    }
+    if let Some(g) = p.gamma {
+        x.iter_mut()
+            .for_each(|v| *v = range * (v.max(0.0) / range).powf(g as f32));
+    }
+    if bands == 3 && (p.hue.is_some() || p.saturation.is_some()) {
+        colour(&mut x, p.hue.unwrap_or(0.0), p.saturation.unwrap_or(1.0));
+    }
+    if let Some(s) = p.noise {
+        let sd = s * range as f64;
+        x.iter_mut().for_each(|v| *v += (normal() * sd) as f32);
+    }
+    if let Some(sigma) = p.blur {
+        x = gaussian_blur(&x, (w, h, bands), sigma);
+    }
+    // integer types saturate in from_f32; f32 images keep their own range
+    x.into_iter().map(T::from_f32).collect()
+}
+
+/// Hue turn and saturation in YIQ: the chroma plane (I, Q) is turned by `hue` of a full turn and
+/// scaled by `saturation`; luma (Y) stays.
+fn colour(x: &mut [f32], hue: f64, saturation: f64) {
+    let (sin, cos) = (hue * std::f64::consts::TAU).sin_cos();
+    let (sin, cos, s) = (sin as f32, cos as f32, saturation as f32);
+    for px in x.chunks_exact_mut(3) {
+        let (r, g, b) = (px[0], px[1], px[2]);
+        let y = 0.299 * r + 0.587 * g + 0.114 * b;
+        let i = 0.596 * r - 0.274 * g - 0.322 * b;
+        let q = 0.211 * r - 0.523 * g + 0.312 * b;
+        let (i, q) = (s * (cos * i - sin * q), s * (sin * i + cos * q));
+        px[0] = y + 0.956 * i + 0.621 * q;
+        px[1] = y - 0.272 * i - 0.647 * q;
+        px[2] = y - 1.106 * i + 1.703 * q;
+    }
+}
+
+/// Separable gaussian blur of an interleaved (w, h, bands) f32 buffer, radius ceil(3 sigma),
+/// edges reflected (OpenCV's default border).
+pub fn gaussian_blur(x: &[f32], (w, h, bands): (usize, usize, usize), sigma: f64) -> Vec<f32> {
+    if sigma <= 0.0 || w == 0 || h == 0 {
+        return x.to_vec();
+    }
+    let r = (3.0 * sigma).ceil() as i64;
+    let kernel: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32)
+        .collect();
+    let sum: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / sum).collect();
+    let reflect = |i: i64, n: usize| -> usize {
+        let n = n as i64;
+        if n == 1 {
+            return 0;
+        }
+        let p = 2 * (n - 1);
+        let m = i.rem_euclid(p);
+        (if m < n { m } else { p - m }) as usize
+    };
+    let mut tmp = vec![0f32; x.len()];
+    for y in 0..h {
+        for xx in 0..w {
+            for b in 0..bands {
+                let mut acc = 0.0;
+                for (k, wk) in kernel.iter().enumerate() {
+                    let sx = reflect(xx as i64 + k as i64 - r, w);
+                    acc += wk * x[(y * w + sx) * bands + b];
+                }
+                tmp[(y * w + xx) * bands + b] = acc;
+            }
+        }
+    }
+    let mut out = vec![0f32; x.len()];
+    for y in 0..h {
+        for xx in 0..w {
+            for b in 0..bands {
+                let mut acc = 0.0;
+                for (k, wk) in kernel.iter().enumerate() {
+                    let sy = reflect(y as i64 + k as i64 - r, h);
+                    acc += wk * tmp[(sy * w + xx) * bands + b];
+                }
+                out[(y * w + xx) * bands + b] = acc;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(pixels: Pixels, bands: usize) -> Image {
+        let n = pixels.len() / bands;
+        Image {
+            width: n as u32,
+            height: 1,
+            bands,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn brightness_saturates_and_keeps_dtype() {
+        let mut i = img(Pixels::U8(vec![0, 100, 250]), 1);
+        apply(
+            &mut i,
+            &Photometric {
+                brightness: Some(0.1),
+                ..Default::default()
+            },
+            &mut || 0.0,
+        );
+        assert_eq!(i.pixels, Pixels::U8(vec![26, 126, 255]));
+        let mut i = img(Pixels::U16(vec![0, 65000]), 1);
+        apply(
+            &mut i,
+            &Photometric {
+                gamma: Some(1.0),
+                contrast: Some(1.0),
+                ..Default::default()
+            },
+            &mut || 0.0,
+        );
+        assert_eq!(i.pixels, Pixels::U16(vec![0, 65000]));
+    }
+
+    #[test]
+    fn zero_hue_and_unit_saturation_leave_colours() {
+        let mut i = img(Pixels::U8(vec![200, 30, 90, 10, 240, 60]), 3);
+        let before = i.pixels.clone();
+        apply(
+            &mut i,
+            &Photometric {
+                hue: Some(0.0),
+                saturation: Some(1.0),
+                ..Default::default()
+            },
+            &mut || 0.0,
+        );
+        let (Pixels::U8(a), Pixels::U8(b)) = (&i.pixels, &before) else {
+            panic!()
+        };
+        assert!(
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| (*x as i32 - *y as i32).abs() <= 1),
+            "{a:?} {b:?}"
+        );
+    }
+
+    #[test]
+    fn blur_keeps_a_constant_and_its_sum() {
+        let x = vec![5.0f32; 30];
+        assert!(gaussian_blur(&x, (6, 5, 1), 1.5)
+            .iter()
+            .all(|v| (v - 5.0).abs() < 1e-5));
+    }
+}

@@ -1,0 +1,382 @@
+//! Geometry of augmentation, applied to image, label and padding mask together from one set of
+//! parameters. Flips, 90° turns and crops move whole pixels (exact). Warps (affine, elastic) map
+//! every output pixel back to a source position — pixel centres at integer coordinates, as OpenCV's
+//! `warpAffine` — then sample the image with the chosen interpolation and the label (and padding
+//! mask) with nearest, so no class id is ever mixed.
+use crate::sample::{PixelValue, Pixels, Sample};
+
+/// What fills output pixels whose source falls outside the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Border {
+    /// A constant (the image fill; the ignore index for labels).
+    Constant,
+    /// Mirror without repeating the edge pixel (OpenCV's BORDER_REFLECT_101: ...cb|abc|ba...).
+    Reflect,
+    /// Repeat the edge pixel.
+    Edge,
+}
+
+/// An index into 0..n under the border rule; `None` means "outside, use the constant".
+fn border_index(i: i64, n: i64, border: Border) -> Option<usize> {
+    if (0..n).contains(&i) {
+        return Some(i as usize);
+    }
+    match border {
+        Border::Constant => None,
+        Border::Edge => Some(i.clamp(0, n - 1) as usize),
+        Border::Reflect if n == 1 => Some(0),
+        Border::Reflect => {
+            let period = 2 * (n - 1);
+            let m = i.rem_euclid(period);
+            Some(if m < n { m } else { period - m } as usize)
+        }
+    }
+}
+
+/// Source position of each output pixel.
+pub type SourceOf<'a> = &'a (dyn Fn(usize, usize) -> (f64, f64) + Sync);
+
+/// Nearest sampling (round half up, as OpenCV's INTER_NEAREST); also returns which output pixels
+/// fell outside under a constant border.
+pub fn remap_nearest<T: Copy>(
+    src: &[T],
+    (w, h, bands): (usize, usize, usize),
+    (out_w, out_h): (usize, usize),
+    source: SourceOf,
+    border: Border,
+    fill: &[T],
+) -> (Vec<T>, Vec<bool>) {
+    let mut out = Vec::with_capacity(out_w * out_h * bands);
+    let mut outside = Vec::with_capacity(out_w * out_h);
+    for y in 0..out_h {
+        for x in 0..out_w {
+            let (sx, sy) = source(x, y);
+            let ix = border_index((sx + 0.5).floor() as i64, w as i64, border);
+            let iy = border_index((sy + 0.5).floor() as i64, h as i64, border);
+            match ix.zip(iy) {
+                Some((ix, iy)) => {
+                    let at = (iy * w + ix) * bands;
+                    out.extend_from_slice(&src[at..at + bands]);
+                    outside.push(false);
+                }
+                None => {
+                    out.extend_from_slice(fill);
+                    outside.push(true);
+                }
+            }
+        }
+    }
+    (out, outside)
+}
+
+/// Bilinear sampling; each of the four taps follows the border rule on its own (as OpenCV does).
+pub fn remap_linear<T: PixelValue>(
+    src: &[T],
+    (w, h, bands): (usize, usize, usize),
+    (out_w, out_h): (usize, usize),
+    source: SourceOf,
+    border: Border,
+    fill: &[f32],
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(out_w * out_h * bands);
+    let mut acc = vec![0f32; bands];
+    for y in 0..out_h {
+        for x in 0..out_w {
+            let (sx, sy) = source(x, y);
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
+                for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
+                    let weight = wx * wy;
+                    if weight == 0.0 {
+                        continue;
+                    }
+                    let ix = border_index(x0 as i64 + dx, w as i64, border);
+                    let iy = border_index(y0 as i64 + dy, h as i64, border);
+                    match ix.zip(iy) {
+                        Some((ix, iy)) => {
+                            let at = (iy * w + ix) * bands;
+                            for b in 0..bands {
+                                acc[b] += weight * src[at + b].to_f32();
+                            }
+                        }
+                        None => (0..bands).for_each(|b| acc[b] += weight * fill[b]),
+                    }
+                }
+            }
+            out.extend(acc.iter().map(|&v| T::from_f32(v)));
+        }
+    }
+    out
+}
+
+/// How a warp samples and fills.
+#[derive(Debug, Clone, Copy)]
+pub struct WarpRules<'a> {
+    pub bilinear: bool,
+    pub image_border: Border,
+    /// Per band.
+    pub image_fill: &'a [f64],
+    pub label_border: Border,
+    pub ignore_index: u16,
+}
+
+/// Warps image, label and padding mask to (out_w, out_h) through `source`. Label pixels filled
+/// with the ignore index are marked as padding, so they are counted as such.
+pub fn warp_sample(s: &mut Sample, out: (usize, usize), source: SourceOf, rules: &WarpRules) {
+    let (w, h, bands) = (
+        s.image.width as usize,
+        s.image.height as usize,
+        s.image.bands,
+    );
+    let fill32: Vec<f32> = (0..bands)
+        .map(|b| {
+            rules
+                .image_fill
+                .get(b)
+                .or(rules.image_fill.first())
+                .copied()
+                .unwrap_or(0.0) as f32
+        })
+        .collect();
+    fn image<T: PixelValue>(
+        v: &[T],
+        dims: (usize, usize, usize),
+        out: (usize, usize),
+        source: SourceOf,
+        r: &WarpRules,
+        fill: &[f32],
+    ) -> Vec<T> {
+        if r.bilinear {
+            remap_linear(v, dims, out, source, r.image_border, fill)
+        } else {
+            let fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
+            remap_nearest(v, dims, out, source, r.image_border, &fill).0
+        }
+    }
+    let dims = (w, h, bands);
+    s.image.pixels = match &s.image.pixels {
+        Pixels::U8(v) => Pixels::U8(image(v, dims, out, source, rules, &fill32)),
+        Pixels::U16(v) => Pixels::U16(image(v, dims, out, source, rules, &fill32)),
+        Pixels::F32(v) => Pixels::F32(image(v, dims, out, source, rules, &fill32)),
+    };
+    let (ids, outside) = remap_nearest(
+        &s.label.ids,
+        (w, h, 1),
+        out,
+        source,
+        rules.label_border,
+        &[rules.ignore_index],
+    );
+    let old_mask = s.padding.take();
+    let mask =
+        old_mask.map(|m| remap_nearest(&m, (w, h, 1), out, source, rules.label_border, &[true]).0);
+    s.padding = match (mask, outside.iter().any(|&o| o)) {
+        (Some(m), _) => Some(m.iter().zip(&outside).map(|(a, b)| *a || *b).collect()),
+        (None, true) => Some(outside),
+        (None, false) => None,
+    };
+    s.label.ids = ids;
+    s.image.width = out.0 as u32;
+    s.image.height = out.1 as u32;
+    s.label.width = out.0 as u32;
+    s.label.height = out.1 as u32;
+}
+
+/// Whole-pixel moves of an interleaved buffer: flips and turns by 90° (counter-clockwise, as
+/// `numpy.rot90`). Returns the buffer and its new (w, h).
+pub fn move_pixels<T: Copy>(
+    src: &[T],
+    (w, h, bands): (usize, usize, usize),
+    hflip: bool,
+    vflip: bool,
+    turns: u32,
+) -> (Vec<T>, usize, usize) {
+    let (nw, nh) = if turns.is_multiple_of(2) {
+        (w, h)
+    } else {
+        (h, w)
+    };
+    let mut out = Vec::with_capacity(src.len());
+    for y in 0..nh {
+        for x in 0..nw {
+            // position in the flipped image that lands at (x, y) after `turns` counter-clockwise turns
+            let (fx, fy) = match turns % 4 {
+                0 => (x, y),
+                1 => (w - 1 - y, x),
+                2 => (w - 1 - x, h - 1 - y),
+                _ => (y, h - 1 - x),
+            };
+            let sx = if hflip { w - 1 - fx } else { fx };
+            let sy = if vflip { h - 1 - fy } else { fy };
+            let at = (sy * w + sx) * bands;
+            out.extend_from_slice(&src[at..at + bands]);
+        }
+    }
+    (out, nw, nh)
+}
+
+/// Flips and turns image, label and padding mask alike.
+pub fn move_sample(s: &mut Sample, hflip: bool, vflip: bool, turns: u32) {
+    if !hflip && !vflip && turns.is_multiple_of(4) {
+        return;
+    }
+    let (w, h, bands) = (
+        s.image.width as usize,
+        s.image.height as usize,
+        s.image.bands,
+    );
+    let mut size = (w, h);
+    s.image.pixels = match &s.image.pixels {
+        Pixels::U8(v) => Pixels::U8(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
+        Pixels::U16(v) => Pixels::U16(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
+        Pixels::F32(v) => Pixels::F32(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
+    };
+    s.label.ids = moved(&s.label.ids, (w, h, 1), hflip, vflip, turns, &mut size);
+    if let Some(m) = &s.padding {
+        s.padding = Some(moved(m, (w, h, 1), hflip, vflip, turns, &mut size));
+    }
+    s.image.width = size.0 as u32;
+    s.image.height = size.1 as u32;
+    s.label.width = size.0 as u32;
+    s.label.height = size.1 as u32;
+}
+
+fn moved<T: Copy>(
+    v: &[T],
+    dims: (usize, usize, usize),
+    hflip: bool,
+    vflip: bool,
+    turns: u32,
+    size: &mut (usize, usize),
+) -> Vec<T> {
+    let (out, nw, nh) = move_pixels(v, dims, hflip, vflip, turns);
+    *size = (nw, nh);
+    out
+}
+
+/// A 2x3 affine map in OpenCV's convention: destination = M · (x, y, 1) of the source position.
+pub type Affine = [[f64; 3]; 2];
+
+/// The map of a rotation (degrees, counter-clockwise on screen), zoom (x, y), shear (degrees, along
+/// x) about the image centre, then a shift (pixels) — as `cv2.getRotationMatrix2D` composes them.
+pub fn affine(
+    w: usize,
+    h: usize,
+    rotate: f64,
+    zoom: (f64, f64),
+    shear: f64,
+    shift: (f64, f64),
+) -> Affine {
+    let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
+    let (sin, cos) = rotate.to_radians().sin_cos();
+    let t = shear.to_radians().tan();
+    // A = R · Sh · Z with R = [[cos, sin], [-sin, cos]], Sh = [[1, t], [0, 1]], Z = diag(zx, zy)
+    let a = [
+        [cos * zoom.0, (cos * t + sin) * zoom.1],
+        [-sin * zoom.0, (-sin * t + cos) * zoom.1],
+    ];
+    let tx = cx + shift.0 - a[0][0] * cx - a[0][1] * cy;
+    let ty = cy + shift.1 - a[1][0] * cx - a[1][1] * cy;
+    [[a[0][0], a[0][1], tx], [a[1][0], a[1][1], ty]]
+}
+
+pub fn invert(m: &Affine) -> Option<Affine> {
+    let det = m[0][0] * m[1][1] - m[0][1] * m[1][0];
+    if det.abs() < 1e-12 {
+        return None;
+    }
+    let (a, b, c, d) = (m[1][1] / det, -m[0][1] / det, -m[1][0] / det, m[0][0] / det);
+    Some([
+        [a, b, -(a * m[0][2] + b * m[1][2])],
+        [c, d, -(c * m[0][2] + d * m[1][2])],
+    ])
+}
+
+/// A smooth random displacement field (Simard et al.): uniform noise in [-1, 1] blurred by a
+/// gaussian of `sigma` pixels and scaled by `alpha`. Returns (dx, dy), row-major.
+pub fn elastic_field(
+    w: usize,
+    h: usize,
+    alpha: f64,
+    sigma: f64,
+    mut noise: impl FnMut() -> f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut field = |_| -> Vec<f32> {
+        let raw: Vec<f32> = (0..w * h).map(|_| (2.0 * noise() - 1.0) as f32).collect();
+        let smooth = super::photometric::gaussian_blur(&raw, (w, h, 1), sigma);
+        smooth.into_iter().map(|v| v * alpha as f32).collect()
+    };
+    (field(0), field(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_match_numpy_rot90_and_flips_are_exact() {
+        // 3x2 image [[0,1,2],[3,4,5]]; np.rot90 (k=1) -> [[2,5],[1,4],[0,3]]
+        let src: Vec<u8> = (0..6).collect();
+        assert_eq!(
+            move_pixels(&src, (3, 2, 1), false, false, 1),
+            (vec![2, 5, 1, 4, 0, 3], 2, 3)
+        );
+        assert_eq!(
+            move_pixels(&src, (3, 2, 1), false, false, 2).0,
+            vec![5, 4, 3, 2, 1, 0]
+        );
+        assert_eq!(
+            move_pixels(&src, (3, 2, 1), false, false, 3).0,
+            vec![3, 0, 4, 1, 5, 2]
+        );
+        assert_eq!(
+            move_pixels(&src, (3, 2, 1), true, false, 0).0,
+            vec![2, 1, 0, 5, 4, 3]
+        );
+        assert_eq!(
+            move_pixels(&src, (3, 2, 1), false, true, 0).0,
+            vec![3, 4, 5, 0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn reflect_is_reflect_101() {
+        let idx: Vec<usize> = (-3..6)
+            .map(|i| border_index(i, 3, Border::Reflect).unwrap())
+            .collect();
+        assert_eq!(idx, [1, 2, 1, 0, 1, 2, 1, 0, 1]);
+        assert_eq!(border_index(-1, 3, Border::Constant), None);
+        assert_eq!(border_index(7, 3, Border::Edge), Some(2));
+    }
+
+    #[test]
+    fn affine_identity_and_inverse() {
+        let m = affine(10, 8, 0.0, (1.0, 1.0), 0.0, (0.0, 0.0));
+        assert_eq!(m, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]);
+        let m = affine(10, 8, 30.0, (1.2, 0.9), 5.0, (2.0, -1.0));
+        let inv = invert(&m).unwrap();
+        let (x, y) = (3.0, 4.0);
+        let (u, v) = (
+            m[0][0] * x + m[0][1] * y + m[0][2],
+            m[1][0] * x + m[1][1] * y + m[1][2],
+        );
+        let back = (
+            inv[0][0] * u + inv[0][1] * v + inv[0][2],
+            inv[1][0] * u + inv[1][1] * v + inv[1][2],
+        );
+        assert!((back.0 - x).abs() < 1e-9 && (back.1 - y).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nearest_warp_of_a_shift_moves_whole_pixels() {
+        let src: Vec<u16> = (0..12).collect(); // 4x3
+        let source = |x: usize, y: usize| (x as f64 - 1.0, y as f64);
+        let (out, outside) =
+            remap_nearest(&src, (4, 3, 1), (4, 3), &source, Border::Constant, &[99]);
+        assert_eq!(out, vec![99, 0, 1, 2, 99, 4, 5, 6, 99, 8, 9, 10]);
+        assert_eq!(outside.iter().filter(|o| **o).count(), 3);
+    }
+}
