@@ -220,6 +220,8 @@ pub trait PixelValue: Copy + Default + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     /// Rounded and saturated to the type's range (f32 as is).
     fn from_f32(v: f32) -> Self;
+    /// The value as a table index (integer types; f32 gives 0).
+    fn index(self) -> usize;
 }
 
 macro_rules! pixel_value {
@@ -241,11 +243,15 @@ macro_rules! pixel_value {
             fn from_f32(v: f32) -> Self {
                 $from(v)
             }
+            fn index(self) -> usize {
+                self as usize
+            }
         }
     };
 }
 
-// `as` saturates float-to-int casts (NaN becomes 0), so rounding is all that is left to do
-pixel_value!(u8, U8, 255.0, |v: f32| v.round() as u8);
-pixel_value!(u16, U16, 65535.0, |v: f32| v.round() as u16);
+// `as` saturates float-to-int casts (NaN becomes 0), so adding a half rounds (half up; a
+// negative value saturates to 0 either way) without a call to libm's `roundf`
+pixel_value!(u8, U8, 255.0, |v: f32| (v + 0.5) as u8);
+pixel_value!(u16, U16, 65535.0, |v: f32| (v + 0.5) as u16);
 pixel_value!(f32, F32, 1.0, |v: f32| v);

@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod init;
+mod preview;
 mod progress_bar;
 mod stats;
 
@@ -64,6 +65,34 @@ listing every section and option. Edit the paths and the label format, then run
     /// The class-imbalance report: counts, shares, weights, a plot.
     #[command(long_about = STATS_HELP)]
     Stats(StatsArgs),
+    /// A contact sheet of samples after every stage, labels drawn over images.
+    #[command(long_about = "\
+Runs the pipeline on the first samples of a split (augmented copies included) and writes a PNG
+contact sheet: each sample scaled to fit 192 pixels, its label drawn over it in the class colours
+(declared colours, else a fixed palette; ignore pixels show the image), its key under it, and a
+legend of class ids, names and colours. Nothing else is written.
+
+Example:
+  segprep preview pipeline.toml --n 16 --out preview.png")]
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// How many samples to show.
+    #[arg(long, default_value_t = 16)]
+    pub n: usize,
+    /// The PNG to write.
+    #[arg(long, default_value = "preview.png")]
+    pub out: PathBuf,
+    /// The split to show.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
 }
 
 const STATS_HELP: &str = "\
@@ -175,5 +204,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(a),
         Command::Init(a) => init::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Preview(a) => preview::run(a),
     }
 }

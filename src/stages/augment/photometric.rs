@@ -23,6 +23,9 @@ pub struct Photometric {
 
 /// Applies the drawn operations in a fixed order; `noise` draws its values from `normal`.
 pub fn apply(img: &mut Image, p: &Photometric, normal: &mut dyn FnMut() -> f64) {
+    if *p == Photometric::default() {
+        return;
+    }
     img.pixels = match std::mem::replace(&mut img.pixels, Pixels::U8(Vec::new())) {
         Pixels::U8(v) => Pixels::U8(run(v, img, p, normal)),
         Pixels::U16(v) => Pixels::U16(run(v, img, p, normal)),
@@ -38,36 +41,62 @@ fn run<T: PixelValue>(
 ) -> Vec<T> {
     let (w, h, bands) = (img.width as usize, img.height as usize, img.bands);
     let range = T::RANGE;
-    let mut x: Vec<f32> = v.into_iter().map(T::to_f32).collect();
-    if let Some(b) = p.brightness {
-        let add = b as f32 * range;
-        x.iter_mut().for_each(|v| *v += add);
-    }
-    if let Some(c) = p.contrast {
-        for b in 0..bands {
-            let mean = x
-                .iter()
-                .skip(b)
-                .step_by(bands)
-                .map(|&v| v as f64)
-                .sum::<f64>()
-                / (w * h).max(1) as f64;
-            x.iter_mut()
-                .skip(b)
-                .step_by(bands)
-                .for_each(|v| *v = ((*v as f64 - mean) * c + mean) as f32);
+    let add = p.brightness.map_or(0.0, |b| b as f32 * range);
+    // contrast works around each band's mean after the brightness shift
+    let means: Vec<f32> = match p.contrast {
+        Some(_) => {
+            let mut sums = vec![0f64; bands];
+            v.iter()
+                .enumerate()
+                .for_each(|(i, x)| sums[i % bands] += x.to_f32() as f64);
+            sums.iter()
+                .map(|s| (s / (w * h).max(1) as f64) as f32 + add)
+                .collect()
         }
+        None => vec![0.0; bands],
+    };
+    let c = p.contrast.map_or(1.0, |c| c as f32);
+    let g = p.gamma.map(|g| g as f32);
+    let pointwise = |v: f32, band: usize| {
+        let mean = means[band];
+        let y = (v + add - mean) * c + mean;
+        match g {
+            Some(g) => range * (y.max(0.0) / range).powf(g),
+            None => y,
+        }
+    };
+    let only_pointwise =
+        p.hue.is_none() && p.saturation.is_none() && p.noise.is_none() && p.blur.is_none();
+    if range == 255.0 && only_pointwise {
+        // u8: one table per band holds every possible result; bands cycle through the pixels
+        let table: Vec<T> = (0..bands)
+            .flat_map(|b| (0..256).map(move |v| (v, b)))
+            .map(|(v, b)| T::from_f32(pointwise(v as f32, b)))
+            .collect();
+        let mut v = v;
+        let mut band = 0;
+        for x in v.iter_mut() {
+            *x = table[band * 256 + x.index()];
+            band += 1;
+            if band == bands {
+                band = 0;
+            }
+        }
+        return v;
     }
-    if let Some(g) = p.gamma {
-        x.iter_mut()
-            .for_each(|v| *v = range * (v.max(0.0) / range).powf(g as f32));
+    // the pointwise operations in one pass
+    let mut x: Vec<f32> = Vec::with_capacity(v.len());
+    for px in v.chunks_exact(bands) {
+        for (b, value) in px.iter().enumerate() {
+            x.push(pointwise(value.to_f32(), b));
+        }
     }
     if bands == 3 && (p.hue.is_some() || p.saturation.is_some()) {
         colour(&mut x, p.hue.unwrap_or(0.0), p.saturation.unwrap_or(1.0));
     }
     if let Some(s) = p.noise {
-        let sd = s * range as f64;
-        x.iter_mut().for_each(|v| *v += (normal() * sd) as f32);
+        let sd = (s * range as f64) as f32;
+        x.iter_mut().for_each(|v| *v += normal() as f32 * sd);
     }
     if let Some(sigma) = p.blur {
         x = gaussian_blur(&x, (w, h, bands), sigma);
@@ -114,30 +143,33 @@ pub fn gaussian_blur(x: &[f32], (w, h, bands): (usize, usize, usize), sigma: f64
         let m = i.rem_euclid(p);
         (if m < n { m } else { p - m }) as usize
     };
+    // along x: the source columns of each output column, reflected, computed once
+    let cols: Vec<Vec<usize>> = (0..w)
+        .map(|xx| (-r..=r).map(|k| reflect(xx as i64 + k, w)).collect())
+        .collect();
+    let stride = w * bands;
     let mut tmp = vec![0f32; x.len()];
     for y in 0..h {
-        for xx in 0..w {
+        let row = &x[y * stride..(y + 1) * stride];
+        let out_row = &mut tmp[y * stride..(y + 1) * stride];
+        for (xx, taps) in cols.iter().enumerate() {
             for b in 0..bands {
-                let mut acc = 0.0;
-                for (k, wk) in kernel.iter().enumerate() {
-                    let sx = reflect(xx as i64 + k as i64 - r, w);
-                    acc += wk * x[(y * w + sx) * bands + b];
-                }
-                tmp[(y * w + xx) * bands + b] = acc;
+                out_row[xx * bands + b] = taps
+                    .iter()
+                    .zip(&kernel)
+                    .map(|(&sx, wk)| wk * row[sx * bands + b])
+                    .sum();
             }
         }
     }
+    // along y: whole rows weighted and added, so the inner loop runs over contiguous memory
     let mut out = vec![0f32; x.len()];
     for y in 0..h {
-        for xx in 0..w {
-            for b in 0..bands {
-                let mut acc = 0.0;
-                for (k, wk) in kernel.iter().enumerate() {
-                    let sy = reflect(y as i64 + k as i64 - r, h);
-                    acc += wk * tmp[(sy * w + xx) * bands + b];
-                }
-                out[(y * w + xx) * bands + b] = acc;
-            }
+        let out_row = &mut out[y * stride..(y + 1) * stride];
+        for (k, wk) in kernel.iter().enumerate() {
+            let sy = reflect(y as i64 + k as i64 - r, h);
+            let src = &tmp[sy * stride..(sy + 1) * stride];
+            out_row.iter_mut().zip(src).for_each(|(o, s)| *o += wk * s);
         }
     }
     out

@@ -5,6 +5,8 @@ use sha2::{Digest, Sha256};
 
 pub struct Draw {
     state: u64,
+    /// The second value of the last Box–Muller pair.
+    spare: Option<f64>,
 }
 
 impl Draw {
@@ -20,6 +22,7 @@ impl Draw {
         first.copy_from_slice(&digest[..8]);
         Draw {
             state: u64::from_le_bytes(first),
+            spare: None,
         }
     }
 
@@ -51,11 +54,17 @@ impl Draw {
         ((self.unit() * (n as f64 + 1.0)) as u32).min(n)
     }
 
-    /// Standard normal (Box–Muller).
+    /// Standard normal (Box–Muller, both values of each pair used).
     pub fn normal(&mut self) -> f64 {
+        if let Some(z) = self.spare.take() {
+            return z;
+        }
         let u1 = self.unit().max(f64::MIN_POSITIVE);
         let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let radius = (-2.0 * u1.ln()).sqrt();
+        let (sin, cos) = (std::f64::consts::TAU * u2).sin_cos();
+        self.spare = Some(radius * sin);
+        radius * cos
     }
 }
 

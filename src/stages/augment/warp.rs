@@ -86,6 +86,19 @@ pub fn remap_linear<T: PixelValue>(
             let (sx, sy) = source(x, y);
             let (x0, y0) = (sx.floor(), sy.floor());
             let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
+            let (ix, iy) = (x0 as i64, y0 as i64);
+            if ix >= 0 && iy >= 0 && ix + 1 < w as i64 && iy + 1 < h as i64 {
+                // all four taps inside: no border rule to consult
+                let at = (iy as usize * w + ix as usize) * bands;
+                let below = at + w * bands;
+                for b in 0..bands {
+                    let top = src[at + b].to_f32() * (1.0 - fx) + src[at + bands + b].to_f32() * fx;
+                    let bottom =
+                        src[below + b].to_f32() * (1.0 - fx) + src[below + bands + b].to_f32() * fx;
+                    out.push(T::from_f32(top * (1.0 - fy) + bottom * fy));
+                }
+                continue;
+            }
             acc.iter_mut().for_each(|a| *a = 0.0);
             for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
                 for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
@@ -185,7 +198,7 @@ pub fn warp_sample(s: &mut Sample, out: (usize, usize), source: SourceOf, rules:
     s.label.height = out.1 as u32;
 }
 
-/// Whole-pixel moves of an interleaved buffer: flips and turns by 90° (counter-clockwise, as
+/// Whole-pixel moves of an interleaved buffer: flips, then turns by 90° (counter-clockwise, as
 /// `numpy.rot90`). Returns the buffer and its new (w, h).
 pub fn move_pixels<T: Copy>(
     src: &[T],
@@ -194,28 +207,46 @@ pub fn move_pixels<T: Copy>(
     vflip: bool,
     turns: u32,
 ) -> (Vec<T>, usize, usize) {
-    let (nw, nh) = if turns.is_multiple_of(2) {
-        (w, h)
-    } else {
-        (h, w)
-    };
-    let mut out = Vec::with_capacity(src.len());
-    for y in 0..nh {
-        for x in 0..nw {
-            // position in the flipped image that lands at (x, y) after `turns` counter-clockwise turns
-            let (fx, fy) = match turns % 4 {
-                0 => (x, y),
-                1 => (w - 1 - y, x),
-                2 => (w - 1 - x, h - 1 - y),
-                _ => (y, h - 1 - x),
-            };
-            let sx = if hflip { w - 1 - fx } else { fx };
-            let sy = if vflip { h - 1 - fy } else { fy };
-            let at = (sy * w + sx) * bands;
-            out.extend_from_slice(&src[at..at + bands]);
+    let stride = w * bands;
+    let mut flipped = src.to_vec();
+    for (y, out_row) in flipped.chunks_exact_mut(stride.max(1)).enumerate() {
+        let sy = if vflip { h - 1 - y } else { y };
+        out_row.copy_from_slice(&src[sy * stride..(sy + 1) * stride]);
+        if hflip {
+            // reversing the row reverses the bands too; reversing each pixel back restores them
+            out_row.reverse();
+            if bands > 1 {
+                out_row.chunks_exact_mut(bands).for_each(<[T]>::reverse);
+            }
         }
     }
-    (out, nw, nh)
+    match turns % 4 {
+        0 => (flipped, w, h),
+        2 => {
+            let mut out = Vec::with_capacity(src.len());
+            flipped
+                .chunks_exact(bands)
+                .rev()
+                .for_each(|px| out.extend_from_slice(px));
+            (out, w, h)
+        }
+        k => {
+            // output (x, y) of the (h, w) result reads (w - 1 - y, x) for one turn, (y, h - 1 - x) for three
+            let mut out = Vec::with_capacity(src.len());
+            for y in 0..w {
+                for x in 0..h {
+                    let (sx, sy) = if k == 1 {
+                        (w - 1 - y, x)
+                    } else {
+                        (y, h - 1 - x)
+                    };
+                    let at = (sy * w + sx) * bands;
+                    out.extend_from_slice(&flipped[at..at + bands]);
+                }
+            }
+            (out, h, w)
+        }
+    }
 }
 
 /// Flips and turns image, label and padding mask alike.
