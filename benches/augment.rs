@@ -2,6 +2,7 @@
 //! Each transform runs alone on the fixture pairs (256x256 RGB + label), decoded once; prints one
 //! JSON line per transform with images/s. `benches/augment_vs_albumentations.py` runs this and
 //! albumentations on the same images in the same run and reports the ratios.
+mod common;
 use std::path::Path;
 use std::time::Instant;
 
@@ -10,17 +11,7 @@ use segprep::pipeline;
 use segprep::source::discover;
 use segprep::stages::Stage;
 
-const HEAD: &str = r#"
-[input]
-images = "../fixtures/quintal/stills"
-labels = "../fixtures/quintal/labelsRGB"
-label_suffix = "_L"
-[labels]
-format = "rgb"
-colors = "../fixtures/quintal/label_colors.txt"
-[output]
-dir = "bench"
-"#;
+use common::QUINTAL_HEAD as HEAD;
 
 /// (name, augment options). The same names and settings are used on the albumentations side.
 pub const TRANSFORMS: &[(&str, &str)] = &[

@@ -1,5 +1,6 @@
 //! Per-stage throughput on the fixture pairs: `cargo bench --bench stages`.
 //! A quick look at where time goes; the comparison against a Python peer lives in the [perf] work.
+mod common;
 use std::path::Path;
 use std::time::Instant;
 
@@ -7,17 +8,7 @@ use segprep::engine::process;
 use segprep::pipeline;
 use segprep::source::discover;
 
-const HEAD: &str = r#"
-[input]
-images = "../fixtures/quintal/stills"
-labels = "../fixtures/quintal/labelsRGB"
-label_suffix = "_L"
-[labels]
-format = "rgb"
-colors = "../fixtures/quintal/label_colors.txt"
-[output]
-dir = "bench"
-"#;
+use common::QUINTAL_HEAD as HEAD;
 
 const CASES: &[(&str, &str)] = &[
     ("decode only", ""),
