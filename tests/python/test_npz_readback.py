@@ -11,7 +11,8 @@ def test_quickstart_shards_load_with_numpy(tmp_path):
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out"
     index = load_index(out)
-    assert index["splits"] == {"train": {"samples": 4, "files": 1}, "val": {"samples": 2, "files": 1}}
+    shape = {"height": 192, "width": 256}
+    assert index["splits"] == {"train": {"samples": 4, "files": 1, **shape}, "val": {"samples": 2, "files": 1, **shape}}
     info = index["image"]
     total = 0
     for f in index["files"]:
