@@ -19,12 +19,13 @@ const LONG_ABOUT: &str = "\
 Turns raw semantic-segmentation data (image/label pairs) into model-ready shards.
 
 A pipeline file (TOML) says where the pairs are, how labels are encoded, which stages to run
-(remap, resize, pad, standardize), how to split, and where to write. Start with:
+(remap, resize, pad, rescale, standardize, augment), how to split, and where to write. Start with:
 
   segprep init my-dataset        # writes my-dataset/pipeline.toml, commented
   segprep check my-dataset/pipeline.toml   # what would a build meet? writes nothing
   segprep build my-dataset/pipeline.toml   # write the shards
   segprep stats my-dataset/pipeline.toml   # class balance and weights, before you train
+  segprep preview my-dataset/pipeline.toml # a contact sheet of samples after every stage
 
 Exit status: 0 success, 1 data problem (bad or missing files), 2 usage or pipeline-file problem.";
 
