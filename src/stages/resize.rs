@@ -106,19 +106,8 @@ impl Resize {
         }
     }
 
-    /// Resizes image (filter) and label + padding mask (nearest) to the same size.
     fn resize_both(&self, s: &mut Sample, nw: u32, nh: u32) -> Result<(), String> {
-        let (w, h) = (s.label.width, s.label.height);
-        if (w, h) == (nw, nh) {
-            return Ok(());
-        }
-        s.image = resize_image(&s.image, nw, nh, self.filter)?;
-        s.label.ids = resize_nearest(&s.label.ids, w, h, 1, nw, nh);
-        (s.label.width, s.label.height) = (nw, nh);
-        if let Some(mask) = &s.padding {
-            s.padding = Some(resize_nearest(mask, w, h, 1, nw, nh));
-        }
-        Ok(())
+        resize_sample(s, nw, nh, self.filter)
     }
 
     pub fn describe(&self) -> serde_json::Value {
@@ -135,6 +124,21 @@ fn scaled(w: u32, h: u32, scale: f64, limit: (u32, u32)) -> (u32, u32) {
     let nw = ((w as f64 * scale).round() as u32).clamp(1, limit.0);
     let nh = ((h as f64 * scale).round() as u32).clamp(1, limit.1);
     (nw, nh)
+}
+
+/// Resizes image (filter) and label + padding mask (nearest) to the same size.
+pub fn resize_sample(s: &mut Sample, nw: u32, nh: u32, filter: Filter) -> Result<(), String> {
+    let (w, h) = (s.label.width, s.label.height);
+    if (w, h) == (nw, nh) {
+        return Ok(());
+    }
+    s.image = resize_image(&s.image, nw, nh, filter)?;
+    s.label.ids = resize_nearest(&s.label.ids, w, h, 1, nw, nh);
+    (s.label.width, s.label.height) = (nw, nh);
+    if let Some(mask) = &s.padding {
+        s.padding = Some(resize_nearest(mask, w, h, 1, nw, nh));
+    }
+    Ok(())
 }
 
 /// Cuts the same window out of image, label and padding mask.

@@ -15,8 +15,7 @@ pub mod warp;
 
 use serde::{Deserialize, Serialize};
 
-use super::geometry::resize_nearest;
-use super::resize::{crop_sample, resize_image, Filter};
+use super::resize::{crop_sample, resize_sample, Filter};
 use super::{BuildContext, SizeSpec};
 use crate::sample::Sample;
 use photometric::Photometric;
@@ -306,7 +305,7 @@ impl Augment {
             }
             (None, Some(r)) => {
                 let (tw, th) = r.size.width_height();
-                self.resize_to(&mut s, (w, h), tw, th)?;
+                self.resize_to(&mut s, tw, th)?;
                 Some((0, 0, w, h))
             }
             (None, None) => None,
@@ -320,25 +319,13 @@ impl Augment {
         Ok(s)
     }
 
-    /// Resizes a cropped sample (image by the interpolation, label and mask nearest).
-    fn resize_to(
-        &self,
-        s: &mut Sample,
-        (cw, ch): (u32, u32),
-        tw: u32,
-        th: u32,
-    ) -> Result<(), String> {
+    /// Resizes a (cropped) sample: image by the interpolation, label and mask nearest.
+    fn resize_to(&self, s: &mut Sample, tw: u32, th: u32) -> Result<(), String> {
         let filter = match self.config.interpolation {
             Interpolation::Nearest => Filter::Nearest,
             Interpolation::Bilinear => Filter::Bilinear,
         };
-        s.image = resize_image(&s.image, tw, th, filter)?;
-        s.label.ids = resize_nearest(&s.label.ids, cw, ch, 1, tw, th);
-        (s.label.width, s.label.height) = (tw, th);
-        if let Some(m) = &s.padding {
-            s.padding = Some(resize_nearest(m, cw, ch, 1, tw, th));
-        }
-        Ok(())
+        resize_sample(s, tw, th, filter)
     }
 
     /// Draws every parameter (always all of them, in one order, so enabling one transform does
@@ -464,7 +451,7 @@ impl Augment {
         }
         crop_sample(s, window);
         let (tw, th) = r.size.width_height();
-        self.resize_to(s, (window.2, window.3), tw, th)?;
+        self.resize_to(s, tw, th)?;
         Ok(Some([window.0, window.1, window.2, window.3]))
     }
 

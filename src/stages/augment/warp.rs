@@ -25,13 +25,18 @@ fn border_index(i: i64, n: i64, border: Border) -> Option<usize> {
     match border {
         Border::Constant => None,
         Border::Edge => Some(i.clamp(0, n - 1) as usize),
-        Border::Reflect if n == 1 => Some(0),
-        Border::Reflect => {
-            let period = 2 * (n - 1);
-            let m = i.rem_euclid(period);
-            Some(if m < n { m } else { period - m } as usize)
-        }
+        Border::Reflect => Some(reflect_101(i, n)),
     }
+}
+
+/// Mirrors an index into 0..n without repeating the edge (...cb|abc|ba...), any distance out.
+pub fn reflect_101(i: i64, n: i64) -> usize {
+    if n == 1 {
+        return 0;
+    }
+    let period = 2 * (n - 1);
+    let m = i.rem_euclid(period);
+    (if m < n { m } else { period - m }) as usize
 }
 
 /// Source position of each output pixel.
