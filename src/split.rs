@@ -13,6 +13,14 @@ use crate::sample::PairRef;
 
 pub const SPLIT_ORDER: [&str; 3] = ["train", "val", "test"];
 
+/// Where a split sorts: train, val, test, then any other (by name, at the caller).
+pub fn rank(name: &str) -> usize {
+    SPLIT_ORDER
+        .iter()
+        .position(|s| *s == name)
+        .unwrap_or(SPLIT_ORDER.len())
+}
+
 #[derive(Debug, Clone)]
 pub enum SplitPlan {
     /// No `[split]` table: the manifest's split column if present, else everything in `train`.

@@ -198,15 +198,9 @@ fn reference_samples(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Resu
             }
         }
     }
-    let rank = |s: &str| {
-        crate::split::SPLIT_ORDER
-            .iter()
-            .position(|x| *x == s)
-            .unwrap_or(usize::MAX)
-    };
     let Some(first) = by_split
         .iter()
-        .min_by_key(|(k, _)| (rank(k), (*k).clone()))
+        .min_by_key(|(k, _)| (crate::split::rank(k), (*k).clone()))
         .map(|(_, s)| s.clone())
     else {
         return Err(first_error.map_or_else(

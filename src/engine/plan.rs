@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::sample::{PairRef, PixelType, Sample};
 use crate::sink::{sample_bytes, ShardPlan};
-use crate::split::SPLIT_ORDER;
 
 pub fn plan_shards(
     p: &Pipeline,
@@ -28,12 +27,8 @@ pub fn plan_shards(
     });
     let mut by_split: BTreeMap<(usize, &str), Vec<PairRef>> = BTreeMap::new();
     for (pair, split) in pairs.iter().zip(splits) {
-        let rank = SPLIT_ORDER
-            .iter()
-            .position(|s| s == split)
-            .unwrap_or(SPLIT_ORDER.len());
         by_split
-            .entry((rank, split))
+            .entry((crate::split::rank(split), split))
             .or_default()
             .push(pair.clone());
     }

@@ -73,13 +73,7 @@ pub struct ClassRow {
 
 pub fn split_reports(splits: &BTreeMap<String, SplitCounts>, o: ReportOptions) -> Vec<SplitReport> {
     let mut ordered: Vec<(&String, &SplitCounts)> = splits.iter().collect();
-    ordered.sort_by_key(|(name, _)| {
-        let rank = crate::split::SPLIT_ORDER
-            .iter()
-            .position(|s| s == name)
-            .unwrap_or(usize::MAX);
-        (rank, name.to_string())
-    });
+    ordered.sort_by_key(|(name, _)| (crate::split::rank(name), name.to_string()));
     ordered
         .into_iter()
         .map(|(name, c)| split_report(name, c, o))
