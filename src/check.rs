@@ -173,14 +173,10 @@ fn label_facts(
             histogram,
         }),
         (source, Some(h)) => {
-            let decoded = p
+            let (histogram, _) = p
                 .decoder
-                .decode_source(source, h.width, h.height)
+                .source_histogram(source, h.width, h.height)
                 .map_err(|e| e.to_string())?;
-            let mut histogram = BTreeMap::new();
-            for &id in &decoded.map.ids {
-                *histogram.entry(RawValue::Value(id)).or_default() += 1;
-            }
             let kind = match source {
                 LabelSource::Background => "none (all background)",
                 _ => "binary masks",

@@ -282,6 +282,21 @@ impl LabelDecoder {
         )
     }
 
+    /// The ids of a mask or background source at its image's size, counted, and its instance
+    /// count (the values of a label file come from `histogram`).
+    pub fn source_histogram(
+        &self,
+        source: &LabelSource,
+        width: u32,
+        height: u32,
+    ) -> DataResult<(BTreeMap<RawValue, u64>, Option<u32>)> {
+        let decoded = self.decode_source(source, width, height)?;
+        Ok((
+            value_histogram(decoded.map.ids.into_iter()),
+            decoded.instances,
+        ))
+    }
+
     /// Raw values and their pixel counts, for `segprep check`.
     pub fn histogram(&self, path: &Path) -> Result<(RawLabel, BTreeMap<RawValue, u64>), String> {
         let raw = read_raw_label(path, &self.limits)?;

@@ -156,32 +156,29 @@ fn input_histogram(
     p: &Pipeline,
     pair: &PairRef,
 ) -> Result<(BTreeMap<u16, u64>, BTreeMap<RawValue, u64>, Option<u32>)> {
-    let mut ids: BTreeMap<u16, u64> = BTreeMap::new();
-    let mut undeclared = BTreeMap::new();
-    match &pair.label {
+    let (raw, instances) = match &pair.label {
         LabelSource::File(f) => {
             let (_, raw) = p
                 .decoder
                 .histogram(f)
                 .map_err(|m| Error::data(f, "decode", m))?;
-            for (v, n) in raw {
-                match p.decoder.lookup(v) {
-                    Some(id) => *ids.entry(id).or_default() += n,
-                    None => *undeclared.entry(v).or_default() += n,
-                }
-            }
-            Ok((ids, undeclared, None))
+            (raw, None)
         }
         source => {
             let h = pair_header(pair, &p.config.input.image_rules(), p.config.input.channels)
                 .map_err(|(f, m)| Error::data(f, "decode", m))?;
-            let decoded = p.decoder.decode_source(source, h.width, h.height)?;
-            for id in decoded.map.ids {
-                *ids.entry(id).or_default() += 1;
-            }
-            Ok((ids, undeclared, decoded.instances))
+            p.decoder.source_histogram(source, h.width, h.height)?
+        }
+    };
+    let mut ids: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut undeclared = BTreeMap::new();
+    for (v, n) in raw {
+        match p.decoder.lookup(v) {
+            Some(id) => *ids.entry(id).or_default() += n,
+            None => *undeclared.entry(v).or_default() += n,
         }
     }
+    Ok((ids, undeclared, instances))
 }
 
 /// Sends every id of a histogram through the remap stages, in order.
