@@ -3,7 +3,7 @@
 //! are merged when the label is decoded (`decode::masks`); here they are only found.
 use std::path::{Path, PathBuf};
 
-use super::{folder, Discovery};
+use super::{folder, subfolders, Discovery};
 use crate::error::{Error, Result};
 use crate::pipeline::classes::{background_and, Class};
 use crate::sample::{LabelSource, PairRef};
@@ -21,12 +21,7 @@ pub fn discover(root: &Path, mask_folders: &[String]) -> Result<Discovery> {
     if !root.is_dir() {
         return Err(Error::data(root, "discover", "folder not found"));
     }
-    let mut samples: Vec<PathBuf> = std::fs::read_dir(root)
-        .map_err(|e| Error::io(root, "discover", e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    samples.sort();
+    let samples = subfolders(root).map_err(|e| Error::io(root, "discover", e))?;
     let mut d = Discovery::default();
     for dir in samples {
         let id = dir

@@ -183,6 +183,16 @@ fn check_unpaired(p: &Pipeline, d: &Discovery) -> Result<()> {
     })
 }
 
+/// The folders directly inside `dir`, sorted.
+pub fn subfolders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// A path relative to `root` with `/` separators, for keys and messages.
 pub fn relative_key(path: &Path, root: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);

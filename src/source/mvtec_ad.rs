@@ -1,9 +1,9 @@
 //! MVTec AD category folders: `<split>/<type>/NNN.png` images, `ground_truth/<type>/NNN_mask.png`
 //! masks (0/255). Images of a `good` type have no mask and are all background; every other type is
 //! a defect class (or all one `defect` class). The split folder (`train`, `test`) is the split.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{folder, Discovery};
+use super::{folder, subfolders, Discovery};
 use crate::error::{Error, Result};
 use crate::pipeline::classes::{background_and, Class};
 use crate::pipeline::schema::DefectClasses;
@@ -11,15 +11,6 @@ use crate::sample::{LabelSource, PairRef};
 use crate::split;
 
 const GROUND_TRUTH: &str = "ground_truth";
-
-fn subfolders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    Ok(dirs)
-}
 
 fn name(p: &Path) -> String {
     p.file_name()
