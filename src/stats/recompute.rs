@@ -80,10 +80,16 @@ pub fn read_labels(path: &Path, built: &Built) -> Result<Vec<ReadLabel>> {
     }
 }
 
-fn npy_entry(path: &Path, name: &str) -> Result<(Vec<u64>, Vec<u16>), String> {
+type Npz = zip::ZipArchive<std::io::BufReader<std::fs::File>>;
+
+fn open_npz(path: &Path) -> Result<Npz, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| format!("not a readable NPZ: {e}"))?;
+    zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| format!("not a readable NPZ: {e}"))
+}
+
+/// A u1 or u2 array entry: its shape and values.
+fn npy_entry(zip: &mut Npz, name: &str) -> Result<(Vec<u64>, Vec<u16>), String> {
     let entry = zip.by_name(name).map_err(|e| format!("no {name}: {e}"))?;
     let npy = npyz::NpyFile::new(entry).map_err(|e| format!("{name}: {e}"))?;
     let shape = npy.shape().to_vec();
@@ -98,10 +104,7 @@ fn npy_entry(path: &Path, name: &str) -> Result<(Vec<u64>, Vec<u16>), String> {
     Ok((shape, values))
 }
 
-fn npy_keys(path: &Path) -> Result<Vec<String>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| format!("not a readable NPZ: {e}"))?;
+fn npy_keys(zip: &mut Npz) -> Result<Vec<String>, String> {
     let mut entry = zip
         .by_name("key.npy")
         .map_err(|e| format!("no key.npy: {e}"))?;
@@ -124,8 +127,9 @@ fn npy_keys(path: &Path) -> Result<Vec<String>, String> {
 }
 
 fn read_stacked(path: &Path) -> Result<Vec<ReadLabel>, String> {
-    let (shape, ids) = npy_entry(path, "label.npy")?;
-    let keys = npy_keys(path)?;
+    let mut zip = open_npz(path)?;
+    let (shape, ids) = npy_entry(&mut zip, "label.npy")?;
+    let keys = npy_keys(&mut zip)?;
     let per = shape.iter().skip(1).product::<u64>() as usize;
     if shape.len() != 3 || keys.len() as u64 != shape[0] {
         return Err(format!(
@@ -145,7 +149,7 @@ fn read_stacked(path: &Path) -> Result<Vec<ReadLabel>, String> {
 
 /// Gym's one-hot `arr_1` (H, W, K): the set position is the id; an all-zero row is ignore.
 fn read_gym(path: &Path) -> Result<Vec<ReadLabel>, String> {
-    let (shape, one_hot) = npy_entry(path, "arr_1.npy")?;
+    let (shape, one_hot) = npy_entry(&mut open_npz(path)?, "arr_1.npy")?;
     let k = *shape.last().unwrap_or(&1) as usize;
     let ids = one_hot
         .chunks_exact(k.max(1))
