@@ -38,44 +38,38 @@ pub fn measure_dataset_standardization(
     }
     progress.start("measuring dataset mean/std", train.len() as u64);
     let before = &p.stages[..at];
-    let per_sample: Vec<Result<(usize, Vec<BandMoments>)>> = train
+    // per pair, the moments of each sample it gives (an augmented pair gives its copies too)
+    let per_pair: Vec<Result<Vec<Vec<BandMoments>>>> = train
         .par_iter()
         .map(|(pair, split)| {
             let samples = process(p, before, pair, split)?;
             progress.advance(1);
-            // an augmented pair adds the moments of all its copies
-            let mut total: Option<Vec<BandMoments>> = None;
-            for s in &samples {
-                let m = moments(&s.image.pixels, s.image.bands);
-                match &mut total {
-                    Some(t) if t.len() == m.len() => {
-                        t.iter_mut().zip(&m).for_each(|(a, b)| a.merge(b))
-                    }
-                    _ => total = Some(m),
-                }
-            }
-            let bands = samples.first().map_or(0, |s| s.image.bands);
-            Ok((bands, total.unwrap_or_default()))
+            Ok(samples
+                .iter()
+                .map(|s| moments(&s.image.pixels, s.image.bands))
+                .collect())
         })
         .collect();
     progress.finish();
     let mut total: Option<Vec<BandMoments>> = None;
-    for (r, (pair, _)) in per_sample.into_iter().zip(&train) {
+    for (r, (pair, _)) in per_pair.into_iter().zip(&train) {
         // a bad sample is skipped here too when the run skips bad samples; the main pass lists it
-        let m = match r {
-            Ok((_, m)) => m,
+        let samples = match r {
+            Ok(samples) => samples,
             Err(_) if p.config.run.on_error == OnError::Skip => continue,
             Err(e) => return Err(e),
         };
-        match &mut total {
-            None => total = Some(m),
-            Some(t) if t.len() == m.len() => t.iter_mut().zip(&m).for_each(|(a, b)| a.merge(b)),
-            Some(t) => {
-                return Err(Error::data(
-                    &pair.image,
-                    "standardize",
-                    format!("has {} bands, others have {}", m.len(), t.len()),
-                ))
+        for m in samples {
+            match &mut total {
+                None => total = Some(m),
+                Some(t) if t.len() == m.len() => t.iter_mut().zip(&m).for_each(|(a, b)| a.merge(b)),
+                Some(t) => {
+                    return Err(Error::data(
+                        &pair.image,
+                        "standardize",
+                        format!("has {} bands, others have {}", m.len(), t.len()),
+                    ))
+                }
             }
         }
     }
