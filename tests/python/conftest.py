@@ -81,3 +81,11 @@ def shards(out, split=None):
 def stacked(out, split, name):
     """Concatenates one array across a split's shards, in shard order."""
     return np.concatenate([np.load(p)[name] for p in shards(out, split)])
+
+
+def union_numpy(sample_dir):
+    """Per-instance masks (0/255) merged by union, the independent way; and how many there are."""
+    masks = sorted((Path(sample_dir) / "masks").glob("*.png"))
+    arrays = [np.asarray(Image.open(m)) for m in masks]
+    assert all(set(np.unique(a)) <= {0, 255} for a in arrays)
+    return np.any([a == 255 for a in arrays], axis=0).astype(np.uint8), len(arrays)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import REPO, SHARED, build, load_index, segprep, shards, stacked
+from conftest import REPO, SHARED, build, load_index, segprep, shards, stacked, union_numpy
 from tiffwrite import write_tiff
 
 FIX = REPO / "fixtures"
@@ -88,13 +88,6 @@ def test_mvtec_ad_masks_become_defect_classes(tmp_path):
 
 
 # --- per-instance masks (DSB 2018) -------------------------------------------------------------
-
-def union_numpy(sample_dir):
-    masks = sorted((sample_dir / "masks").glob("*.png"))
-    arrays = [np.asarray(Image.open(m)) for m in masks]
-    assert all(set(np.unique(a)) <= {0, 255} for a in arrays)
-    return np.any([a == 255 for a in arrays], axis=0).astype(np.uint8), len(arrays)
-
 
 def check_instances(root, tmp_path):
     """A huggingface-layout build (sizes vary) read back by Hugging Face datasets."""
