@@ -7,21 +7,6 @@ use common::*;
 const AUGMENT: &str = "[[stage]]\nresize = { size = 64 }\n[[stage]]\naugment = { copies = 2, hflip = 0.5, rotate = [-10, 10], brightness = [-0.1, 0.1] }\n";
 const SPLIT: &str = "[split]\ntrain = 0.5\nval = 0.5\nseed = 1\n";
 
-fn keys(path: &std::path::Path) -> Vec<String> {
-    let (_, shape, bytes) = npz_entry(path, "key.npy");
-    let width = bytes.len() / shape[0] as usize / 4;
-    bytes
-        .chunks_exact(width * 4)
-        .map(|k| {
-            k.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .take_while(|&c| c != 0)
-                .filter_map(char::from_u32)
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn copies_only_in_the_augmented_splits_with_their_parameters() {
     let d = quintal_dir();
@@ -37,7 +22,7 @@ fn copies_only_in_the_augmented_splits_with_their_parameters() {
         "3 pairs x (original + 2 copies)"
     );
     assert_eq!(index["splits"]["val"]["samples"], 3);
-    let train = keys(&d.path().join("out/train-00000-of-00001.npz"));
+    let train = npz_keys(&d.path().join("out/train-00000-of-00001.npz"));
     assert_eq!(
         train
             .iter()
@@ -45,7 +30,7 @@ fn copies_only_in_the_augmented_splits_with_their_parameters() {
             .count(),
         6
     );
-    assert!(keys(&d.path().join("out/val-00000-of-00001.npz"))
+    assert!(npz_keys(&d.path().join("out/val-00000-of-00001.npz"))
         .iter()
         .all(|k| !k.contains('@')));
     let (dtype, shape, _) = npz_entry(

@@ -207,12 +207,7 @@ fn pairing_is_by_name_in_nested_folders_with_suffixes() {
     std::fs::write(d.path().join("p.toml"), text).unwrap();
     let r = run(d.path(), &["build", "p.toml"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let (_, _, keys) = npz_entry(&d.path().join("out/train-00000-of-00001.npz"), "key.npy");
-    let text: String = keys
-        .chunks(4)
-        .filter_map(|b| char::from_u32(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-        .filter(|c| *c != '\0')
-        .collect();
+    let text: String = npz_keys(&d.path().join("out/train-00000-of-00001.npz")).concat();
     assert_eq!(
         text,
         "train/aachen/aachen_000000_000019train/bremen/bremen_000000_000019"

@@ -118,6 +118,24 @@ pub fn npz_entry(path: &Path, name: &str) -> (String, Vec<u64>, Vec<u8>) {
     (dtype, shape, buf[10 + header_len..].to_vec())
 }
 
+/// The `key` array of an .npz shard: fixed-width UTF-32 strings, zero-padded.
+pub fn npz_keys(path: &Path) -> Vec<String> {
+    let (_, shape, body) = npz_entry(path, "key.npy");
+    let n = shape[0] as usize;
+    if n == 0 {
+        return Vec::new();
+    }
+    body.chunks(body.len() / n)
+        .map(|k| {
+            k.chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .take_while(|&c| c != 0)
+                .filter_map(char::from_u32)
+                .collect()
+        })
+        .collect()
+}
+
 pub fn write_gray8(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
     image::GrayImage::from_fn(w, h, |x, y| image::Luma([f(x, y)]))
         .save(path)
