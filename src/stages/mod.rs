@@ -79,15 +79,16 @@ impl Stage {
         }
     }
 
-    /// Runs the stage on one sample. Errors are plain reasons; the engine adds file and stage.
-    pub fn apply(&self, sample: &mut Sample) -> Result<(), String> {
+    /// Runs a one-to-one stage on one sample. Errors are plain reasons; the engine adds file and
+    /// stage. Private: `apply_all` is the entry point, so an augment stage is never run by it.
+    fn apply_one(&self, sample: &mut Sample) -> Result<(), String> {
         match self {
             Stage::Remap(s) => s.apply(sample),
             Stage::Resize(s) => s.apply(sample),
             Stage::Pad(s) => s.apply(sample),
             Stage::Standardize(s) => s.apply(sample),
             Stage::Rescale(s) => s.apply(sample),
-            // copies are made by `apply_all`; one sample alone passes through
+            // never reached: `apply_all` expands augment stages itself
             Stage::Augment(_) => Ok(()),
         }
     }
@@ -105,7 +106,7 @@ impl Stage {
             other => {
                 let mut samples = samples;
                 for s in &mut samples {
-                    other.apply(s)?;
+                    other.apply_one(s)?;
                 }
                 Ok(samples)
             }
