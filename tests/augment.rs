@@ -132,3 +132,20 @@ fn preview_draws_a_contact_sheet() {
         assert!(r.stderr.contains(phrase), "{args:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn augmented_splits_are_configurable() {
+    let d = quintal_dir();
+    let stage = "[[stage]]\nresize = { size = 32 }\n[[stage]]\naugment = { copies = 1, hflip = 1.0, splits = [\"val\"], keep_original = false }\n";
+    let p = quintal_pipeline(
+        d.path(),
+        &format!("{stage}{SPLIT}[output]\ndir = \"out\"\n"),
+    );
+    assert_eq!(run(d.path(), &["build", p]).code, 0);
+    assert!(npz_keys(&d.path().join("out/train-00000-of-00001.npz"))
+        .iter()
+        .all(|k| !k.contains('@')));
+    assert!(npz_keys(&d.path().join("out/val-00000-of-00001.npz"))
+        .iter()
+        .all(|k| k.ends_with("@1")));
+}

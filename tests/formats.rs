@@ -157,3 +157,93 @@ fn dataset_formats_refuse_a_label_folder_and_foreign_classes() {
         r.stderr
     );
 }
+
+#[test]
+fn mvtec_ad_single_defect_class() {
+    let d = tempfile::tempdir().unwrap();
+    copy_dir(
+        &repo().join("fixtures/datumaro/mvtec_dataset/category_0"),
+        &d.path().join("ad"),
+    );
+    let text = "[input]\nimages = \"ad\"\n[labels]\nformat = \"mvtec_ad\"\ngood = [\"label_0\"]\ndefects = \"single\"\n[output]\ndir = \"out\"\n";
+    std::fs::write(d.path().join("p.toml"), text).unwrap();
+    assert_eq!(run(d.path(), &["build", "p.toml"]).code, 0);
+    let stats = json(d.path().join("out/stats.json"));
+    let classes = &stats["splits"]["default"]["classes"];
+    assert_eq!(classes[1]["name"], "defect");
+    assert_eq!(
+        classes[1]["pixels"], 32,
+        "both defect types' 16 pixels in one class"
+    );
+    assert_eq!(classes.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn instance_folders_give_classes_and_first_wins_on_overlap() {
+    let d = tempfile::tempdir().unwrap();
+    let sample = d.path().join("ds/s1");
+    for sub in ["images", "nuclei", "cells"] {
+        std::fs::create_dir_all(sample.join(sub)).unwrap();
+    }
+    write_rgb(&sample.join("images/s1.png"), 4, 2, |_, _| [9, 9, 9]);
+    write_gray8(&sample.join("nuclei/a.png"), 4, 2, |x, _| {
+        if x < 2 {
+            255
+        } else {
+            0
+        }
+    });
+    write_gray8(&sample.join("cells/b.png"), 4, 2, |x, _| {
+        if x < 3 {
+            255
+        } else {
+            0
+        }
+    });
+    let text = |overlap: &str| {
+        format!("[input]\nimages = \"ds\"\n[labels]\nformat = \"instances\"\nmask_folders = [\"nuclei\", \"cells\"]\noverlap = \"{overlap}\"\n[output]\ndir = \"out_{overlap}\"\n")
+    };
+    std::fs::write(d.path().join("p.toml"), text("first")).unwrap();
+    let r = run(d.path(), &["build", "p.toml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, _, labels) = npz_entry(
+        &d.path().join("out_first/train-00000-of-00001.npz"),
+        "label.npy",
+    );
+    // nuclei (class 1) came first and keeps its pixels; cells (2) get only the third column
+    assert_eq!(labels, [1, 1, 2, 0, 1, 1, 2, 0]);
+    let index = json(d.path().join("out_first/index.json"));
+    let names: Vec<&str> = index["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["background", "nuclei", "cells"]);
+    std::fs::write(d.path().join("p.toml"), text("error")).unwrap();
+    let r = run(d.path(), &["build", "p.toml"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("b.png") && r.stderr.contains("a.png"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn options_for_another_format_are_refused() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    let text = std::fs::read_to_string(d.path().join(p)).unwrap().replace(
+        "format = \"rgb\"",
+        "format = \"rgb\"\noverlap = \"first\"\ngood = [\"ok\"]",
+    );
+    std::fs::write(d.path().join(p), text).unwrap();
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("overlap does not apply") && r.stderr.contains("good does not apply"),
+        "{}",
+        r.stderr
+    );
+}

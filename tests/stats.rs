@@ -122,3 +122,33 @@ fn options_are_checked() {
     let r = run(d.path(), &["stats", "out", "--geometry"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+#[test]
+fn rare_classes_follow_the_threshold() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    let rare = |threshold: &str| -> Vec<String> {
+        let r = stats_json(d.path(), &[p, "--rare", threshold]);
+        let rows = r["splits"][0]["classes"].as_array().unwrap().clone();
+        for c in &rows {
+            let flagged = c["rare"].as_bool().unwrap();
+            let share = c["share"].as_f64().unwrap();
+            assert_eq!(
+                flagged,
+                c["pixels"].as_u64().unwrap() > 0 && share < threshold.parse::<f64>().unwrap(),
+                "{c}"
+            );
+        }
+        r["splits"][0]["rare"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (low, high) = (rare("0.01"), rare("0.1"));
+    assert!(
+        low.len() < high.len() && low.iter().all(|c| high.contains(c)),
+        "{low:?} {high:?}"
+    );
+}
