@@ -7,6 +7,7 @@ pub mod cli;
 pub mod decode;
 pub mod engine;
 pub mod error;
+pub mod inference;
 pub mod pipeline;
 pub mod preview;
 pub mod progress;

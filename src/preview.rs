@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::engine::process;
 use crate::error::{Error, Result};
-use crate::pipeline::classes::ClassSet;
+use crate::pipeline::classes::display_colours;
 use crate::pipeline::Pipeline;
 use crate::sample::{Pixels, Sample};
 use crate::source::discover;
@@ -18,40 +18,6 @@ const GAP: u32 = 6;
 const LINE: u32 = 12;
 /// Opacity of the label colours over the image.
 const ALPHA: f32 = 0.45;
-
-/// Tab20-like colours for classes declared without one.
-const PALETTE: [[u8; 3]; 20] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-    [188, 189, 34],
-    [23, 190, 207],
-    [174, 199, 232],
-    [255, 187, 120],
-    [152, 223, 138],
-    [255, 152, 150],
-    [197, 176, 213],
-    [196, 156, 148],
-    [247, 182, 210],
-    [199, 199, 199],
-    [219, 219, 141],
-    [158, 218, 229],
-];
-
-/// The colour of each class id (declared colours first, else the palette by position).
-fn colours(classes: &ClassSet) -> Vec<(u16, [u8; 3])> {
-    classes
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id, c.color.unwrap_or(PALETTE[i % PALETTE.len()])))
-        .collect()
-}
 
 /// Up to `n` samples of `split` (the first pairs in key order), after every stage.
 pub fn contact_sheet(p: &Pipeline, n: usize, split: &str) -> Result<RgbImage> {
@@ -83,7 +49,7 @@ pub fn contact_sheet(p: &Pipeline, n: usize, split: &str) -> Result<RgbImage> {
         .flatten()
         .take(n)
         .collect();
-    let colours = colours(&p.classes);
+    let colours = display_colours(&p.classes.classes);
     let tiles: Vec<(RgbImage, String)> = samples
         .iter()
         .map(|s| {

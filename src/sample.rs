@@ -47,7 +47,9 @@ impl Pixels {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PixelType {
     U8,
@@ -187,7 +189,7 @@ pub enum LabelSource {
 }
 
 /// Per-image standardization values actually used, kept so inference can undo or repeat them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Standardization {
     pub mean: f64,
     pub std: f64,

@@ -1,10 +1,13 @@
 //! The command line: argument definitions and one small file per subcommand. Nothing below this
 //! module prints or exits.
+mod apply;
 mod build;
 mod check;
+mod completions;
 mod init;
 mod preview;
 mod progress_bar;
+mod restore;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +29,11 @@ A pipeline file (TOML) says where the pairs are, how labels are encoded, which s
   segprep build my-dataset/pipeline.toml   # write the shards
   segprep stats my-dataset/pipeline.toml   # class balance and weights, before you train
   segprep preview my-dataset/pipeline.toml # a contact sheet of samples after every stage
+
+At inference, prepare new images exactly as the training samples, and take predictions back:
+
+  segprep apply out/my-dataset --images new-photos --out prepared
+  segprep restore out/my-dataset --predictions predicted --applied prepared --out restored
 
 Exit status: 0 success, 1 data problem (bad or missing files), 2 usage or pipeline-file problem.";
 
@@ -76,6 +84,132 @@ legend of class ids, names and colours. Nothing else is written.
 Example:
   segprep preview pipeline.toml --n 16 --out preview.png")]
     Preview(PreviewArgs),
+    /// Prepare new images exactly as a build prepared its training samples.
+    #[command(long_about = APPLY_HELP)]
+    Apply(ApplyArgs),
+    /// Take predictions on applied images back to the original images' pixels.
+    #[command(long_about = RESTORE_HELP)]
+    Restore(RestoreArgs),
+    /// Print a shell completion script.
+    #[command(long_about = "\
+Prints a completion script for SHELL, generated from the same definition as --help.
+
+  segprep completions bash > ~/.local/share/bash-completion/completions/segprep
+  segprep completions zsh > \"${fpath[1]}/_segprep\"
+  segprep completions fish > ~/.config/fish/completions/segprep.fish")]
+    Completions(CompletionsArgs),
+    /// Print the man page (or write one per command into a folder).
+    #[command(long_about = "\
+Prints segprep(1) in roff, generated from the same definition as --help; with --out DIR writes
+segprep.1 and one page per command (segprep-build.1, ...) into DIR.
+
+  segprep man | man -l -
+  segprep man --out ~/.local/share/man/man1")]
+    Man(ManArgs),
+}
+
+const APPLY_HELP: &str = "\
+Runs a finished build's deterministic image stages on new images, with the exact values recorded
+in BUILD_DIR/index.json: decoding rules (alpha, EXIF, channels, bands), resize, pad, rescale and
+standardize (the dataset mean and std the build measured included). Never augment, never remap;
+no labels needed. An image that was in the build comes out byte-identical to its sample in the
+shards (for an augmented split, to the sample before augmentation).
+
+Images are found as the build found them (key = relative path minus extension and image_suffix);
+a build with band folders takes one --images per band, in the same order.
+
+Writes into --out:
+  apply-NNNNN.npz   image (N,H,W,C) as in the shards, key (N,), image_mean/image_std (N,) with
+                    per-image standardization; up to --batch images of one size per file
+                    (or <key>.npy (H,W,C) per image with --format npy)
+  samples.jsonl     per image: key, files, output file and row, original_size [w,h], size [w,h],
+                    EXIF orientation applied, geometry (resize/pad/crop steps), standardization
+  apply.json        the build, its pipeline hash, counts; written last
+
+Example:
+  segprep apply out/camvid --images field-photos --out prepared";
+
+const RESTORE_HELP: &str = "\
+Undoes the geometry `segprep apply` recorded (samples.jsonl), step by step in reverse: a pad is
+cropped away, a resize resampled back (class ids nearest, probabilities bilinear), a `fill` crop
+put back on its canvas (pixels it cut away become the ignore index). The result has each image's
+original size.
+
+Predictions (in --predictions), per image key, any of:
+  <key>.png   class ids, 8/16-bit grey or palette PNG
+  <key>.npy   (H,W) integer class ids, or (H,W,K) / (K,H,W) float probabilities, channel k being
+              the k-th class of the build (argmax taken after resampling)
+  apply-NNNNN.npy   a stack for one applied NPZ file: (N,H,W) ids or (N,H,W,K) / (N,K,H,W)
+
+Writes <key>.png (class ids, 8-bit when every id and the ignore index fit) and <key>_color.png
+(the build's class colours, ignore black); --probabilities adds <key>_prob.npy (H,W,K) float32.
+Every id is checked against the build's classes.
+
+Example:
+  segprep restore out/camvid --predictions predicted --applied prepared --out restored";
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A finished build folder (holding index.json).
+    pub build: PathBuf,
+    /// The images (a folder, searched recursively); repeat once per band folder of the build.
+    #[arg(long, required = true)]
+    pub images: Vec<PathBuf>,
+    /// Output folder (new, empty, or an earlier apply output).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "npz")]
+    pub format: crate::inference::apply::ApplyFormat,
+    /// Images per NPZ file (and per parallel batch).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Worker threads (default: all cores). Does not change the output.
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// Accept a build made by another segprep version.
+    #[arg(long)]
+    pub any_version: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The build the applied images were prepared with.
+    pub build: PathBuf,
+    /// The model's predictions (see above for names and shapes).
+    #[arg(long)]
+    pub predictions: PathBuf,
+    /// The `segprep apply` output folder (default: the predictions folder, if samples.jsonl and
+    /// apply.json were copied there).
+    #[arg(long)]
+    pub applied: Option<PathBuf>,
+    /// Output folder for <key>.png and <key>_color.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the restored probabilities as <key>_prob.npy (H,W,K) float32.
+    #[arg(long)]
+    pub probabilities: bool,
+    /// Leave out images without a prediction instead of stopping.
+    #[arg(long)]
+    pub skip_missing: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// Accept a build made by another segprep version.
+    #[arg(long)]
+    pub any_version: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write segprep.1 and segprep-<command>.1 into this folder instead of printing segprep.1.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,5 +340,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Init(a) => init::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Preview(a) => preview::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Restore(a) => restore::run(a),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man(a) => completions::man(a),
     }
 }

@@ -97,3 +97,37 @@ impl ClassSet {
         self.classes.iter().map(|c| c.name.as_str())
     }
 }
+
+/// Tab20-like colours for classes declared without one.
+const PALETTE: [[u8; 3]; 20] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+    [174, 199, 232],
+    [255, 187, 120],
+    [152, 223, 138],
+    [255, 152, 150],
+    [197, 176, 213],
+    [196, 156, 148],
+    [247, 182, 210],
+    [199, 199, 199],
+    [219, 219, 141],
+    [158, 218, 229],
+];
+
+/// The colour of each class id (declared colours first, else the palette by position): what
+/// `preview` draws and `restore` paints.
+pub fn display_colours(classes: &[Class]) -> Vec<(u16, [u8; 3])> {
+    classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id, c.color.unwrap_or(PALETTE[i % PALETTE.len()])))
+        .collect()
+}

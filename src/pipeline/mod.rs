@@ -197,7 +197,7 @@ impl Pipeline {
     }
 }
 
-fn hash(config: &PipelineFile) -> String {
+pub fn hash(config: &PipelineFile) -> String {
     let canonical = serde_json::to_vec(config).expect("pipeline serializes");
     hex::encode(Sha256::digest(canonical))
 }

@@ -1,5 +1,47 @@
 //! Exact geometric operations shared by stages, generic over the element type so the image, the
 //! label and the padding mask go through the very same code (and so the same geometry).
+//!
+//! `resize` and `pad` first plan what they do to a sample's size as `GeometryStep`s, then run the
+//! plan: the same plan is what `segprep apply` records and `segprep restore` undoes.
+use serde::{Deserialize, Serialize};
+
+/// One change of a sample's size. Sizes are `[width, height]`, offsets `[left, top]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum GeometryStep {
+    /// Resampled from `from` to `to` (image by the stage's filter, labels nearest).
+    Resize { from: [u32; 2], to: [u32; 2] },
+    /// `from` placed at `at` on a `to` canvas.
+    Pad {
+        from: [u32; 2],
+        to: [u32; 2],
+        at: [u32; 2],
+    },
+    /// The `to`-sized window at `at` cut out of `from`.
+    Crop {
+        from: [u32; 2],
+        to: [u32; 2],
+        at: [u32; 2],
+    },
+}
+
+impl GeometryStep {
+    pub fn from_size(&self) -> [u32; 2] {
+        match *self {
+            GeometryStep::Resize { from, .. }
+            | GeometryStep::Pad { from, .. }
+            | GeometryStep::Crop { from, .. } => from,
+        }
+    }
+
+    pub fn to_size(&self) -> [u32; 2] {
+        match *self {
+            GeometryStep::Resize { to, .. }
+            | GeometryStep::Pad { to, .. }
+            | GeometryStep::Crop { to, .. } => to,
+        }
+    }
+}
 
 /// Nearest-neighbour resampling of an interleaved (h, w, bands) buffer, sampling at pixel centres:
 /// source x = floor((x + 0.5) * w / new_w), computed in integers so it is exact on every machine.

@@ -113,6 +113,16 @@ impl Stage {
         }
     }
 
+    /// What the stage does to a `w`×`h` sample's size, planned exactly as `apply` runs it (empty
+    /// for stages that keep the size; augment is drawn per copy and has no plan).
+    pub fn geometry(&self, w: u32, h: u32) -> Result<Vec<geometry::GeometryStep>, String> {
+        match self {
+            Stage::Resize(s) => Ok(s.plan(w, h)),
+            Stage::Pad(s) => s.plan(w, h),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Samples one input sample becomes in `split`.
     pub fn multiplicity(&self, split: &str) -> usize {
         match self {
@@ -146,7 +156,11 @@ pub enum LabelFill {
 impl<'de> Deserialize<'de> for LabelFill {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use crate::pipeline::de;
-        match de::any(d)? {
+        // `Ignore` serializes as null (index.json's copy of the pipeline); TOML never gives null
+        let Some(value) = Option::<toml::Value>::deserialize(d)? else {
+            return Ok(LabelFill::Ignore);
+        };
+        match value {
             toml::Value::String(w) if w == "ignore" => Ok(LabelFill::Ignore),
             v @ toml::Value::Integer(_) => {
                 let id = de::unsigned::<D::Error>(&v, "a label fill")?;
@@ -225,4 +239,14 @@ pub enum Placement {
     #[serde(alias = "centre")]
     Center,
     TopLeft,
+}
+
+impl Placement {
+    /// Where a `size` image goes on a `canvas` at least as large.
+    pub fn offset(self, size: (u32, u32), canvas: (u32, u32)) -> (u32, u32) {
+        match self {
+            Placement::Center => ((canvas.0 - size.0) / 2, (canvas.1 - size.1) / 2),
+            Placement::TopLeft => (0, 0),
+        }
+    }
 }

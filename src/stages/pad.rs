@@ -5,7 +5,7 @@
 //! statistics count them apart.
 use serde::{Deserialize, Serialize};
 
-use super::geometry::place;
+use super::geometry::{place, GeometryStep};
 use super::{BuildContext, LabelFill, Placement, SizeSpec};
 use crate::sample::{Image, PixelType, Pixels, Sample};
 
@@ -114,8 +114,8 @@ impl PadConfig {
 }
 
 impl Pad {
-    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
-        let (w, h) = (s.image.width, s.image.height);
+    /// What padding does to a `w`×`h` sample: nothing, or one `Pad` step.
+    pub fn plan(&self, w: u32, h: u32) -> Result<Vec<GeometryStep>, String> {
         let (tw, th) = match self.target {
             Target::Size(tw, th) => (tw, th),
             Target::MultipleOf(m) => (w.div_ceil(m) * m, h.div_ceil(m) * m),
@@ -125,6 +125,19 @@ impl Pad {
                 "image is {w}x{h}, larger than the pad size {tw}x{th}; add a resize stage before pad"
             ));
         }
+        if (w, h) == (tw, th) {
+            return Ok(Vec::new());
+        }
+        let at = self.placement.offset((w, h), (tw, th));
+        Ok(vec![GeometryStep::Pad {
+            from: [w, h],
+            to: [tw, th],
+            at: [at.0, at.1],
+        }])
+    }
+
+    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
+        let steps = self.plan(s.image.width, s.image.height)?;
         let fill = match &self.image_fill {
             ImageFill::All(v) => fill_values(*v, &s.image)?,
             ImageFill::PerBand(v) if v.len() == s.image.bands => v
@@ -139,7 +152,12 @@ impl Pad {
                 ))
             }
         };
-        pad_sample(s, (tw, th), self.placement, &fill, self.label_fill)
+        for step in steps {
+            if let GeometryStep::Pad { to, at, .. } = step {
+                pad_sample(s, (to[0], to[1]), (at[0], at[1]), &fill, self.label_fill);
+            }
+        }
+        Ok(())
     }
 
     pub fn describe(&self) -> serde_json::Value {
@@ -166,22 +184,18 @@ pub fn fill_values(value: f64, img: &Image) -> Result<Vec<f64>, String> {
     Ok(vec![value; img.bands])
 }
 
-/// Pads image, label and padding mask onto a (tw, th) canvas.
+/// Pads image, label and padding mask onto a `canvas`, the content at `at` (left, top).
 pub fn pad_sample(
     s: &mut Sample,
     canvas: (u32, u32),
-    placement: Placement,
+    at: (u32, u32),
     fill: &[f64],
     label_fill: u16,
-) -> Result<(), String> {
+) {
     let (w, h, bands) = (s.image.width, s.image.height, s.image.bands);
     if (w, h) == canvas {
-        return Ok(());
+        return;
     }
-    let at = match placement {
-        Placement::Center => ((canvas.0 - w) / 2, (canvas.1 - h) / 2),
-        Placement::TopLeft => (0, 0),
-    };
     s.image.pixels = match &s.image.pixels {
         Pixels::U8(p) => Pixels::U8(place(
             p,
@@ -219,5 +233,4 @@ pub fn pad_sample(
     s.padding = Some(place(&mask, w, h, 1, canvas, at, &[true]));
     (s.image.width, s.image.height) = canvas;
     (s.label.width, s.label.height) = canvas;
-    Ok(())
 }

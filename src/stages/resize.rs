@@ -5,9 +5,9 @@
 use fast_image_resize as fir;
 use serde::{Deserialize, Serialize};
 
-use super::geometry::{crop, resize_nearest};
+use super::geometry::{crop, resize_nearest, GeometryStep};
 use super::pad::{fill_values, pad_sample};
-use super::{BuildContext, LabelFill, Placement, SizeSpec};
+use super::{BuildContext, LabelFill, SizeSpec};
 use crate::sample::{Image, PixelValue, Pixels, Sample};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -83,31 +83,61 @@ impl ResizeConfig {
 }
 
 impl Resize {
-    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
-        let (w, h) = (s.image.width, s.image.height);
+    /// What this stage does to a `w`×`h` sample: a resize, then a centred pad (`fit`) or a centred
+    /// crop (`fill`); steps that would change nothing are left out.
+    pub fn plan(&self, w: u32, h: u32) -> Vec<GeometryStep> {
         let (tw, th) = (self.width, self.height);
-        match self.mode {
-            ResizeMode::Stretch => self.resize_both(s, tw, th),
+        let (nw, nh) = match self.mode {
+            ResizeMode::Stretch => (tw, th),
             ResizeMode::Fit => {
                 let scale = (tw as f64 / w as f64).min(th as f64 / h as f64);
-                let (nw, nh) = scaled(w, h, scale, (tw, th));
-                self.resize_both(s, nw, nh)?;
-                let fill = fill_values(self.image_fill, &s.image)?;
-                pad_sample(s, (tw, th), Placement::Center, &fill, self.label_fill)
+                scaled(w, h, scale, (tw, th))
             }
             ResizeMode::Fill => {
                 let scale = (tw as f64 / w as f64).max(th as f64 / h as f64);
                 let (nw, nh) = scaled(w, h, scale, (u32::MAX, u32::MAX));
-                let (nw, nh) = (nw.max(tw), nh.max(th));
-                self.resize_both(s, nw, nh)?;
-                crop_sample(s, ((nw - tw) / 2, (nh - th) / 2, tw, th));
-                Ok(())
+                (nw.max(tw), nh.max(th))
             }
+        };
+        let mut steps = Vec::new();
+        if (nw, nh) != (w, h) {
+            steps.push(GeometryStep::Resize {
+                from: [w, h],
+                to: [nw, nh],
+            });
         }
+        if (nw, nh) != (tw, th) {
+            let (from, to) = ([nw, nh], [tw, th]);
+            steps.push(match self.mode {
+                ResizeMode::Fill => GeometryStep::Crop {
+                    from,
+                    to,
+                    at: [(nw - tw) / 2, (nh - th) / 2],
+                },
+                _ => GeometryStep::Pad {
+                    from,
+                    to,
+                    at: [(tw - nw) / 2, (th - nh) / 2],
+                },
+            });
+        }
+        steps
     }
 
-    fn resize_both(&self, s: &mut Sample, nw: u32, nh: u32) -> Result<(), String> {
-        resize_sample(s, nw, nh, self.filter)
+    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
+        for step in self.plan(s.image.width, s.image.height) {
+            match step {
+                GeometryStep::Resize { to, .. } => resize_sample(s, to[0], to[1], self.filter)?,
+                GeometryStep::Pad { to, at, .. } => {
+                    let fill = fill_values(self.image_fill, &s.image)?;
+                    pad_sample(s, (to[0], to[1]), (at[0], at[1]), &fill, self.label_fill);
+                }
+                GeometryStep::Crop { to, at, .. } => {
+                    crop_sample(s, (at[0], at[1], to[0], to[1]));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn describe(&self) -> serde_json::Value {

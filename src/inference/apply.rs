@@ -1,0 +1,323 @@
+//! `segprep apply`: new images through a build's deterministic image stages, exactly as its
+//! training samples were made, written as NPZ or NPY with a geometry sidecar.
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use zip::ZipWriter;
+
+use super::replay::Replay;
+use super::sidecar::{ApplyMeta, SampleRecord, APPLY_FILE, SAMPLES_FILE};
+use crate::decode::stack::decode_pair_image;
+use crate::error::{Error, Result};
+use crate::pipeline::schema::{Compression, OnError};
+use crate::progress::Progress;
+use crate::sample::{Image, LabelMap, LabelSource, PairRef, Sample};
+use crate::sink::atomic::{self, AtomicFile};
+use crate::sink::npy;
+use crate::sink::npz::start_entry;
+use crate::source::{bands, folder, Discovery};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApplyFormat {
+    /// Stacked `apply-NNNNN.npz` files: `image` (N,H,W,C), `key` (N,), and `image_mean`/`image_std`.
+    Npz,
+    /// One `<key>.npy` (H,W,C) per image.
+    Npy,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The image folder, or one folder per band as the build had.
+    pub images: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub format: ApplyFormat,
+    /// Images per NPZ file (and per parallel batch).
+    pub batch: usize,
+}
+
+/// An image prepared for a model, and how it got its size.
+struct Prepared {
+    image: Image,
+    record: SampleRecord,
+}
+
+pub struct ApplySummary {
+    pub images: usize,
+    pub files: usize,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Runs the image stages of `replay` on every image below `opts.images`.
+pub fn apply(
+    replay: &Replay,
+    opts: &ApplyOptions,
+    progress: &dyn Progress,
+) -> Result<ApplySummary> {
+    let pairs = discover(replay, &opts.images)?;
+    claim_output(&opts.out)?;
+    let (samples_file, file) = AtomicFile::create(&opts.out.join(SAMPLES_FILE))?;
+    let mut lines = BufWriter::new(file);
+    let mut summary = ApplySummary {
+        images: 0,
+        files: 0,
+        skipped: Vec::new(),
+    };
+    progress.start("applying", pairs.len() as u64);
+    for chunk in pairs.chunks(opts.batch.max(1)) {
+        let results: Vec<Result<Prepared>> = chunk
+            .par_iter()
+            .map(|pair| {
+                let r = prepare(replay, pair);
+                progress.advance(1);
+                r
+            })
+            .collect();
+        let mut batch = Vec::new();
+        for (r, pair) in results.into_iter().zip(chunk) {
+            match r {
+                Ok(p) => batch.push(p),
+                Err(e) if replay.config.run.on_error == OnError::Skip => {
+                    summary.skipped.push((pair.key.clone(), e.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        summary.files += write_batch(&mut batch, opts, summary.files)?;
+        summary.images += batch.len();
+        for p in &batch {
+            let line = serde_json::to_string(&p.record).expect("record serializes");
+            writeln!(lines, "{line}").map_err(|e| Error::io(samples_file.path(), "write", e))?;
+        }
+    }
+    progress.finish();
+    let file = lines
+        .into_inner()
+        .map_err(|e| Error::io(samples_file.path(), "write", e.into_error()))?;
+    samples_file.commit(file)?;
+    let meta = ApplyMeta {
+        segprep_version: env!("CARGO_PKG_VERSION").into(),
+        build: replay.build_dir.clone(),
+        pipeline_hash: replay.pipeline_hash.clone(),
+        format: format!("{:?}", opts.format).to_lowercase(),
+        images: summary.images,
+        files: summary.files,
+        skipped: summary.skipped.clone(),
+    };
+    let text = serde_json::to_string_pretty(&meta).expect("meta serializes") + "\n";
+    atomic::write_text(&opts.out.join(APPLY_FILE), &text)?;
+    Ok(summary)
+}
+
+/// Images found as the build found them: key = relative path minus extension and `image_suffix`,
+/// band files from the further folders by the same key.
+fn discover(replay: &Replay, images: &[PathBuf]) -> Result<Vec<PairRef>> {
+    let input = &replay.config.input;
+    let want = input.images.all().len();
+    let Some((first, rest)) = images.split_first() else {
+        return Err(Error::Usage("give the images with --images DIR".into()));
+    };
+    if images.len() != want {
+        return Err(Error::Usage(format!(
+            "the build stacked {want} band folder(s); give as many --images folders, in the same order (got {})",
+            images.len()
+        )));
+    }
+    if !first.is_dir() {
+        return Err(Error::data(first, "apply", "folder not found"));
+    }
+    let mut d = Discovery::default();
+    for f in folder::walk_with(first, input.image_extensions.as_deref())? {
+        match folder::key_of(&f, first, &input.image_suffix) {
+            Some(key) => d.pairs.push(PairRef {
+                key,
+                image: f,
+                bands: Vec::new(),
+                label: LabelSource::Background,
+                split: None,
+            }),
+            None => d.ignored.push(f),
+        }
+    }
+    if !rest.is_empty() {
+        bands::attach(&mut d, first, rest, &input.image_suffix, false)?;
+    }
+    d.pairs.sort_by(|a, b| a.key.cmp(&b.key));
+    crate::source::check_unique_keys(&d.pairs, first)?;
+    if d.pairs.is_empty() {
+        return Err(Error::data(
+            first,
+            "apply",
+            "no images found (png, jpg, tif)",
+        ));
+    }
+    Ok(d.pairs)
+}
+
+/// The output folder: new, empty, or an earlier apply output (whose files are replaced).
+fn claim_output(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, "apply", e))?;
+    let mut entries = std::fs::read_dir(out).map_err(|e| Error::io(out, "apply", e))?;
+    if entries.next().is_some() && !out.join(APPLY_FILE).exists() {
+        return Err(Error::data(
+            out,
+            "apply",
+            "is not empty and holds no earlier apply output; choose a new folder",
+        ));
+    }
+    // the old sidecar goes first, so an interrupted rerun never pairs old records with new arrays
+    let _ = std::fs::remove_file(out.join(APPLY_FILE));
+    Ok(())
+}
+
+/// Decodes one image and runs the image stages on it, recording every size change.
+fn prepare(replay: &Replay, pair: &PairRef) -> Result<Prepared> {
+    let input = &replay.config.input;
+    let decoded = decode_pair_image(pair, &input.image_rules(), input.channels)?;
+    let image = decoded.image;
+    let original_size = [image.width, image.height];
+    let mut sample = placeholder_sample(pair, image);
+    let mut geometry = Vec::new();
+    for stage in &replay.stages {
+        let fail = |m: String| Error::data(&pair.image, stage.name(), m);
+        geometry.extend(
+            stage
+                .geometry(sample.image.width, sample.image.height)
+                .map_err(fail)?,
+        );
+        sample = stage
+            .apply_all(vec![sample])
+            .map_err(fail)?
+            .pop()
+            .expect("image stages keep one sample");
+    }
+    check_like_build(replay, pair, &sample.image)?;
+    let image = sample.image;
+    let record = SampleRecord {
+        key: pair.key.clone(),
+        files: pair.image_files().cloned().collect(),
+        output: String::new(),
+        index: 0,
+        original_size,
+        size: [image.width, image.height],
+        exif: decoded.exif.map(|(orientation, _, _)| orientation),
+        geometry,
+        standardization: sample.standardization,
+    };
+    Ok(Prepared { image, record })
+}
+
+/// A sample whose label is a placeholder: the geometric stages move a label with every image,
+/// and this one is dropped at the end.
+fn placeholder_sample(pair: &PairRef, image: Image) -> Sample {
+    let label = LabelMap {
+        width: image.width,
+        height: image.height,
+        ids: vec![0; image.pixel_count()],
+    };
+    Sample {
+        pair: pair.clone(),
+        split: "apply".into(),
+        image,
+        label,
+        padding: None,
+        unknown_pixels: 0,
+        standardization: None,
+        instances: None,
+        augment: None,
+    }
+}
+
+/// An image of other bands or dtype than the training samples would feed the model garbage.
+fn check_like_build(replay: &Replay, pair: &PairRef, image: &Image) -> Result<()> {
+    let dtype = image.pixels.dtype();
+    if image.bands != replay.image_bands || dtype != replay.image_dtype {
+        return Err(Error::data(&pair.image, "apply", format!(
+            "prepared as {} band(s) of {dtype:?}, but the build's samples are {} band(s) of {:?}; convert the image, or set [input] channels in the pipeline and rebuild",
+            image.bands, replay.image_bands, replay.image_dtype
+        )));
+    }
+    Ok(())
+}
+
+/// Writes a batch; returns the number of files written. NPZ files hold runs of one size.
+fn write_batch(batch: &mut [Prepared], opts: &ApplyOptions, files_before: usize) -> Result<usize> {
+    match opts.format {
+        ApplyFormat::Npy => {
+            for p in batch.iter_mut() {
+                p.record.output = format!("{}.npy", p.record.key);
+                write_npy(&opts.out.join(&p.record.output), &p.image)?;
+            }
+            Ok(batch.len())
+        }
+        ApplyFormat::Npz => {
+            let mut written = 0;
+            let mut start = 0;
+            while start < batch.len() {
+                let size = batch[start].record.size;
+                let len = batch[start..]
+                    .iter()
+                    .take_while(|p| p.record.size == size)
+                    .count();
+                let name = format!("apply-{:05}.npz", files_before + written);
+                let run = &mut batch[start..start + len];
+                for (i, p) in run.iter_mut().enumerate() {
+                    (p.record.output, p.record.index) = (name.clone(), i);
+                }
+                write_npz(&opts.out.join(&name), run)?;
+                written += 1;
+                start += len;
+            }
+            Ok(written)
+        }
+    }
+}
+
+fn write_npy(path: &Path, image: &Image) -> Result<()> {
+    let shape = [image.height as u64, image.width as u64, image.bands as u64];
+    atomic::write_atomically(path, |file: File| {
+        let mut w = BufWriter::new(file);
+        npy::write_header(&mut w, image.pixels.dtype().numpy(), &shape)?;
+        w.write_all(image.pixels.as_bytes())?;
+        w.into_inner().map_err(|e| e.into_error())
+    })?;
+    Ok(())
+}
+
+/// `image` (N,H,W,C) and `key` (N,) as the build's stacked shards hold them, plus the per-image
+/// standardization values when there are some.
+fn write_npz(path: &Path, run: &[Prepared]) -> Result<()> {
+    let first = &run[0].image;
+    let shape = [
+        run.len() as u64,
+        first.height as u64,
+        first.width as u64,
+        first.bands as u64,
+    ];
+    let stored = Compression::Stored;
+    atomic::write_atomically(path, |file: File| {
+        let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let bytes = shape.iter().product::<u64>() * first.pixels.dtype().size() as u64;
+        start_entry(&mut zip, "image.npy", stored, bytes)?;
+        npy::write_header(&mut zip, first.pixels.dtype().numpy(), &shape)?;
+        for p in run {
+            zip.write_all(p.image.pixels.as_bytes())?;
+        }
+        start_entry(&mut zip, "key.npy", stored, 0)?;
+        let keys: Vec<&str> = run.iter().map(|p| p.record.key.as_str()).collect();
+        npy::write_strings(&mut zip, &keys)?;
+        let values: Vec<_> = run
+            .iter()
+            .filter_map(|p| p.record.standardization)
+            .collect();
+        if values.len() == run.len() {
+            start_entry(&mut zip, "image_mean.npy", stored, 0)?;
+            npy::write_f64s(&mut zip, &values.iter().map(|v| v.mean).collect::<Vec<_>>())?;
+            start_entry(&mut zip, "image_std.npy", stored, 0)?;
+            npy::write_f64s(&mut zip, &values.iter().map(|v| v.std).collect::<Vec<_>>())?;
+        }
+        let buffered = zip.finish().map_err(std::io::Error::other)?;
+        buffered.into_inner().map_err(|e| e.into_error())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! A finished build read back for inference: its pipeline (checked against the recorded hash) and
+//! the stages that prepare an image — resize, pad, rescale, standardize, with the values the build
+//! measured — without the label-only (`remap`) and random (`augment`) ones.
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::pipeline::classes::{Class, ClassSet};
+use crate::pipeline::schema::PipelineFile;
+use crate::sample::PixelType;
+use crate::sink::manifest::INDEX_FILE;
+use crate::stages::standardize::StandardizeMode;
+use crate::stages::{BuildContext, Stage};
+
+/// What `apply` and `restore` need from a build.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub build_dir: PathBuf,
+    pub pipeline_hash: String,
+    pub config: PipelineFile,
+    /// The image stages, in pipeline order.
+    pub stages: Vec<Stage>,
+    /// Output classes (what a model predicts) and the ignore index.
+    pub classes: Vec<Class>,
+    pub ignore_index: u16,
+    /// The shards' image dtype and band count.
+    pub image_dtype: PixelType,
+    pub image_bands: usize,
+}
+
+#[derive(Deserialize)]
+struct BuiltIndex {
+    segprep_version: String,
+    pipeline_hash: String,
+    pipeline: serde_json::Value,
+    input_classes: Vec<Class>,
+    classes: Vec<Class>,
+    ignore_index: u16,
+    stages: Vec<serde_json::Value>,
+    image: BuiltImage,
+}
+
+#[derive(Deserialize)]
+struct BuiltImage {
+    dtype: PixelType,
+    bands: usize,
+}
+
+/// Reads `build_dir/index.json`. A build made by another segprep version is refused unless
+/// `any_version`: the stages' arithmetic is only promised identical within one version.
+pub fn load(build_dir: &Path, any_version: bool) -> Result<Replay> {
+    let path = build_dir.join(INDEX_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::data(
+            &path,
+            "apply",
+            format!("cannot read it ({e}); BUILD_DIR must be a finished `segprep build` output"),
+        )
+    })?;
+    let index: BuiltIndex = serde_json::from_str(&text)
+        .map_err(|e| Error::data(&path, "apply", format!("not a segprep index.json: {e}")))?;
+    let ours = env!("CARGO_PKG_VERSION");
+    if index.segprep_version != ours && !any_version {
+        return Err(Error::data(&path, "apply", format!(
+            "built by segprep {}, this is {ours}; results may differ from the training samples. Use segprep {} or pass --any-version",
+            index.segprep_version, index.segprep_version
+        )));
+    }
+    let config: PipelineFile = serde_json::from_value(index.pipeline.clone())
+        .map_err(|e| Error::data(&path, "apply", format!("its pipeline cannot be read: {e}")))?;
+    if crate::pipeline::hash(&config) != index.pipeline_hash {
+        return Err(Error::data(
+            &path,
+            "apply",
+            "its pipeline does not match its pipeline_hash (edited, or written by another version)",
+        ));
+    }
+    let stages = image_stages(&config, &index, &path)?;
+    Ok(Replay {
+        build_dir: build_dir.to_path_buf(),
+        pipeline_hash: index.pipeline_hash,
+        config,
+        stages,
+        classes: index.classes,
+        ignore_index: index.ignore_index,
+        image_dtype: index.image.dtype,
+        image_bands: index.image.bands,
+    })
+}
+
+/// Builds every stage as the build did (remaps change the classes later stages check), keeps the
+/// ones that touch the image, and gives `standardize = dataset` the recorded mean and std.
+fn image_stages(config: &PipelineFile, index: &BuiltIndex, path: &Path) -> Result<Vec<Stage>> {
+    let bad = |m: String| Error::data(path, "apply", m);
+    let classes = ClassSet::new(index.input_classes.clone(), index.ignore_index)
+        .map_err(|p| bad(p.join("; ")))?;
+    let mut ctx = BuildContext { classes };
+    let mut stages = Vec::new();
+    for (config, recorded) in config.stages.iter().zip(&index.stages) {
+        let mut stage = config
+            .build(&mut ctx)
+            .map_err(|p| bad(format!("{}: {}", config.name(), p.join("; "))))?;
+        match &mut stage {
+            Stage::Remap(_) | Stage::Augment(_) => continue,
+            Stage::Standardize(s) if s.mode == StandardizeMode::Dataset => {
+                s.bands = Some(recorded_bands(recorded).ok_or_else(|| {
+                    bad("standardize: the dataset mean and std are not recorded".into())
+                })?);
+            }
+            _ => {}
+        }
+        stages.push(stage);
+    }
+    Ok(stages)
+}
+
+/// `{"mean": [...], "std": [...]}` of a described standardize stage.
+fn recorded_bands(described: &serde_json::Value) -> Option<Vec<(f64, f64)>> {
+    let values = |k: &str| -> Option<Vec<f64>> {
+        described
+            .get(k)?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_f64())
+            .collect()
+    };
+    let (mean, std) = (values("mean")?, values("std")?);
+    (mean.len() == std.len() && !mean.is_empty()).then(|| mean.into_iter().zip(std).collect())
+}
