@@ -127,3 +127,43 @@ fn recorded_bands(described: &serde_json::Value) -> Option<Vec<(f64, f64)>> {
     let (mean, std) = (values("mean")?, values("std")?);
     (mean.len() == std.len() && !mean.is_empty()).then(|| mean.into_iter().zip(std).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// index.json keeps the pipeline as JSON; apply rebuilds it from there and checks the hash,
+    /// so every example pipeline must come back from JSON with the same hash.
+    #[test]
+    fn every_example_pipeline_survives_the_json_round_trip() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let config =
+                crate::pipeline::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+            let json = serde_json::to_value(&config).unwrap();
+            let back: PipelineFile =
+                serde_json::from_value(json).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(
+                crate::pipeline::hash(&back),
+                crate::pipeline::hash(&config),
+                "{}",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 10, "only {seen} example pipelines");
+    }
+
+    #[test]
+    fn recorded_dataset_values_are_read_per_band() {
+        let v = serde_json::json!({"stage": "standardize", "mode": "dataset", "mean": [1.0, 2.0], "std": [3.0, 4.0]});
+        assert_eq!(recorded_bands(&v), Some(vec![(1.0, 3.0), (2.0, 4.0)]));
+        let v = serde_json::json!({"mean": [1.0], "std": []});
+        assert_eq!(recorded_bands(&v), None);
+    }
+}

@@ -5,8 +5,30 @@ use serde::de::{Deserializer, Error};
 use serde::Deserialize;
 use toml::Value;
 
+/// Any value, from TOML or from the JSON copy of a pipeline in index.json, where an absent
+/// option is written `null`: nulls inside tables are dropped (absent again).
 pub fn any<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-    Value::deserialize(d)
+    to_toml(serde_json::Value::deserialize(d)?)
+        .ok_or_else(|| D::Error::custom("expected a value, found null"))
+}
+
+fn to_toml(v: serde_json::Value) -> Option<Value> {
+    use serde_json::Value as J;
+    Some(match v {
+        J::Null => return None,
+        J::Bool(b) => Value::Boolean(b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i),
+            None => Value::Float(n.as_f64()?),
+        },
+        J::String(s) => Value::String(s),
+        J::Array(a) => Value::Array(a.into_iter().map(to_toml).collect::<Option<_>>()?),
+        J::Object(o) => Value::Table(
+            o.into_iter()
+                .filter_map(|(k, v)| to_toml(v).map(|v| (k, v)))
+                .collect(),
+        ),
+    })
 }
 
 pub fn number(v: &Value) -> Option<f64> {

@@ -301,3 +301,76 @@ fn resize_by_plane(img: &Image, nw: u32, nh: u32, filter: Filter) -> Result<Pixe
         Pixels::F32(v) => run(v, img, nw, nh, filter),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::classes::{background_and, ClassSet};
+    use GeometryStep::{Crop, Pad, Resize as Scale};
+
+    fn resize(toml: &str) -> Resize {
+        let config: ResizeConfig = toml::from_str(toml).unwrap();
+        let classes = ClassSet::new(background_and(["fg"]), 255).unwrap();
+        config.build(&mut BuildContext { classes }).unwrap()
+    }
+
+    #[test]
+    fn fit_plans_a_resize_then_a_centred_pad() {
+        let r = resize("size = [250, 190]\nmode = \"fit\"");
+        assert_eq!(
+            r.plan(300, 120),
+            vec![
+                Scale {
+                    from: [300, 120],
+                    to: [250, 100]
+                },
+                Pad {
+                    from: [250, 100],
+                    to: [250, 190],
+                    at: [0, 45]
+                }
+            ]
+        );
+        // already the right size: nothing
+        assert_eq!(r.plan(250, 190), vec![]);
+    }
+
+    #[test]
+    fn fill_plans_a_cover_then_a_centred_crop() {
+        let r = resize("size = [30, 30]\nmode = \"fill\"");
+        assert_eq!(
+            r.plan(40, 30),
+            vec![Crop {
+                from: [40, 30],
+                to: [30, 30],
+                at: [5, 0]
+            }]
+        );
+        assert_eq!(
+            r.plan(20, 10),
+            vec![
+                Scale {
+                    from: [20, 10],
+                    to: [60, 30]
+                },
+                Crop {
+                    from: [60, 30],
+                    to: [30, 30],
+                    at: [15, 0]
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn stretch_plans_one_resize() {
+        let r = resize("size = [8, 4]");
+        assert_eq!(
+            r.plan(3, 5),
+            vec![Scale {
+                from: [3, 5],
+                to: [8, 4]
+            }]
+        );
+    }
+}

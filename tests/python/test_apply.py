@@ -332,3 +332,53 @@ def test_completions_and_man_page_come_from_the_cli(tmp_path):
         text = subprocess.run(["groff", "-man", "-Tutf8", str(tmp_path / "man1" / "segprep-apply.1")],
                               capture_output=True, text=True).stdout
         assert "samples.jsonl" in text
+
+
+def test_apply_and_restore_on_the_full_shared_quintal(tmp_path, capsys):
+    """Extended check on all of ../shared/data/quintal (10 x 1024x1024 RGBA photos, RGB labels):
+    resize fit 512, pad, dataset standardization; apply reproduces every sample, restore returns
+    the labels within one pixel of the original at boundaries."""
+    from conftest import SHARED
+    src = SHARED / "quintal"
+    if not src.is_dir():
+        pytest.skip(f"{src} is absent: the extended check needs ../shared beside the repository")
+    head = f"""
+[input]
+images = "{src / 'stills'}"
+labels = "{src / 'labelsRGB'}"
+label_suffix = "_L"
+[labels]
+format = "rgb"
+colors = "{src / 'label_colors.txt'}"
+[[stage]]
+resize = {{ size = 512, mode = "fit" }}
+[[stage]]
+pad = {{ multiple_of = 32 }}
+[[stage]]
+standardize = {{ mode = "dataset" }}
+[split]
+train = 0.7
+val = 0.3
+[output]
+dir = "out"
+"""
+    out = build(tmp_path, head)
+    built = shard_images(out)
+    r = segprep("apply", "out", "--images", src / "stills", "--out", "ap", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    got = applied(tmp_path / "ap")
+    assert len(got) == len(built) == 10
+    assert all(img.tobytes() == built[k][0].tobytes() for k, (img, _) in got.items())
+    stacked_predictions(out, tmp_path / "ap", tmp_path / "pred")
+    r = segprep("restore", "out", "--predictions", "pred", "--applied", "ap", "--out", "back", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    table, _ = read_colour_table(src / "label_colors.txt")
+    differ = total = 0
+    for k in got:
+        original = map_colours_numpy(src / "labelsRGB" / f"{k}_L.png", table)
+        back = np.asarray(Image.open(tmp_path / "back" / f"{k}.png"))
+        differ += (back != original).sum()
+        total += back.size
+    with capsys.disabled():
+        print(f"\nshared quintal 1024 -> 512 -> 1024: {differ / total:.3%} of label pixels differ after restore")
+    assert differ / total < 0.05
