@@ -178,77 +178,45 @@ fn read_npy(path: &Path) -> Result<Array, String> {
     let DType::Plain(t) = npy.dtype() else {
         return Err("has a structured dtype; save plain integer or float arrays".into());
     };
-    let bad = |e: std::io::Error| format!("cannot read: {e}");
-    let ints = |v: Vec<i64>| Ok(Values::Int(v));
     let values = match (t.type_char(), t.size_field()) {
-        (TypeChar::Uint, 1) => ints(
-            npy.into_vec::<u8>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Uint, 2) => ints(
-            npy.into_vec::<u16>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Uint, 4) => ints(
-            npy.into_vec::<u32>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Uint, 8) => ints(
-            npy.into_vec::<u64>()
-                .map_err(bad)?
-                .into_iter()
-                .map(|x| i64::try_from(x).unwrap_or(i64::MAX))
-                .collect(),
-        ),
-        (TypeChar::Int, 1) => ints(
-            npy.into_vec::<i8>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Int, 2) => ints(
-            npy.into_vec::<i16>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Int, 4) => ints(
-            npy.into_vec::<i32>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Int, 8) => ints(npy.into_vec::<i64>().map_err(bad)?),
-        (TypeChar::Bool, 1) => ints(
-            npy.into_vec::<bool>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Float, 4) => Ok(Values::Float(npy.into_vec::<f32>().map_err(bad)?)),
-        (TypeChar::Float, 8) => Ok(Values::Float(
-            npy.into_vec::<f64>()
-                .map_err(bad)?
-                .into_iter()
-                .map(|x| x as f32)
-                .collect(),
-        )),
-        _ => Err(format!(
-            "has dtype {t}; save integer class ids or float32/float64 probabilities"
-        )),
-    }?;
+        (TypeChar::Uint, 1) => widen::<u8, _>(npy),
+        (TypeChar::Uint, 2) => widen::<u16, _>(npy),
+        (TypeChar::Uint, 4) => widen::<u32, _>(npy),
+        (TypeChar::Uint, 8) => npy.into_vec::<u64>().map(|v| {
+            // beyond i64 is beyond any class id too, and is reported as such
+            Values::Int(
+                v.into_iter()
+                    .map(|x| i64::try_from(x).unwrap_or(i64::MAX))
+                    .collect(),
+            )
+        }),
+        (TypeChar::Int, 1) => widen::<i8, _>(npy),
+        (TypeChar::Int, 2) => widen::<i16, _>(npy),
+        (TypeChar::Int, 4) => widen::<i32, _>(npy),
+        (TypeChar::Int, 8) => widen::<i64, _>(npy),
+        (TypeChar::Bool, 1) => widen::<bool, _>(npy),
+        (TypeChar::Float, 4) => npy.into_vec::<f32>().map(Values::Float),
+        (TypeChar::Float, 8) => npy
+            .into_vec::<f64>()
+            .map(|v| Values::Float(v.into_iter().map(|x| x as f32).collect())),
+        _ => {
+            return Err(format!(
+                "has dtype {t}; save integer class ids or float32/float64 probabilities"
+            ))
+        }
+    }
+    .map_err(|e| format!("cannot read: {e}"))?;
     Ok(Array { shape, values })
+}
+
+/// Integer (or bool) values of any width as i64.
+fn widen<T, R>(npy: npyz::NpyFile<R>) -> std::io::Result<Values>
+where
+    T: npyz::Deserialize,
+    i64: From<T>,
+    R: std::io::Read,
+{
+    Ok(Values::Int(
+        npy.into_vec::<T>()?.into_iter().map(i64::from).collect(),
+    ))
 }

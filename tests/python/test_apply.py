@@ -211,6 +211,23 @@ def test_restore_integer_factor_returns_the_original_labels(tmp_path):
             assert len(np.unique(colour[original == c], axis=0)) == 1
 
 
+@pytest.mark.parametrize("dtype", ["u1", "<i2", "<u2", "<i4", ">u4", "<i8", "<u8"])
+def test_restore_reads_class_ids_of_any_integer_dtype(tmp_path, dtype):
+    head = blocky_dataset(tmp_path, count=2)
+    out = build(tmp_path, head + '[[stage]]\nresize = { size = [80, 60] }\n[output]\ndir = "out"\n')
+    assert segprep("apply", "out", "--images", "images", "--out", "ap", cwd=tmp_path).returncode == 0
+    labels = stacked_predictions(out, tmp_path / "ap", tmp_path / "stack")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for k, l in labels.items():
+        np.save(pred / f"{k}.npy", l.astype(dtype))
+    r = segprep("restore", "out", "--predictions", "pred", "--applied", "ap", "--out", "back", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for k in labels:
+        original = np.asarray(Image.open(tmp_path / "labels" / f"{k}.png"))
+        assert (np.asarray(Image.open(tmp_path / "back" / f"{k}.png")) == original).all()
+
+
 def test_restore_probabilities_bilinear_and_channels_first(tmp_path):
     """One-hot probabilities of the build's labels, saved per key as (K,H,W): restored bilinearly
     (the 2x downscale weights the block's own pixels 9/16), argmax equals the original labels."""
