@@ -154,17 +154,23 @@ fn discover(replay: &Replay, images: &[PathBuf]) -> Result<Vec<PairRef>> {
     Ok(d.pairs)
 }
 
-/// The output folder: new, empty, or an earlier apply output (whose files are replaced).
+/// Marks a folder as an apply output from the start, so a run killed before `apply.json` can be
+/// rerun into the same folder.
+const MARKER: &str = ".segprep-apply";
+
+/// The output folder: new, empty, or an earlier (possibly interrupted) apply output, whose files
+/// are replaced.
 fn claim_output(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, "apply", e))?;
     let mut entries = std::fs::read_dir(out).map_err(|e| Error::io(out, "apply", e))?;
-    if entries.next().is_some() && !out.join(APPLY_FILE).exists() {
+    if entries.next().is_some() && !out.join(MARKER).exists() {
         return Err(Error::data(
             out,
             "apply",
             "is not empty and holds no earlier apply output; choose a new folder",
         ));
     }
+    std::fs::write(out.join(MARKER), "").map_err(|e| Error::io(out, "apply", e))?;
     // the old sidecar goes first, so an interrupted rerun never pairs old records with new arrays
     let _ = std::fs::remove_file(out.join(APPLY_FILE));
     Ok(())

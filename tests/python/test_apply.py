@@ -304,6 +304,11 @@ def test_apply_and_restore_refuse_bad_input_by_name(tmp_path):
     # a folder that is not an apply output is not overwritten
     r = segprep("apply", "out", "--images", "images", "--out", "labels", cwd=tmp_path)
     assert r.returncode == 1 and "not empty" in r.stderr
+    # a run killed before apply.json can be rerun into its folder
+    assert segprep("apply", "out", "--images", "images", "--out", "ap-killed", cwd=tmp_path).returncode == 0
+    (tmp_path / "ap-killed" / "apply.json").unlink()
+    r = segprep("apply", "out", "--images", "images", "--out", "ap-killed", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "ap-killed" / "apply.json").exists(), r.stderr
     # not a build
     r = segprep("apply", "images", "--images", "images", "--out", "x", cwd=tmp_path)
     assert r.returncode == 1 and "index.json" in r.stderr
