@@ -137,13 +137,17 @@ impl LabelDecoder {
     }
 
     pub fn decode(&self, path: &Path) -> Result<DecodedLabel, String> {
-        let raw = read_raw_label(path, &self.limits)?;
-        self.check_kind(&raw)?;
+        self.map_label(&read_raw_label(path, &self.limits)?)
+    }
+
+    /// Class ids of a label read as stored (values or colours through the tables).
+    pub fn map_label(&self, raw: &RawLabel) -> Result<DecodedLabel, String> {
+        self.check_kind(raw)?;
         let mut unknown: BTreeMap<RawValue, u64> = BTreeMap::new();
-        let ids = self.map_pixels(&raw, &mut unknown);
+        let ids = self.map_pixels(raw, &mut unknown);
         let unknown_pixels: u64 = unknown.values().sum();
         if unknown_pixels > 0 && self.unknown == UnknownPolicy::Error {
-            return Err(self.unknown_message(&raw, &unknown));
+            return Err(self.unknown_message(raw, &unknown));
         }
         Ok(DecodedLabel {
             map: LabelMap {

@@ -1,0 +1,343 @@
+"""End to end, same data, same cores, one run: segprep build against the Python pipeline users
+write today, and against the floor of only decoding the inputs.
+
+For each data set it times
+  (a) `segprep build` (release binary, --threads T),
+  (b) a Python peer doing the same pipeline the usual way: OpenCV decode, numpy colour lookup,
+      cv2.resize (linear image, nearest label), cv2.copyMakeBorder, albumentations for the two
+      augmented copies, np.savez shards, multiprocessing.Pool(T),
+  (c) decode only: segprep's decoders on every image and label, T threads, nothing else
+      (`cargo run --release --example decode_floor`),
+and prints pairs/s, the ratios a/b and c/a, and peak memory (RSS of the whole process tree,
+sampled every 20 ms). Then the targets of the [perf] issue: 2 threads against 1, peak memory at
+1/10 of the pairs against all of them, and `segprep stats PIPELINE` against the build.
+
+Data (under --data, default target/bench-data, made on first use):
+  quintal    ../shared/data/quintal's 10 photos replicated to --pairs pairs (hard links):
+             1024x1024 RGBA images, RGB colour labels (11 classes)
+  multiband  --pairs / 2 synthetic 4-band 16-bit 512x512 TIFFs with 5-class index labels
+
+Pipeline on both: resize to 512 (256 for multiband) fit, pad to a multiple of 32, 2 augmented
+copies of each train sample (hflip, rotate, brightness), split 0.8/0.2, stored NPZ.
+
+  pip install albumentations        # not a test dependency
+  python benches/e2e.py [--pairs 300] [--threads 2]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "quintal"
+SEGPREP = REPO / "target" / "release" / "segprep"
+FLOOR = REPO / "target" / "release" / "examples" / "decode_floor"
+SHARD_SAMPLES = 128
+
+PIPELINE = """
+[input]
+images = "{images}"
+labels = "{labels}"
+label_suffix = "{suffix}"
+[labels]
+{labels_table}
+[[stage]]
+resize = {{ size = {size}, mode = "fit", filter = "bilinear" }}
+[[stage]]
+pad = {{ multiple_of = 32 }}
+[[stage]]
+augment = {{ copies = 2, seed = 1, hflip = 0.5, rotate = [-15, 15], brightness = [-0.1, 0.1] }}
+[split]
+train = 0.8
+val = 0.2
+seed = 7
+[output]
+format = "npz"
+dir = "{out}"
+shard_samples = {shard}
+"""
+
+
+# ---------------------------------------------------------------- data
+
+def make_quintal(root, pairs):
+    if not SHARED.is_dir():
+        sys.exit(f"{SHARED} is absent: the benchmark needs ../shared/data/quintal beside the repository")
+    stills, labels = root / "stills", root / "labels"
+    if stills.is_dir() and len(list(stills.iterdir())) == pairs:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    stills.mkdir(parents=True)
+    labels.mkdir()
+    sources = sorted((SHARED / "stills").glob("*.png"))
+    for i in range(pairs):
+        src = sources[i % len(sources)]
+        link(src, stills / f"q{i:05d}.png")
+        link(SHARED / "labelsRGB" / f"{src.stem}_L.png", labels / f"q{i:05d}_L.png")
+    shutil.copy(SHARED / "label_colors.txt", root / "label_colors.txt")
+
+
+def link(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy(src, dst)
+
+
+def make_multiband(root, pairs):
+    sys.path.insert(0, str(REPO / "tests" / "python"))
+    from tiffwrite import write_tiff
+    import cv2
+    images, labels = root / "images", root / "labels"
+    if images.is_dir() and len(list(images.iterdir())) == pairs:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    images.mkdir(parents=True)
+    labels.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(pairs):
+        base = rng.integers(0, 65535, (64, 64, 4)).astype(np.float32)
+        smooth = cv2.resize(base, (512, 512), interpolation=cv2.INTER_CUBIC)
+        write_tiff(images / f"m{i:05d}.tif", np.clip(smooth, 0, 65535).astype(np.uint16))
+        blocks = rng.integers(0, 5, (16, 16)).astype(np.uint8)
+        label = cv2.resize(blocks, (512, 512), interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(labels / f"m{i:05d}.png"), label)
+
+
+def pipelines(data, pairs):
+    """(name, pipeline path, pipeline fields) for each data set, written into data/."""
+    out = []
+    for name, n in (("quintal", pairs), ("multiband", pairs // 2)):
+        root = data / f"{name}-{n}"
+        if name == "quintal":
+            make_quintal(root, n)
+            fields = dict(images="stills", labels="labels", suffix="_L", size=512,
+                          labels_table='format = "rgb"\ncolors = "label_colors.txt"')
+        else:
+            make_multiband(root, n)
+            fields = dict(images="images", labels="labels", suffix="", size=256,
+                          labels_table='format = "index"\nnum_classes = 5')
+        path = root / "pipeline.toml"
+        path.write_text(PIPELINE.format(out="out", shard=SHARD_SAMPLES, **fields))
+        out.append((name, path, fields))
+    return out
+
+
+# ---------------------------------------------------------------- measuring
+
+def tree_rss_kib(pid):
+    """RSS of a process and all its descendants, from /proc."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for t in os.listdir(f"/proc/{p}/task"):
+                stack.extend(int(c) for c in open(f"/proc/{p}/task/{t}/children").read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def measured(cmd, cwd):
+    """Runs cmd; returns (seconds, peak tree RSS MiB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    done.set()
+    t.join()
+    if proc.returncode != 0:
+        sys.exit(f"{cmd} failed:\n{err}")
+    return seconds, peak[0] / 1024, out
+
+
+# ---------------------------------------------------------------- the Python peer
+
+_AUG = None
+_TABLE = None
+
+
+def peer_init(table):
+    global _AUG, _TABLE
+    import albumentations as A
+    import cv2
+    cv2.setNumThreads(1)
+    _TABLE = table
+    _AUG = A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.Affine(rotate=(-15, 15), p=1),
+        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0, p=1),
+    ])
+
+
+def colour_ids(rgb):
+    code = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    codes, ids = _TABLE
+    pos = np.clip(np.searchsorted(codes, code), 0, len(codes) - 1)
+    return ids[pos]
+
+
+def fit_pad(img, lab, size):
+    import cv2
+    h, w = lab.shape
+    s = min(size / w, size / h)
+    nw, nh = max(1, int(w * s + 0.5)), max(1, int(h * s + 0.5))
+    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    lab = cv2.resize(lab, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    tw, th = -(-size // 32) * 32, -(-size // 32) * 32
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    border = dict(top=top, bottom=th - nh - top, left=left, right=tw - nw - left, borderType=cv2.BORDER_CONSTANT)
+    return cv2.copyMakeBorder(img, value=0, **border), cv2.copyMakeBorder(lab, value=255, **border)
+
+
+def peer_prepare(task):
+    import cv2
+    key, image, label, split, size, rgb = task
+    img = cv2.imread(image, cv2.IMREAD_UNCHANGED)
+    if rgb:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+        lab = colour_ids(cv2.cvtColor(cv2.imread(label, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+    else:
+        lab = cv2.imread(label, cv2.IMREAD_UNCHANGED)
+    img, lab = fit_pad(img, lab, size)
+    out = [(key, img, lab)]
+    if split == "train":
+        for c in (1, 2):
+            r = _AUG(image=img, mask=lab)
+            out.append((f"{key}@{c}", r["image"], r["mask"]))
+    return split, out
+
+
+def python_peer(root, fields, threads):
+    """The whole pipeline the usual way; returns the number of pairs."""
+    rgb = fields["suffix"] == "_L"
+    table = (np.zeros(1, np.int32), np.zeros(1, np.uint8))
+    if rgb:
+        rows = [l.split() for l in (root / "label_colors.txt").read_text().splitlines() if l.strip()]
+        codes = np.array([(int(r[0]) << 16) | (int(r[1]) << 8) | int(r[2]) for r in rows])
+        order = np.argsort(codes)
+        table = (codes[order], order.astype(np.uint8))
+    images = sorted((root / fields["images"]).iterdir())
+    rng = np.random.default_rng(7)
+    tasks = []
+    for f in images:
+        key = f.stem
+        label = root / fields["labels"] / f"{key}{fields['suffix']}.png"
+        split = "train" if rng.random() < 0.8 else "val"
+        tasks.append((key, str(f), str(label), split, fields["size"], rgb))
+    out = root / "peer-out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    held = {"train": [], "val": []}
+    counts = {"train": 0, "val": 0}
+
+    def flush(split):
+        batch = held[split]
+        np.savez(out / f"{split}-{counts[split]:05d}.npz", image=np.stack([b[1] for b in batch]),
+                 label=np.stack([b[2] for b in batch]), key=np.array([b[0] for b in batch]))
+        counts[split] += 1
+        held[split] = []
+
+    with Pool(threads, initializer=peer_init, initargs=(table,)) as pool:
+        for split, samples in pool.imap(peer_prepare, tasks, chunksize=2):
+            held[split].extend(samples)
+            if len(held[split]) >= SHARD_SAMPLES:
+                flush(split)
+    for split in held:
+        if held[split]:
+            flush(split)
+    return len(tasks)
+
+
+# ---------------------------------------------------------------- main
+
+def build_release():
+    print("building release binaries (cargo build --release --bin segprep --example decode_floor) ...", flush=True)
+    start = time.perf_counter()
+    subprocess.run(["cargo", "build", "--release", "--bin", "segprep", "--example", "decode_floor"], cwd=REPO, check=True)
+    print(f"  {time.perf_counter() - start:.0f} s")
+
+
+def segprep_build(pipeline, threads, out="out"):
+    shutil.rmtree(pipeline.parent / out, ignore_errors=True)
+    return measured([SEGPREP, "build", pipeline.name, "--threads", threads, "--out", out], pipeline.parent)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data", type=Path, default=REPO / "target" / "bench-data")
+    ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    a = ap.parse_args()
+    if not a.no_build:
+        build_release()
+    a.data.mkdir(parents=True, exist_ok=True)
+    t = a.threads
+    print(f"\nmachine: {os.cpu_count()} cores; threads {t}; pairs: quintal {a.pairs}, multiband {a.pairs // 2}\n")
+    rows = []
+    for name, pipeline, fields in pipelines(a.data, a.pairs):
+        root = pipeline.parent
+        n = len(list((root / fields["images"]).iterdir()))
+        seg_s, seg_mib, _ = segprep_build(pipeline, t)
+        start = time.perf_counter()
+        python_peer(root, fields, t)
+        peer_s = time.perf_counter() - start
+        floor_s, floor_mib, floor_out = measured([FLOOR, pipeline.name, t], root)
+        floor_s = json.loads(floor_out)["seconds"]
+        one_s, _, _ = segprep_build(pipeline, 1)
+        stats_s, _, _ = measured([SEGPREP, "stats", pipeline.name, "--threads", t, "--format", "json", "--out", "stats.json"], root)
+        rows.append(dict(name=name, pairs=n, segprep=n / seg_s, peer=n / peer_s, floor=n / floor_s,
+                         mib=seg_mib, one=n / one_s, stats_s=stats_s, build_s=seg_s))
+        print(f"{name}: segprep {seg_s:.2f} s, peer {peer_s:.2f} s, decode only {floor_s:.2f} s, 1 thread {one_s:.2f} s, stats {stats_s:.2f} s", flush=True)
+    # memory against dataset size: 1/10 of the pairs
+    small = a.data / "quintal-small"
+    make_quintal(small, max(a.pairs // 10, 1))
+    (small / "pipeline.toml").write_text((a.data / f"quintal-{a.pairs}" / "pipeline.toml").read_text())
+    _, small_mib, _ = segprep_build(small / "pipeline.toml", t)
+
+    print(f"\n{'set':<10} {'pairs':>6} {'segprep/s':>10} {'python/s':>9} {'decode/s':>9} {'a/b':>6} {'c/a':>6} {'peak MiB':>9} {'2t/1t':>6} {'build/stats':>12}")
+    for r in rows:
+        print(f"{r['name']:<10} {r['pairs']:>6} {r['segprep']:>10.1f} {r['peer']:>9.1f} {r['floor']:>9.1f} "
+              f"{r['segprep'] / r['peer']:>6.2f} {r['floor'] / r['segprep']:>6.2f} {r['mib']:>9.0f} "
+              f"{r['segprep'] / r['one']:>6.2f} {r['build_s'] / r['stats_s']:>12.1f}")
+    q = rows[0]
+    print(f"\nquintal peak memory: {small_mib:.0f} MiB at {max(a.pairs // 10, 1)} pairs, {q['mib']:.0f} MiB at {a.pairs} "
+          f"(ratio {q['mib'] / small_mib:.2f})")
+    print("\ntargets (quintal, the issue's pipeline):")
+    checks = [
+        ("segprep / python >= 4", q["segprep"] / q["peer"], 4, True),
+        ("build time / decode-only time <= 1.3", q["floor"] / q["segprep"], 1.3, False),
+        ("peak memory 10x data / 1x data <= 1.1", q["mib"] / small_mib, 1.1, False),
+        ("peak memory MiB < 1024", q["mib"], 1024, False),
+        ("2 threads / 1 thread >= 1.8", q["segprep"] / q["one"], 1.8, True),
+        ("build time / stats time >= 3", q["build_s"] / q["stats_s"], 3, True),
+    ]
+    for label, value, bound, at_least in checks:
+        ok = value >= bound if at_least else value <= bound
+        print(f"  {'PASS' if ok else 'MISS'}  {label:<40} {value:.2f}")
+
+
+if __name__ == "__main__":
+    main()

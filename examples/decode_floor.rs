@@ -1,0 +1,46 @@
+//! The physical floor of a build: only decode every image and label file of a pipeline, with the
+//! decoders a build uses and the same thread count, nothing else. `benches/e2e.py` compares a
+//! build's time with this one.
+//!
+//!   cargo run --release --example decode_floor -- PIPELINE [THREADS]
+//!
+//! Prints one JSON line: pairs, seconds, pairs_per_s.
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use segprep::decode::image::decode_file;
+use segprep::decode::raw_label::read_raw_label;
+use segprep::sample::LabelSource;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let pipeline = PathBuf::from(args.next().expect("usage: decode_floor PIPELINE [THREADS]"));
+    let threads: usize = args
+        .next()
+        .map_or(0, |t| t.parse().expect("THREADS is a number"));
+    let p = segprep::pipeline::load(&pipeline).unwrap_or_else(|e| panic!("{e}"));
+    let pairs = segprep::source::discover(&p)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .pairs;
+    let rules = p.config.input.image_rules();
+    let limits = p.config.input.limits();
+    let pool = segprep::engine::thread_pool(Some(threads).filter(|&t| t > 0)).unwrap();
+    let start = Instant::now();
+    pool.install(|| {
+        pairs.par_iter().for_each(|pair| {
+            for file in pair.image_files() {
+                std::hint::black_box(decode_file(file, &rules).expect("image decodes"));
+            }
+            if let LabelSource::File(label) = &pair.label {
+                std::hint::black_box(read_raw_label(label, &limits).expect("label decodes"));
+            }
+        })
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"pairs\": {}, \"seconds\": {seconds:.4}, \"pairs_per_s\": {:.2}}}",
+        pairs.len(),
+        pairs.len() as f64 / seconds
+    );
+}
