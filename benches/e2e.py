@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from multiprocessing import Pool
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -259,7 +259,8 @@ def python_peer(root, fields, threads):
         counts[split] += 1
         held[split] = []
 
-    with Pool(threads, initializer=peer_init, initargs=(table,)) as pool:
+    # spawn, not fork: a forked child inherits OpenCV's thread pool in a locked state and can hang
+    with get_context("spawn").Pool(threads, initializer=peer_init, initargs=(table,)) as pool:
         for split, samples in pool.imap(peer_prepare, tasks, chunksize=2):
             held[split].extend(samples)
             if len(held[split]) >= SHARD_SAMPLES:

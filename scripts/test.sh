@@ -15,3 +15,6 @@ cargo build --all-targets
 cargo test
 
 SEGPREP_BIN="$PWD/target/debug/segprep" "$VENV/bin/python" -m pytest tests/python -q -rs
+
+# the criterion benches compile in the bench profile (release); running them is benches/e2e.py's job
+cargo bench --no-run

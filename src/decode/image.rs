@@ -181,10 +181,15 @@ fn from_dynamic(img: DynamicImage, alpha: AlphaRule) -> Result<Image, String> {
 
 /// Keeps all `bands`, or drops the last (alpha) one.
 pub fn with_alpha(p: Pixels, bands: usize, keep: bool) -> (usize, Pixels) {
-    fn drop_last<T: Copy>(v: Vec<T>, bands: usize) -> Vec<T> {
-        v.chunks_exact(bands)
-            .flat_map(|px| px[..bands - 1].iter().copied())
-            .collect()
+    /// In place: pixel i's first bands move to i * (bands - 1), never ahead of where they are read.
+    fn drop_last<T: Copy>(mut v: Vec<T>, bands: usize) -> Vec<T> {
+        let keep = bands - 1;
+        let pixels = v.len() / bands;
+        for i in 0..pixels {
+            v.copy_within(i * bands..i * bands + keep, i * keep);
+        }
+        v.truncate(pixels * keep);
+        v
     }
     if keep {
         return (bands, p);

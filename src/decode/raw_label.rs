@@ -73,25 +73,35 @@ fn read_png(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
         .next_frame(&mut buf)
         .map_err(|e| format!("corrupt or truncated PNG: {e}"))?;
     let (w, h, depth) = (info.width, info.height, info.bit_depth as u8);
-    let rows = buf[..info.line_size * h as usize].chunks_exact(info.line_size);
+    let line = info.line_size;
     use png::ColorType as C;
+    // 8-bit rows are used as decoded (no per-pixel copy); other depths are unpacked row by row
+    let mut bytes = |channels: usize| packed(&mut buf, line, w as usize * channels, h as usize);
     let pixels = match (info.color_type, depth) {
-        (C::Grayscale, 16) => RawPixels::Gray16(rows.flat_map(|r| be_u16(&r[..w as usize * 2])).collect()),
-        (C::Grayscale, _) => RawPixels::Gray8(rows.flat_map(|r| unpack(r, w, depth)).collect()),
-        (C::Indexed, _) => {
-            let palette = reader
-                .info()
-                .palette
-                .as_ref()
-                .map(|p| p.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
-                .unwrap_or_default();
-            RawPixels::Indexed { indices: rows.flat_map(|r| unpack(r, w, depth)).collect(), palette }
+        (C::Grayscale, 8) => RawPixels::Gray8(bytes(1)),
+        (C::Indexed, 8) => RawPixels::Indexed {
+            indices: bytes(1),
+            palette: palette(&reader),
+        },
+        (C::Rgb, 8) => RawPixels::Color {
+            data: bytes(3),
+            channels: 3,
+        },
+        (C::Rgba, 8) => RawPixels::Color {
+            data: bytes(4),
+            channels: 4,
+        },
+        _ => {
+            let rows = buf[..line * h as usize].chunks_exact(line);
+            match (info.color_type, depth) {
+                (C::Grayscale, 16) => RawPixels::Gray16(rows.flat_map(|r| be_u16(&r[..w as usize * 2])).collect()),
+                (C::Grayscale, _) => RawPixels::Gray8(rows.flat_map(|r| unpack(r, w, depth)).collect()),
+                (C::Indexed, _) => RawPixels::Indexed { indices: rows.flat_map(|r| unpack(r, w, depth)).collect(), palette: palette(&reader) },
+                (C::GrayscaleAlpha, 8) => RawPixels::Gray8(rows.flat_map(|r| r.iter().step_by(2).copied().take(w as usize).collect::<Vec<_>>()).collect()),
+                (C::GrayscaleAlpha, 16) => RawPixels::Gray16(rows.flat_map(|r| be_u16(r).into_iter().step_by(2).take(w as usize).collect::<Vec<_>>()).collect()),
+                (c, d) => return Err(format!("unsupported label PNG mode {c:?} at {d} bits; labels must be grey, palette or 8-bit RGB(A)")),
+            }
         }
-        (C::GrayscaleAlpha, 8) => RawPixels::Gray8(rows.flat_map(|r| r.iter().step_by(2).copied().take(w as usize).collect::<Vec<_>>()).collect()),
-        (C::GrayscaleAlpha, 16) => RawPixels::Gray16(rows.flat_map(|r| be_u16(r).into_iter().step_by(2).take(w as usize).collect::<Vec<_>>()).collect()),
-        (C::Rgb, 8) => RawPixels::Color { data: rows.flat_map(|r| r[..w as usize * 3].to_vec()).collect(), channels: 3 },
-        (C::Rgba, 8) => RawPixels::Color { data: rows.flat_map(|r| r[..w as usize * 4].to_vec()).collect(), channels: 4 },
-        (c, d) => return Err(format!("unsupported label PNG mode {c:?} at {d} bits; labels must be grey, palette or 8-bit RGB(A)")),
     };
     Ok(RawLabel {
         width: w,
@@ -109,6 +119,30 @@ fn be_u16(bytes: &[u8]) -> Vec<u16> {
 }
 
 /// Unpacks one row of 1-, 2- or 4-bit samples (most significant bits first) to one byte each, unscaled.
+/// The first `row_bytes` of each of `h` rows of `line` bytes, contiguous: the decoded buffer
+/// itself, truncated, when rows carry no padding.
+fn packed(buf: &mut Vec<u8>, line: usize, row_bytes: usize, h: usize) -> Vec<u8> {
+    if line == row_bytes {
+        let mut all = std::mem::take(buf);
+        all.truncate(row_bytes * h);
+        return all;
+    }
+    let mut out = Vec::with_capacity(row_bytes * h);
+    for row in buf.chunks_exact(line).take(h) {
+        out.extend_from_slice(&row[..row_bytes]);
+    }
+    out
+}
+
+fn palette<R: std::io::BufRead + std::io::Seek>(reader: &png::Reader<R>) -> Vec<[u8; 3]> {
+    reader
+        .info()
+        .palette
+        .as_ref()
+        .map(|p| p.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+        .unwrap_or_default()
+}
+
 fn unpack(row: &[u8], width: u32, depth: u8) -> Vec<u8> {
     if depth == 8 {
         return row[..width as usize].to_vec();

@@ -42,90 +42,118 @@ pub fn reflect_101(i: i64, n: i64) -> usize {
 /// Source position of each output pixel.
 pub type SourceOf<'a> = &'a (dyn Fn(usize, usize) -> (f64, f64) + Sync);
 
-/// Nearest sampling (round half up, as OpenCV's INTER_NEAREST); also returns which output pixels
-/// fell outside under a constant border.
+/// Every output pixel's source position, computed once and shared by image, label and mask.
+fn positions((out_w, out_h): (usize, usize), source: SourceOf) -> Vec<(f64, f64)> {
+    let mut v = Vec::with_capacity(out_w * out_h);
+    for y in 0..out_h {
+        v.extend((0..out_w).map(|x| source(x, y)));
+    }
+    v
+}
+
+/// `v.floor() as i64` without a libm call (`f64::floor` is not inlined below SSE4.1).
+#[inline]
+fn floor_i64(v: f64) -> i64 {
+    let t = v as i64;
+    if (t as f64) > v {
+        t.saturating_sub(1)
+    } else {
+        t
+    }
+}
+
+/// Marks a source that falls outside under a constant border.
+const OUTSIDE: usize = usize::MAX;
+
+/// The source pixel of each position, nearest (round half up, as OpenCV's INTER_NEAREST).
+fn nearest_sources(pos: &[(f64, f64)], w: usize, h: usize, border: Border) -> Vec<usize> {
+    pos.iter()
+        .map(|&(sx, sy)| {
+            let ix = border_index(floor_i64(sx + 0.5), w as i64, border);
+            let iy = border_index(floor_i64(sy + 0.5), h as i64, border);
+            ix.zip(iy).map_or(OUTSIDE, |(ix, iy)| iy * w + ix)
+        })
+        .collect()
+}
+
+/// Copies each source pixel (`fill` where it is `OUTSIDE`).
+fn gather<T: Copy>(src: &[T], bands: usize, sources: &[usize], fill: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(sources.len() * bands);
+    for &i in sources {
+        if i == OUTSIDE {
+            out.extend_from_slice(fill);
+        } else {
+            out.extend_from_slice(&src[i * bands..(i + 1) * bands]);
+        }
+    }
+    out
+}
+
+/// Nearest sampling; also returns which output pixels fell outside under a constant border.
 pub fn remap_nearest<T: Copy>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
-    (out_w, out_h): (usize, usize),
+    out: (usize, usize),
     source: SourceOf,
     border: Border,
     fill: &[T],
 ) -> (Vec<T>, Vec<bool>) {
-    let mut out = Vec::with_capacity(out_w * out_h * bands);
-    let mut outside = Vec::with_capacity(out_w * out_h);
-    for y in 0..out_h {
-        for x in 0..out_w {
-            let (sx, sy) = source(x, y);
-            let ix = border_index((sx + 0.5).floor() as i64, w as i64, border);
-            let iy = border_index((sy + 0.5).floor() as i64, h as i64, border);
-            match ix.zip(iy) {
-                Some((ix, iy)) => {
-                    let at = (iy * w + ix) * bands;
-                    out.extend_from_slice(&src[at..at + bands]);
-                    outside.push(false);
-                }
-                None => {
-                    out.extend_from_slice(fill);
-                    outside.push(true);
-                }
-            }
-        }
-    }
-    (out, outside)
+    let sources = nearest_sources(&positions(out, source), w, h, border);
+    let outside = sources.iter().map(|&i| i == OUTSIDE).collect();
+    (gather(src, bands, &sources, fill), outside)
 }
 
 /// Bilinear sampling; each of the four taps follows the border rule on its own (as OpenCV does).
-pub fn remap_linear<T: PixelValue>(
+fn remap_linear<T: PixelValue>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
-    (out_w, out_h): (usize, usize),
-    source: SourceOf,
+    pos: &[(f64, f64)],
     border: Border,
     fill: &[f32],
 ) -> Vec<T> {
-    let mut out = Vec::with_capacity(out_w * out_h * bands);
+    let mut out = Vec::with_capacity(pos.len() * bands);
     let mut acc = vec![0f32; bands];
-    for y in 0..out_h {
-        for x in 0..out_w {
-            let (sx, sy) = source(x, y);
-            let (x0, y0) = (sx.floor(), sy.floor());
-            let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
-            let (ix, iy) = (x0 as i64, y0 as i64);
-            if ix >= 0 && iy >= 0 && ix + 1 < w as i64 && iy + 1 < h as i64 {
-                // all four taps inside: no border rule to consult
-                let at = (iy as usize * w + ix as usize) * bands;
-                let below = at + w * bands;
-                for b in 0..bands {
-                    let top = src[at + b].to_f32() * (1.0 - fx) + src[at + bands + b].to_f32() * fx;
-                    let bottom =
-                        src[below + b].to_f32() * (1.0 - fx) + src[below + bands + b].to_f32() * fx;
-                    out.push(T::from_f32(top * (1.0 - fy) + bottom * fy));
-                }
-                continue;
+    for &(sx, sy) in pos {
+        let (ix, iy) = (floor_i64(sx), floor_i64(sy));
+        let (fx, fy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
+        if ix >= 0 && iy >= 0 && ix + 1 < w as i64 && iy + 1 < h as i64 {
+            // all four taps inside: no border rule to consult
+            let at = (iy as usize * w + ix as usize) * bands;
+            let (top, bottom) = (
+                &src[at..at + 2 * bands],
+                &src[at + w * bands..at + (w + 2) * bands],
+            );
+            for b in 0..bands {
+                let t = top[b].to_f32() * (1.0 - fx) + top[bands + b].to_f32() * fx;
+                let u = bottom[b].to_f32() * (1.0 - fx) + bottom[bands + b].to_f32() * fx;
+                out.push(T::from_f32(t * (1.0 - fy) + u * fy));
             }
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
-                for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
-                    let weight = wx * wy;
-                    if weight == 0.0 {
-                        continue;
-                    }
-                    let ix = border_index(x0 as i64 + dx, w as i64, border);
-                    let iy = border_index(y0 as i64 + dy, h as i64, border);
-                    match ix.zip(iy) {
-                        Some((ix, iy)) => {
-                            let at = (iy * w + ix) * bands;
-                            for b in 0..bands {
-                                acc[b] += weight * src[at + b].to_f32();
-                            }
-                        }
-                        None => (0..bands).for_each(|b| acc[b] += weight * fill[b]),
-                    }
-                }
-            }
-            out.extend(acc.iter().map(|&v| T::from_f32(v)));
+            continue;
         }
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
+            for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
+                let weight = wx * wy;
+                if weight == 0.0 {
+                    continue;
+                }
+                let tap = border_index(ix + dx, w as i64, border).zip(border_index(
+                    iy + dy,
+                    h as i64,
+                    border,
+                ));
+                match tap {
+                    Some((tx, ty)) => {
+                        let at = (ty * w + tx) * bands;
+                        for b in 0..bands {
+                            acc[b] += weight * src[at + b].to_f32();
+                        }
+                    }
+                    None => (0..bands).for_each(|b| acc[b] += weight * fill[b]),
+                }
+            }
+        }
+        out.extend(acc.iter().map(|&v| T::from_f32(v)));
     }
     out
 }
@@ -159,44 +187,51 @@ pub fn warp_sample(s: &mut Sample, out: (usize, usize), source: SourceOf, rules:
                 .unwrap_or(0.0) as f32
         })
         .collect();
+    let pos = positions(out, source);
+    let label_sources = nearest_sources(&pos, w, h, rules.label_border);
+    let image_sources = (!rules.bilinear).then(|| {
+        if rules.image_border == rules.label_border {
+            label_sources.clone()
+        } else {
+            nearest_sources(&pos, w, h, rules.image_border)
+        }
+    });
     fn image<T: PixelValue>(
         v: &[T],
         dims: (usize, usize, usize),
-        out: (usize, usize),
-        source: SourceOf,
+        pos: &[(f64, f64)],
+        nearest: Option<&[usize]>,
         r: &WarpRules,
         fill: &[f32],
     ) -> Vec<T> {
-        if r.bilinear {
-            remap_linear(v, dims, out, source, r.image_border, fill)
-        } else {
-            let fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
-            remap_nearest(v, dims, out, source, r.image_border, &fill).0
+        match nearest {
+            None => remap_linear(v, dims, pos, r.image_border, fill),
+            Some(sources) => {
+                let fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
+                gather(v, dims.2, sources, &fill)
+            }
         }
     }
     let dims = (w, h, bands);
+    let nearest = image_sources.as_deref();
     s.image.pixels = match &s.image.pixels {
-        Pixels::U8(v) => Pixels::U8(image(v, dims, out, source, rules, &fill32)),
-        Pixels::U16(v) => Pixels::U16(image(v, dims, out, source, rules, &fill32)),
-        Pixels::F32(v) => Pixels::F32(image(v, dims, out, source, rules, &fill32)),
+        Pixels::U8(v) => Pixels::U8(image(v, dims, &pos, nearest, rules, &fill32)),
+        Pixels::U16(v) => Pixels::U16(image(v, dims, &pos, nearest, rules, &fill32)),
+        Pixels::F32(v) => Pixels::F32(image(v, dims, &pos, nearest, rules, &fill32)),
     };
-    let (ids, outside) = remap_nearest(
-        &s.label.ids,
-        (w, h, 1),
-        out,
-        source,
-        rules.label_border,
-        &[rules.ignore_index],
-    );
-    let old_mask = s.padding.take();
-    let mask =
-        old_mask.map(|m| remap_nearest(&m, (w, h, 1), out, source, rules.label_border, &[true]).0);
-    s.padding = match (mask, outside.iter().any(|&o| o)) {
-        (Some(m), _) => Some(m.iter().zip(&outside).map(|(a, b)| *a || *b).collect()),
-        (None, true) => Some(outside),
-        (None, false) => None,
+    s.label.ids = gather(&s.label.ids, 1, &label_sources, &[rules.ignore_index]);
+    let outside = label_sources.iter().map(|&i| i == OUTSIDE);
+    s.padding = match s.padding.take() {
+        Some(m) => Some(
+            gather(&m, 1, &label_sources, &[true])
+                .into_iter()
+                .zip(outside)
+                .map(|(a, b)| a || b)
+                .collect(),
+        ),
+        None if label_sources.contains(&OUTSIDE) => Some(outside.collect()),
+        None => None,
     };
-    s.label.ids = ids;
     s.image.width = out.0 as u32;
     s.image.height = out.1 as u32;
     s.label.width = out.0 as u32;
