@@ -211,12 +211,17 @@ def test_restore_integer_factor_returns_the_original_labels(tmp_path):
             assert len(np.unique(colour[original == c], axis=0)) == 1
 
 
-@pytest.mark.parametrize("dtype", ["u1", "<i2", "<u2", "<i4", ">u4", "<i8", "<u8"])
-def test_restore_reads_class_ids_of_any_integer_dtype(tmp_path, dtype):
-    head = blocky_dataset(tmp_path, count=2)
+def doubled_and_applied(tmp_path, count=4):
+    """The blocky set built at twice its size and applied to ap/; returns the build's labels by key."""
+    head = blocky_dataset(tmp_path, count=count)
     out = build(tmp_path, head + '[[stage]]\nresize = { size = [80, 60] }\n[output]\ndir = "out"\n')
     assert segprep("apply", "out", "--images", "images", "--out", "ap", cwd=tmp_path).returncode == 0
-    labels = stacked_predictions(out, tmp_path / "ap", tmp_path / "stack")
+    return stacked_predictions(out, tmp_path / "ap", tmp_path / "stack")
+
+
+@pytest.mark.parametrize("dtype", ["u1", "<i2", "<u2", "<i4", ">u4", "<i8", "<u8"])
+def test_restore_reads_class_ids_of_any_integer_dtype(tmp_path, dtype):
+    labels = doubled_and_applied(tmp_path, count=2)
     pred = tmp_path / "pred"
     pred.mkdir()
     for k, l in labels.items():
@@ -231,10 +236,7 @@ def test_restore_reads_class_ids_of_any_integer_dtype(tmp_path, dtype):
 def test_restore_probabilities_bilinear_and_channels_first(tmp_path):
     """One-hot probabilities of the build's labels, saved per key as (K,H,W): restored bilinearly
     (the 2x downscale weights the block's own pixels 9/16), argmax equals the original labels."""
-    head = blocky_dataset(tmp_path)
-    out = build(tmp_path, head + '[[stage]]\nresize = { size = [80, 60] }\n[output]\ndir = "out"\n')
-    assert segprep("apply", "out", "--images", "images", "--out", "ap", cwd=tmp_path).returncode == 0
-    labels = stacked_predictions(out, tmp_path / "ap", tmp_path / "stack")
+    labels = doubled_and_applied(tmp_path)
     pred = tmp_path / "pred"
     pred.mkdir()
     for k, l in labels.items():
