@@ -89,20 +89,6 @@ fn gather<T: Copy>(src: &[T], bands: usize, sources: &[usize], fill: &[T]) -> Ve
     out
 }
 
-/// Nearest sampling; also returns which output pixels fell outside under a constant border.
-pub fn remap_nearest<T: Copy>(
-    src: &[T],
-    (w, h, bands): (usize, usize, usize),
-    out: (usize, usize),
-    source: SourceOf,
-    border: Border,
-    fill: &[T],
-) -> (Vec<T>, Vec<bool>) {
-    let sources = nearest_sources(&positions(out, source), w, h, border);
-    let outside = sources.iter().map(|&i| i == OUTSIDE).collect();
-    (gather(src, bands, &sources, fill), outside)
-}
-
 /// Bilinear sampling; each of the four taps follows the border rule on its own (as OpenCV does).
 fn remap_linear<T: PixelValue>(
     src: &[T],
@@ -445,9 +431,9 @@ mod tests {
     fn nearest_warp_of_a_shift_moves_whole_pixels() {
         let src: Vec<u16> = (0..12).collect(); // 4x3
         let source = |x: usize, y: usize| (x as f64 - 1.0, y as f64);
-        let (out, outside) =
-            remap_nearest(&src, (4, 3, 1), (4, 3), &source, Border::Constant, &[99]);
+        let sources = nearest_sources(&positions((4, 3), &source), 4, 3, Border::Constant);
+        let out = gather(&src, 1, &sources, &[99]);
         assert_eq!(out, vec![99, 0, 1, 2, 99, 4, 5, 6, 99, 8, 9, 10]);
-        assert_eq!(outside.iter().filter(|o| **o).count(), 3);
+        assert_eq!(sources.iter().filter(|&&i| i == OUTSIDE).count(), 3);
     }
 }
