@@ -5,34 +5,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// 18 pairs (the fixture three times under other names), one sample per shard: many kill points.
-fn many_pairs() -> tempfile::TempDir {
-    let d = quintal_dir();
-    for copy in ["b", "c"] {
-        for sub in ["stills", "labelsRGB"] {
-            let originals: Vec<_> = std::fs::read_dir(d.path().join("q").join(sub))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| {
-                    p.file_name()
-                        .unwrap()
-                        .to_string_lossy()
-                        .starts_with("datasetQuintal")
-                })
-                .collect();
-            for path in originals {
-                let name = path
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace("datasetQuintal", &format!("{copy}Quintal"));
-                std::fs::copy(&path, path.with_file_name(name)).unwrap();
-            }
-        }
-    }
-    d
-}
-
 const STAGES: &str = "[[stage]]\nresize = { size = [320, 240], mode = \"fill\" }\n[split]\ntrain = 0.7\nval = 0.3\nseed = 9\n";
 
 /// A small deterministic generator, so the trials are the same on every run.
@@ -70,9 +42,7 @@ fn kill_and_resume(output: &str, trials: usize) {
     let mut interrupted = 0;
     for (trial, delay) in delays(trials).into_iter().enumerate() {
         let out = format!("trial{trial}");
-        let mut child = Command::new(bin())
-            .args(["build", p, "--threads", "2", "--out", &out])
-            .current_dir(d.path())
+        let mut child = command(d.path(), &["build", p, "--threads", "2", "--out", &out])
             .spawn()
             .unwrap();
         std::thread::sleep(delay);

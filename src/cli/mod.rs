@@ -5,6 +5,7 @@ mod build;
 mod check;
 mod completions;
 mod init;
+mod merge;
 mod preview;
 mod progress_bar;
 mod restore;
@@ -55,8 +56,25 @@ The shards are byte-identical for the same pipeline and inputs, whatever --threa
 Output files appear whole or not at all; index.json is written last.
 
 Stacked layout, one file per shard: {split}-{i:05d}-of-{n:05d}.npz with
-  image (N,H,W,C) u8/u16 (f32 when standardized), label (N,H,W) u8/u16, key (N,) str")]
+  image (N,H,W,C) u8/u16 (f32 when standardized), label (N,H,W) u8/u16, key (N,) str
+
+Past one machine: run N independent workers into one output folder (shared file system), then
+`segprep merge`. --num-shards fixes the partition; worker I of W builds the shards s with
+s % W == I. The identity comes from --worker I/W, else from the first of SEGPREP_WORKER_INDEX/
+_COUNT, JOB_COMPLETION_INDEX (with --workers W), SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN with
+SLURM_ARRAY_TASK_COUNT, AWS_BATCH_JOB_ARRAY_INDEX/_SIZE, BATCH_TASK_INDEX/_COUNT. The first worker
+records the plan (pipeline hash, input-list hash, shard count); every other worker must match it.
+A rerun worker builds only its missing shards; duplicate workers write the same bytes.
+
+  segprep build pipeline.toml --num-shards 64 --worker 3/8
+  segprep merge out/my-dataset
+
+With standardize mode = \"dataset\", first run `segprep stats pipeline.toml --worker I/W
+--num-shards N` as every worker (it saves the train moments in the output folder).")]
     Build(BuildArgs),
+    /// Join the shards of worker builds into one dataset: checks, stats.json, index.json.
+    #[command(long_about = MERGE_HELP)]
+    Merge(MergeArgs),
     /// Dry run: report what a build would meet, write nothing.
     #[command(long_about = "\
 Dry run: reads every image header and every label, writes nothing, and reports pairs found,
@@ -107,6 +125,15 @@ segprep.1 and one page per command (segprep-build.1, ...) into DIR.
   segprep man --out ~/.local/share/man/man1")]
     Man(ManArgs),
 }
+
+const MERGE_HELP: &str = "\
+Joins what N workers built into one dataset, identical to a single-machine build: checks that
+every logical shard has its record and that every file has the size and sha256 recorded, sums the
+per-shard class counts (exact integers) into stats.json, writes errors.jsonl and, last, index.json.
+Missing shards are listed (shard s belongs to worker s % W); rerun those workers, which build
+only what is missing, and merge again. Writes nothing to the shards.
+
+  segprep merge out/my-dataset";
 
 const APPLY_HELP: &str = "\
 Runs a finished build's deterministic image stages on new images, with the exact values recorded
@@ -296,6 +323,28 @@ pub struct StatsArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,
+    /// Pipeline file, as worker I of W: measure the train moments of this worker's shards for
+    /// standardize mode = "dataset" and save them in the build folder (see `build --help`).
+    #[arg(long, value_name = "I/W", num_args = 0..=1, default_missing_value = crate::engine::worker::FROM_ENV)]
+    pub worker: Option<String>,
+    /// The worker count where the scheduler gives only an index (JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "W")]
+    pub workers: Option<usize>,
+    /// With --worker: the shard count the build workers will use.
+    #[arg(long, value_name = "N")]
+    pub num_shards: Option<usize>,
+    /// With --worker: the build's output folder, overriding [output] dir.
+    #[arg(long, value_name = "DIR")]
+    pub build_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The output folder the workers wrote into.
+    pub dir: PathBuf,
+    /// Threads used to verify the shards' sha256 (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -311,6 +360,24 @@ pub struct BuildArgs {
     /// Replace a previous build in the output folder (only its recorded files are removed).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
+}
+
+/// How a build is cut into logical shards and which of them this process builds.
+#[derive(Debug, clap::Args)]
+pub struct ShardingArgs {
+    /// Fix the number of shards over all splits (overrides [output] num_shards and shard sizes).
+    /// Workers need it: every worker must give the same N.
+    #[arg(long, value_name = "N")]
+    pub num_shards: Option<usize>,
+    /// Build only the shards s with s % W == I. Without a value, the identity must come from the
+    /// scheduler's variables (which a build also reads when --worker is absent).
+    #[arg(long, value_name = "I/W", num_args = 0..=1, default_missing_value = crate::engine::worker::FROM_ENV)]
+    pub worker: Option<String>,
+    /// The worker count where the scheduler gives only an index (JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "W")]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -336,6 +403,7 @@ pub struct InitArgs {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Build(a) => build::run(a),
+        Command::Merge(a) => merge::run(a),
         Command::Check(a) => check::run(a),
         Command::Init(a) => init::run(a),
         Command::Stats(a) => stats::run(a),

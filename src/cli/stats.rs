@@ -8,6 +8,15 @@ use crate::stats::report::ReportOptions;
 use crate::stats::{plot, render, report, StatsOptions};
 
 pub fn run(a: StatsArgs) -> Result<i32> {
+    if a.worker.is_some() || a.workers.is_some() {
+        return worker_moments(a);
+    }
+    if a.num_shards.is_some() || a.build_dir.is_some() {
+        return Err(Error::Usage(
+            "--num-shards and --build-dir go with --worker (the stats pass of a worker build)"
+                .into(),
+        ));
+    }
     if !(0.0..1.0).contains(&a.rare) || !(0.0..1.0).contains(&a.beta) || a.beta == 0.0 {
         return Err(Error::Usage(
             "--rare and --beta are between 0 and 1 (--beta above 0)".into(),
@@ -67,4 +76,28 @@ pub fn run(a: StatsArgs) -> Result<i32> {
 
 fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     crate::sink::atomic::write_bytes(path, bytes)
+}
+
+/// `segprep stats PIPELINE --worker I/W`: the train moments of this worker's shards, saved in the
+/// build folder for the build workers of a dataset-standardized pipeline.
+fn worker_moments(a: StatsArgs) -> Result<i32> {
+    let mut p = crate::pipeline::load(&a.target)?;
+    let sharding = super::ShardingArgs {
+        num_shards: a.num_shards,
+        worker: a.worker.clone(),
+        workers: a.workers,
+    };
+    let worker = super::build::sharding(&mut p, &sharding)?;
+    let opts = crate::engine::BuildOptions {
+        threads: a.threads,
+        out: a.build_dir.clone(),
+        force: false,
+        worker,
+    };
+    let (measured, owned) = crate::engine::measure_worker_moments(&mut p, &opts, &Bar::new())?;
+    println!(
+        "measured the train moments of {measured} shard(s) ({} already saved) of the {owned} this worker owns",
+        owned - measured
+    );
+    Ok(0)
 }

@@ -1,11 +1,14 @@
-//! `index.json` and the inputs hash.
+//! `index.json` (a base fixed before the shards, completed from their records) and the inputs hash.
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::output::ShardRecord;
 use super::run::all_files;
+use crate::decode::is_jpeg;
 use crate::pipeline::Pipeline;
+use crate::sample::LabelSource;
 use crate::sink::manifest::{ArrayInfo, Index, SplitSummary};
 use crate::sink::ShardPlan;
 use crate::source::Discovery;
@@ -59,41 +62,43 @@ fn file_names(files: &[&Path]) -> String {
     names.join("\u{1f}")
 }
 
-pub fn make_index(
+/// Everything `index.json` holds that is known before any shard is built: what a worker leaves
+/// in `.segprep/index-base.json` so that `segprep merge` needs nothing but the output folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexBase {
+    /// index.json with no files, zero counts, and the warnings discovery gives.
+    pub index: Index,
+    /// The split of every logical shard, in plan order.
+    pub shard_splits: Vec<String>,
+}
+
+pub const BASE_FILE: &str = "index-base.json";
+
+pub fn make_base(
     p: &Pipeline,
     found: &Discovery,
-    records: &[ShardRecord],
     plans: &[ShardPlan],
     references: &super::References,
-    warnings: Vec<String>,
-) -> Index {
+) -> IndexBase {
     let reference = &references.first;
-    let files = all_files(records);
     let fixed = p.config.output.layout().fixed_size();
-    let skipped: usize = records.iter().map(|r| r.skipped.len()).sum();
     let mut splits: BTreeMap<String, SplitSummary> = BTreeMap::new();
-    for (plan, record) in plans.iter().zip(records) {
+    for plan in plans {
         let shape = references.of(&plan.split);
-        let e = splits.entry(plan.split.clone()).or_insert(SplitSummary {
+        splits.entry(plan.split.clone()).or_insert(SplitSummary {
             samples: 0,
             files: 0,
             height: fixed.then_some(shape.image.height),
             width: fixed.then_some(shape.image.width),
         });
-        e.samples += record.counts.samples as usize;
     }
-    for f in &files {
-        if let Some(e) = splits.get_mut(&f.split) {
-            e.files += 1;
-        }
-    }
-    Index {
-        segprep_version: env!("CARGO_PKG_VERSION"),
+    let index = Index {
+        segprep_version: env!("CARGO_PKG_VERSION").into(),
         pipeline_hash: p.hash.clone(),
         inputs_sha256: inputs_hash(found),
         pipeline: serde_json::to_value(&p.config).expect("pipeline serializes"),
-        format: p.config.output.format.extension(),
-        layout: p.config.output.layout().name(),
+        format: p.config.output.format.extension().into(),
+        layout: p.config.output.layout().name().into(),
         input_classes: p.input_classes.classes.clone(),
         classes: p.classes.classes.clone(),
         ignore_index: p.classes.ignore_index,
@@ -107,8 +112,64 @@ pub fn make_index(
         stages: p.stages.iter().map(Stage::describe).collect(),
         splits,
         unpaired_skipped: found.unpaired_images.len() + found.unpaired_labels.len(),
-        warnings,
-        skipped_samples: skipped,
-        files,
+        warnings: discovery_warnings(found),
+        skipped_samples: 0,
+        files: Vec::new(),
+    };
+    IndexBase {
+        index,
+        shard_splits: plans.iter().map(|p| p.split.clone()).collect(),
     }
+}
+
+/// index.json from the base and every shard's record (in plan order).
+pub fn complete(base: &IndexBase, records: &[ShardRecord]) -> Index {
+    let mut index = base.index.clone();
+    index.files = all_files(records);
+    index.skipped_samples = records.iter().map(|r| r.skipped.len()).sum();
+    index.warnings.extend(record_warnings(records));
+    for (split, record) in base.shard_splits.iter().zip(records) {
+        if let Some(e) = index.splits.get_mut(split) {
+            e.samples += record.counts.samples as usize;
+        }
+    }
+    for f in &index.files {
+        if let Some(e) = index.splits.get_mut(&f.split) {
+            e.files += 1;
+        }
+    }
+    index
+}
+
+fn discovery_warnings(found: &Discovery) -> Vec<String> {
+    let mut w = Vec::new();
+    let jpeg_labels = found
+        .pairs
+        .iter()
+        .filter(|p| matches!(&p.label, LabelSource::File(f) if is_jpeg(f)))
+        .count();
+    if jpeg_labels > 0 {
+        w.push(format!("{jpeg_labels} label file(s) are JPEG: lossy compression changes class ids at edges; use PNG labels"));
+    }
+    let unpaired = found.unpaired_images.len() + found.unpaired_labels.len();
+    if unpaired > 0 {
+        w.push(format!(
+            "{unpaired} unpaired file(s) skipped (unpaired = \"skip\")"
+        ));
+    }
+    w
+}
+
+fn record_warnings(records: &[ShardRecord]) -> Vec<String> {
+    let mut w = Vec::new();
+    let skipped: usize = records.iter().map(|r| r.skipped.len()).sum();
+    if skipped > 0 {
+        w.push(format!(
+            "{skipped} sample(s) failed and were left out (on_error = \"skip\"); see errors.jsonl"
+        ));
+    }
+    if records.iter().any(|r| r.counts.unknown_pixels > 0) {
+        w.push("some label values were not declared and were mapped to the ignore index (see unknown_pixels in stats.json)".into());
+    }
+    w
 }

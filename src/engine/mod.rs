@@ -6,26 +6,27 @@
 //! on scheduling or on where an interrupted run stopped.
 mod dataset_stats;
 mod index;
+pub mod merge;
 pub mod output;
 mod plan;
 mod run;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::decode::is_jpeg;
 use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
 use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
-use crate::sample::{Image, LabelMap, LabelSource, PairRef, Sample};
-use crate::sink::manifest::{SplitSummary, ERRORS_FILE, INDEX_FILE, STATS_FILE};
-use crate::sink::{atomic, ShardPlan};
+use crate::sample::{Image, LabelMap, PairRef, Sample};
+use crate::sink::manifest::SplitSummary;
+use crate::sink::ShardPlan;
 use crate::source::{self, Discovery};
 use crate::stages::Stage;
-use crate::stats::counts::{SplitCounts, Stats};
 use output::{OutputDir, PlanStamp, ShardRecord};
+use worker::Worker;
 
 /// Default target of uncompressed bytes per shard.
 pub const DEFAULT_SHARD_BYTES: u64 = 256 << 20;
@@ -35,6 +36,8 @@ pub struct BuildOptions {
     pub threads: Option<usize>,
     pub out: Option<PathBuf>,
     pub force: bool,
+    /// This process's part of a sharded build (`--worker I/W` or the scheduler's variables).
+    pub worker: Option<Worker>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub struct BuildSummary {
     /// Shards found complete from an earlier, interrupted run.
     pub resumed_shards: usize,
     pub warnings: Vec<String>,
+    /// Logical shards this process completed or found complete, of the plan's total.
+    pub shards: (usize, usize),
 }
 
 /// Decodes a pair and runs every stage on it: one sample, or several after an augment stage.
@@ -141,39 +146,125 @@ fn build_in_pool(
         .assign(&found.pairs)
         .map_err(|m| Error::pipeline(&p.file, m))?;
     let out_dir = opts.out.clone().unwrap_or_else(|| p.output_dir.clone());
+    let fixed = fixed_plan(p, &found.pairs, &splits, opts.worker.as_ref())?;
+    if p.config.run.on_error == OnError::Fail {
+        plan::check_uniform_images(p, &found.pairs)?;
+    }
+    // claimed before the expensive work, so a wrong output folder fails fast
+    let out = claim_output(p, &found, &out_dir, opts)?;
+    let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
+    let saved_moments = opts
+        .worker
+        .as_ref()
+        .map(|_| dataset_stats::moments_dir(&out.dir));
+    dataset_stats::measure_dataset_standardization(p, &groups, saved_moments.as_deref(), progress)?;
+    let references = reference_samples(p, &found.pairs, &splits)?;
+    let plans = match fixed {
+        Some(plans) => plans,
+        None => plan::plan_shards(p, &found.pairs, &splits, &references.first),
+    };
+    let base = index::make_base(p, &found, &plans, &references);
+    merge::write_base(&out.dir, &base)?;
+    let owns = |s: usize| opts.worker.as_ref().is_none_or(|w| w.owns(s));
+    let run::ShardResults { records, resumed } =
+        run::run_shards(p, &out, &plans, &references, &owns, progress)?;
+    let mine: Vec<ShardRecord> = records.iter().flatten().cloned().collect();
+    let built = match &opts.worker {
+        None => merge::write_derived(&out.dir, &base, &mine)?,
+        // a worker's own part; `segprep merge` writes the whole
+        Some(_) => index::complete(&base, &mine),
+    };
+    Ok(BuildSummary {
+        out_dir,
+        samples: built.splits.values().map(|s| s.samples).sum(),
+        files: built.files.len(),
+        bytes: built.files.iter().map(|f| f.bytes).sum(),
+        splits: built.splits,
+        unpaired_skipped: built.unpaired_skipped,
+        skipped_samples: built.skipped_samples,
+        resumed_shards: resumed,
+        warnings: built.warnings,
+        shards: (mine.len(), plans.len()),
+    })
+}
+
+/// The plan fixed by `num_shards` alone, if set; workers must have one.
+fn fixed_plan(
+    p: &Pipeline,
+    pairs: &[PairRef],
+    splits: &[String],
+    worker: Option<&Worker>,
+) -> Result<Option<Vec<ShardPlan>>> {
+    match (p.config.output.num_shards, worker) {
+        (Some(n), _) => plan::plan_fixed(p, pairs, splits, n).map(Some),
+        (None, Some(w)) => Err(Error::Usage(format!(
+            "worker {}/{} needs a shard count fixed up front, the same for every worker: pass --num-shards N (a few per worker, e.g. {}) or set [output] num_shards",
+            w.index,
+            w.count,
+            4 * w.count
+        ))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Claims the output folder: alone (lock, resume, --force) or as one of several workers.
+fn claim_output(
+    p: &Pipeline,
+    found: &Discovery,
+    out_dir: &std::path::Path,
+    opts: &BuildOptions,
+) -> Result<OutputDir> {
     let inputs: Vec<PathBuf> = std::iter::once(p.images_path.clone())
         .chain(p.band_paths.iter().cloned())
         .chain(p.labels_path.clone())
         .collect();
     let stamp = PlanStamp {
         pipeline_hash: p.hash.clone(),
-        inputs_sha256: index::inputs_hash(&found),
-        inputs_state: index::inputs_state_hash(&found),
+        inputs_sha256: index::inputs_hash(found),
+        inputs_state: index::inputs_state_hash(found),
+        num_shards: p.config.output.num_shards,
+        segprep_version: env!("CARGO_PKG_VERSION").into(),
     };
-    if p.config.run.on_error == OnError::Fail {
-        plan::check_uniform_images(p, &found.pairs)?;
+    match &opts.worker {
+        None => OutputDir::claim(out_dir, &stamp, &inputs, opts.force),
+        Some(_) if opts.force => Err(Error::Usage(
+            "--force cannot be used by workers (one would delete the others' shards); empty the output folder once before starting them".into(),
+        )),
+        Some(_) => OutputDir::join(out_dir, &stamp, &inputs),
     }
-    // claimed before the expensive work, so a wrong output folder fails fast
-    let out = OutputDir::claim(&out_dir, &stamp, &inputs, opts.force)?;
-    dataset_stats::measure_dataset_standardization(p, &found.pairs, &splits, progress)?;
-    let references = reference_samples(p, &found.pairs, &splits)?;
-    let reference = &references.first;
-    let plans = plan::plan_shards(p, &found.pairs, &splits, reference);
-    let run::ShardResults { records, resumed } =
-        run::run_shards(p, &out, &plans, &references, progress)?;
-    let warnings = warnings(&found, &records);
-    let index = index::make_index(p, &found, &records, &plans, &references, warnings.clone());
-    write_derived(p, &out, &plans, &records, &index)?;
-    Ok(BuildSummary {
-        out_dir,
-        samples: index.splits.values().map(|s| s.samples).sum(),
-        files: index.files.len(),
-        bytes: index.files.iter().map(|f| f.bytes).sum(),
-        splits: index.splits,
-        unpaired_skipped: index.unpaired_skipped,
-        skipped_samples: index.skipped_samples,
-        resumed_shards: resumed,
-        warnings,
+}
+
+/// A worker's stats pass for dataset-wide standardization: measures the train moments of the
+/// shards it owns and saves them in the output folder, where the build workers read them all.
+/// Returns (groups measured now, train groups this worker owns).
+pub fn measure_worker_moments(
+    p: &mut Pipeline,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<(usize, usize)> {
+    let Some(worker) = opts.worker.clone() else {
+        return Err(Error::Usage(
+            "measuring moments for workers needs --worker I/W".into(),
+        ));
+    };
+    if dataset_stats::dataset_stage(p).is_none() {
+        return Err(Error::pipeline(&p.file, "segprep stats --worker measures the train moments for standardize mode = \"dataset\", which this pipeline does not have; run the build workers directly"));
+    }
+    thread_pool(opts.threads)?.install(|| {
+        let found = source::discover(p)?;
+        let splits = p
+            .split
+            .assign(&found.pairs)
+            .map_err(|m| Error::pipeline(&p.file, m))?;
+        let out_dir = opts.out.clone().unwrap_or_else(|| p.output_dir.clone());
+        let fixed = fixed_plan(p, &found.pairs, &splits, Some(&worker))?;
+        let out = claim_output(p, &found, &out_dir, opts)?;
+        let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
+        let owned = groups.iter().filter(|(s, _)| worker.owns(*s)).count();
+        let dir = dataset_stats::moments_dir(&out.dir);
+        let measured =
+            dataset_stats::save_worker_moments(p, &groups, &|s| worker.owns(s), &dir, progress)?;
+        Ok((measured, owned))
     })
 }
 
@@ -227,66 +318,4 @@ impl References {
     pub fn of(&self, split: &str) -> &Sample {
         self.by_split.get(split).unwrap_or(&self.first)
     }
-}
-
-/// stats.json, errors.jsonl and, last, index.json: all derived from the shard records.
-fn write_derived(
-    p: &Pipeline,
-    out: &OutputDir,
-    plans: &[ShardPlan],
-    records: &[ShardRecord],
-    index: &crate::sink::manifest::Index,
-) -> Result<()> {
-    let mut stats = Stats::new(p.classes.ignore_index);
-    for (plan, record) in plans.iter().zip(records) {
-        stats
-            .splits
-            .entry(plan.split.clone())
-            .or_insert_with(|| SplitCounts::new(&p.classes))
-            .merge(&record.counts);
-    }
-    let errors: String = records
-        .iter()
-        .flat_map(|r| &r.skipped)
-        .map(|s| serde_json::to_string(s).expect("serializes") + "\n")
-        .collect();
-    atomic::write_text(&out.dir.join(STATS_FILE), &to_json(&stats))?;
-    if errors.is_empty() {
-        let _ = std::fs::remove_file(out.dir.join(ERRORS_FILE));
-    } else {
-        atomic::write_text(&out.dir.join(ERRORS_FILE), &errors)?;
-    }
-    atomic::write_text(&out.dir.join(INDEX_FILE), &to_json(index))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string_pretty(v).expect("manifest serializes") + "\n"
-}
-
-fn warnings(found: &Discovery, records: &[ShardRecord]) -> Vec<String> {
-    let mut w = Vec::new();
-    let jpeg_labels = found
-        .pairs
-        .iter()
-        .filter(|p| matches!(&p.label, LabelSource::File(f) if is_jpeg(f)))
-        .count();
-    if jpeg_labels > 0 {
-        w.push(format!("{jpeg_labels} label file(s) are JPEG: lossy compression changes class ids at edges; use PNG labels"));
-    }
-    let unpaired = found.unpaired_images.len() + found.unpaired_labels.len();
-    if unpaired > 0 {
-        w.push(format!(
-            "{unpaired} unpaired file(s) skipped (unpaired = \"skip\")"
-        ));
-    }
-    let skipped: usize = records.iter().map(|r| r.skipped.len()).sum();
-    if skipped > 0 {
-        w.push(format!(
-            "{skipped} sample(s) failed and were left out (on_error = \"skip\"); see errors.jsonl"
-        ));
-    }
-    if records.iter().any(|r| r.counts.unknown_pixels > 0) {
-        w.push("some label values were not declared and were mapped to the ignore index (see unknown_pixels in stats.json)".into());
-    }
-    w
 }

@@ -25,7 +25,69 @@ pub struct PlanStamp {
     pub pipeline_hash: String,
     pub inputs_sha256: String,
     /// Sizes and modification times of the inputs: a file edited in place is a changed input.
+    /// Machine-specific, so workers (which may run on other machines) do not compare it.
     pub inputs_state: String,
+    /// The fixed shard count workers share (`num_shards`), if any.
+    #[serde(default)]
+    pub num_shards: Option<usize>,
+    #[serde(default)]
+    pub segprep_version: String,
+}
+
+impl PlanStamp {
+    /// What every worker must agree on: pipeline, input list, partition and version.
+    fn same_plan(&self, other: &PlanStamp) -> bool {
+        (
+            &self.pipeline_hash,
+            &self.inputs_sha256,
+            self.num_shards,
+            &self.segprep_version,
+        ) == (
+            &other.pipeline_hash,
+            &other.inputs_sha256,
+            other.num_shards,
+            &other.segprep_version,
+        )
+    }
+
+    fn mismatch(&self, recorded: &PlanStamp, file: &Path) -> Error {
+        let mut differ = Vec::new();
+        if self.pipeline_hash != recorded.pipeline_hash {
+            differ.push(format!(
+                "pipeline hash {} (recorded {})",
+                short(&self.pipeline_hash),
+                short(&recorded.pipeline_hash)
+            ));
+        }
+        if self.inputs_sha256 != recorded.inputs_sha256 {
+            differ.push(format!(
+                "input-list hash {} (recorded {})",
+                short(&self.inputs_sha256),
+                short(&recorded.inputs_sha256)
+            ));
+        }
+        if self.num_shards != recorded.num_shards {
+            differ.push(format!(
+                "num_shards {:?} (recorded {:?})",
+                self.num_shards, recorded.num_shards
+            ));
+        }
+        if self.segprep_version != recorded.segprep_version {
+            differ.push(format!(
+                "segprep {} (recorded {})",
+                self.segprep_version, recorded.segprep_version
+            ));
+        }
+        Error::Usage(format!(
+            "this worker's plan differs from the one recorded in {}: {}. Every worker must run the same pipeline file on the same inputs; to start a new build, use an empty output folder",
+            file.display(),
+            differ.join(", ")
+        ))
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
 }
 
 /// A sample left out under `on_error = "skip"`.
@@ -48,7 +110,8 @@ pub struct ShardRecord {
 /// An output folder claimed by this build. Dropping it releases the lock.
 pub struct OutputDir {
     pub dir: PathBuf,
-    lock: PathBuf,
+    /// The lock of a single-machine build; workers take none.
+    lock: Option<PathBuf>,
 }
 
 impl OutputDir {
@@ -90,14 +153,55 @@ impl OutputDir {
         std::fs::create_dir_all(state.join("records"))
             .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
         let lock = take_lock(&state.join("lock"))?;
+        // the lock is ours: any partial file is a killed build's leftover
+        atomic::remove_all_partials(dir);
         atomic::write_text(
             &state.join("plan.json"),
             &serde_json::to_string_pretty(stamp).expect("stamp serializes"),
         )?;
         Ok(OutputDir {
             dir: dir.to_path_buf(),
-            lock,
+            lock: Some(lock),
         })
+    }
+
+    /// Joins a sharded build as one of its workers. No lock: workers (and a duplicate of a worker a
+    /// scheduler retried) may share the folder, since each shard's bytes are fixed by the plan and
+    /// written atomically. The first worker records the plan; every later one must match it.
+    pub fn join(dir: &Path, stamp: &PlanStamp, inputs: &[PathBuf]) -> Result<OutputDir> {
+        refuse_inside_inputs(dir, inputs)?;
+        let state = dir.join(STATE_DIR);
+        let plan = state.join("plan.json");
+        if read_stamp(&plan).is_none() {
+            let empty = std::fs::read_dir(dir)
+                .map(|e| e.flatten().all(|e| e.file_name() == STATE_DIR))
+                .unwrap_or(true);
+            if !empty {
+                return Err(Error::Usage(format!("output folder {} is not empty and holds no segprep plan; workers need an empty or new folder", dir.display())));
+            }
+        }
+        std::fs::create_dir_all(state.join("records"))
+            .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
+        let text = serde_json::to_string_pretty(stamp).expect("stamp serializes");
+        atomic::create_exclusive(&plan, text.as_bytes())?;
+        let recorded = read_stamp(&plan).ok_or_else(|| {
+            Error::data(&plan, "output", "the plan file is not valid JSON; delete the output folder and start the workers again")
+        })?;
+        if !stamp.same_plan(&recorded) {
+            return Err(stamp.mismatch(&recorded, &plan));
+        }
+        Ok(OutputDir {
+            dir: dir.to_path_buf(),
+            lock: None,
+        })
+    }
+
+    /// A finished or worker-built folder opened to read its records (`segprep merge`); no lock.
+    pub fn open(dir: &Path) -> OutputDir {
+        OutputDir {
+            dir: dir.to_path_buf(),
+            lock: None,
+        }
     }
 
     fn record_path(&self, shard: usize) -> PathBuf {
@@ -128,7 +232,9 @@ impl OutputDir {
 
 impl Drop for OutputDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.lock);
+        if let Some(lock) = &self.lock {
+            let _ = std::fs::remove_file(lock);
+        }
     }
 }
 
@@ -250,7 +356,7 @@ fn remove_previous_build(dir: &Path) -> Result<()> {
     }
     for f in files.iter().filter(|f| !f.contains("..")) {
         let _ = std::fs::remove_file(dir.join(f));
-        let _ = std::fs::remove_file(atomic::partial_path(&dir.join(f)));
+        atomic::remove_partials(&dir.join(f));
     }
     for name in [INDEX_FILE, STATS_FILE, ERRORS_FILE] {
         let _ = std::fs::remove_file(dir.join(name));

@@ -11,6 +11,69 @@ use crate::pipeline::Pipeline;
 use crate::sample::{PairRef, PixelType, Sample};
 use crate::sink::{sample_bytes, ShardPlan};
 
+/// The pairs of each split in plan order: splits train, val, test, then others; keys sorted.
+fn by_split<'a>(pairs: &[PairRef], splits: &'a [String]) -> Vec<(&'a str, Vec<PairRef>)> {
+    let mut by_split: BTreeMap<(usize, &str), Vec<PairRef>> = BTreeMap::new();
+    for (pair, split) in pairs.iter().zip(splits) {
+        by_split
+            .entry((crate::split::rank(split), split))
+            .or_default()
+            .push(pair.clone());
+    }
+    by_split.into_iter().map(|((_, s), m)| (s, m)).collect()
+}
+
+/// `num_shards` shards over all splits, fixed by the sorted input alone (no sample is decoded), so
+/// every worker computes the same partition. Each split gets at least one shard; the rest go one
+/// at a time to the split with the most pairs per shard, and a split's pairs are cut evenly.
+pub fn plan_fixed(
+    p: &Pipeline,
+    pairs: &[PairRef],
+    splits: &[String],
+    num_shards: usize,
+) -> Result<Vec<ShardPlan>> {
+    let groups = by_split(pairs, splits);
+    if num_shards < groups.len() || num_shards > pairs.len() {
+        return Err(Error::Usage(format!(
+            "num_shards = {num_shards}, but the input has {} pairs in {} split(s): give between {} and {} shards",
+            pairs.len(),
+            groups.len(),
+            groups.len(),
+            pairs.len()
+        )));
+    }
+    let mut counts = vec![1usize; groups.len()];
+    for _ in groups.len()..num_shards {
+        // most pairs per shard first; compared as fractions n_a/c_a > n_b/c_b, first split on ties
+        let next = (0..groups.len())
+            .filter(|&k| counts[k] < groups[k].1.len())
+            .reduce(|a, b| {
+                if groups[b].1.len() * counts[a] > groups[a].1.len() * counts[b] {
+                    b
+                } else {
+                    a
+                }
+            })
+            .expect("fewer shards than pairs");
+        counts[next] += 1;
+    }
+    let mut plans = Vec::new();
+    for ((split, members), of) in groups.into_iter().zip(counts) {
+        let n = members.len();
+        for index in 0..of {
+            let (start, end) = (index * n / of, (index + 1) * n / of);
+            plans.push(ShardPlan {
+                split: split.to_string(),
+                index,
+                of,
+                first_sample: start * p.samples_per_pair(split),
+                pairs: members[start..end].to_vec(),
+            });
+        }
+    }
+    Ok(plans)
+}
+
 pub fn plan_shards(
     p: &Pipeline,
     pairs: &[PairRef],
@@ -25,15 +88,8 @@ pub fn plan_shards(
             .map_or(DEFAULT_SHARD_BYTES, |b| b.0);
         (target / sample_bytes(reference, p.label_dtype).max(1)).max(1) as usize
     });
-    let mut by_split: BTreeMap<(usize, &str), Vec<PairRef>> = BTreeMap::new();
-    for (pair, split) in pairs.iter().zip(splits) {
-        by_split
-            .entry((crate::split::rank(split), split))
-            .or_default()
-            .push(pair.clone());
-    }
     let mut plans = Vec::new();
-    for ((_, split), members) in by_split {
+    for (split, members) in by_split(pairs, splits) {
         // shard sizes count samples; an augmented pair becomes several
         let per_pair = p.samples_per_pair(split);
         let pairs_per_shard = (per_shard / per_pair).max(1);

@@ -23,34 +23,41 @@ enum ToWriter {
     Finish(usize, SplitCounts, Vec<SkippedSample>),
 }
 
-/// What running the shards gives: every shard's record in plan order, and how many were kept from
-/// an earlier run.
+/// What running the shards gives: the record of every shard this process owns in plan order
+/// (`None` for a shard another worker builds), and how many were kept from an earlier run.
 pub struct ShardResults {
-    pub records: Vec<ShardRecord>,
+    pub records: Vec<Option<ShardRecord>>,
     pub resumed: usize,
 }
 
-/// Runs every shard; shards whose record and files check out (verified once, here) are kept.
+/// Runs every shard `owns` accepts; shards whose record and files check out (verified once, here)
+/// are kept.
 pub fn run_shards(
     p: &Pipeline,
     out: &OutputDir,
     plans: &[ShardPlan],
     references: &super::References,
+    owns: &(dyn Fn(usize) -> bool + Sync),
     progress: &dyn Progress,
 ) -> Result<ShardResults> {
     let reference = &references.first;
-    let total: usize = plans.iter().map(|s| s.pairs.len()).sum();
+    let total: usize = (0..plans.len())
+        .filter(|&s| owns(s))
+        .map(|s| plans[s].pairs.len())
+        .sum();
     progress.start("building shards", total as u64);
     let mut sink = sink::for_layout(p, &out.dir);
     let batch = sink
         .batch_samples(sink::sample_bytes(reference, p.label_dtype))
         .max(1);
-    let mut records: Vec<Option<ShardRecord>> = plans
-        .iter()
-        .enumerate()
-        .map(|(i, _)| out.valid_record(i))
+    let mut records: Vec<Option<ShardRecord>> = (0..plans.len())
+        .into_par_iter()
+        .map(|i| owns(i).then(|| out.valid_record(i)).flatten())
         .collect();
     let resumed = records.iter().flatten().count();
+    let todo: Vec<bool> = (0..plans.len())
+        .map(|i| owns(i) && records[i].is_none())
+        .collect();
     let result = std::thread::scope(|scope| -> Result<Vec<(usize, ShardRecord)>> {
         // rendezvous: at most one batch being written and one being computed
         let (tx, rx) = sync_channel::<ToWriter>(0);
@@ -73,7 +80,7 @@ pub fn run_shards(
             }
             Ok(done)
         });
-        let computed = compute_shards(p, plans, &records, references, batch, progress, &tx);
+        let computed = compute_shards(p, plans, &todo, &records, references, batch, progress, &tx);
         drop(tx);
         let written = writer
             .join()
@@ -85,16 +92,14 @@ pub fn run_shards(
     for (i, record) in result? {
         records[i] = Some(record);
     }
-    let records = records
-        .into_iter()
-        .map(|r| r.expect("every shard was built or resumed"))
-        .collect();
     Ok(ShardResults { records, resumed })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compute_shards(
     p: &Pipeline,
     plans: &[ShardPlan],
+    todo: &[bool],
     done: &[Option<ShardRecord>],
     references: &super::References,
     batch: usize,
@@ -105,8 +110,10 @@ fn compute_shards(
     let send = |m: ToWriter| tx.send(m).is_ok();
     let mut errors_so_far: usize = done.iter().flatten().map(|r| r.skipped.len()).sum();
     for (i, plan) in plans.iter().enumerate() {
-        if done[i].is_some() {
-            progress.advance(plan.pairs.len() as u64);
+        if !todo[i] {
+            if done[i].is_some() {
+                progress.advance(plan.pairs.len() as u64);
+            }
             continue;
         }
         let (mut counts, mut skipped) = (SplitCounts::new(&p.classes), Vec::new());

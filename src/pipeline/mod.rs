@@ -146,6 +146,9 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
             problems.push("output.shard_samples must be at least 1".into());
         }
     }
+    if config.output.num_shards == Some(0) {
+        problems.push("output.num_shards must be at least 1".into());
+    }
     match (
         input_classes,
         classes,
@@ -191,6 +194,17 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
 }
 
 impl Pipeline {
+    /// Fixes the shard count from the command line. It changes the output, so it becomes part of
+    /// the pipeline (and of its hash, and of index.json) exactly as if the file had set it.
+    pub fn set_num_shards(&mut self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Err(Error::Usage("--num-shards must be at least 1".into()));
+        }
+        self.config.output.num_shards = Some(n);
+        self.hash = hash(&self.config);
+        Ok(())
+    }
+
     /// Samples each pair of `split` becomes (more than one after an augment stage).
     pub fn samples_per_pair(&self, split: &str) -> usize {
         self.stages.iter().map(|s| s.multiplicity(split)).product()

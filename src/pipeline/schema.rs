@@ -361,6 +361,10 @@ pub struct OutputConfig {
     pub shard_samples: Option<usize>,
     /// Target uncompressed bytes per shard: an integer or a string like "256MiB". Default 256 MiB.
     pub shard_bytes: Option<ByteSize>,
+    /// A fixed number of shards over all splits, whatever the sample size: the partition workers
+    /// share (`--num-shards`). Overrides `shard_samples` and `shard_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_shards: Option<usize>,
     #[serde(default)]
     pub compression: Compression,
     #[serde(default)]

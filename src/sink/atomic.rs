@@ -1,17 +1,78 @@
 //! Files that appear whole or not at all: written under a `.partial` name, synced, then renamed.
+//!
+//! The partial name carries the process id and a counter, so two workers writing the same shard
+//! (a scheduler's retry beside the original) never write into one temporary file; each renames its
+//! own whole file into place, and the bytes are the same.
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 
 pub const PARTIAL_SUFFIX: &str = ".partial";
 
+static PARTIAL_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A temporary name beside `path`, unique to this process and call: `{name}.{pid}-{n}.partial`.
 pub fn partial_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(PARTIAL_SUFFIX);
+    let n = PARTIAL_COUNTER.fetch_add(1, Ordering::Relaxed);
+    name.push(format!(".{}-{n}{PARTIAL_SUFFIX}", std::process::id()));
     path.with_file_name(name)
+}
+
+/// Removes the partial files any process left for `path` (a build killed mid-write).
+pub fn remove_partials(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let n = entry.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && n.ends_with(PARTIAL_SUFFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Removes every partial file under `dir` (recursively): what killed writers left. Only safe when
+/// no other process writes there (the build holds the lock; merge runs after the workers).
+pub fn remove_all_partials(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_all_partials(&path);
+        } else if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(PARTIAL_SUFFIX)
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Creates `path` with `bytes` unless it exists; returns whether this call created it. The file
+/// is written whole under a partial name and hard-linked into place, which fails if another
+/// process got there first, so exactly one writer wins.
+pub fn create_exclusive(path: &Path, bytes: &[u8]) -> Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    let tmp = partial_path(path);
+    let result = (|| {
+        std::fs::write(&tmp, bytes)?;
+        File::open(&tmp)?.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result.map_err(|e| Error::io(path, "write", e))
 }
 
 /// A file being written under its `.partial` name. `commit` syncs, hashes and renames it into

@@ -1,7 +1,7 @@
 //! `index.json`: everything needed to trust and reuse a build: versions, the pipeline and its hash,
 //! classes, stage values (standardization included), the shapes, and each file with its sha256.
 //! Written last, atomically: a folder without it is not a finished build.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::FileRecord;
@@ -12,7 +12,7 @@ pub const INDEX_FILE: &str = "index.json";
 pub const STATS_FILE: &str = "stats.json";
 pub const ERRORS_FILE: &str = "errors.jsonl";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArrayInfo {
     pub dtype: PixelType,
     /// The size of every sample, or `null` when the layout allows sizes to vary (`huggingface`).
@@ -21,7 +21,7 @@ pub struct ArrayInfo {
     pub bands: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SplitSummary {
     pub samples: usize,
     pub files: usize,
@@ -32,15 +32,15 @@ pub struct SplitSummary {
     pub width: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Index {
-    pub segprep_version: &'static str,
+    pub segprep_version: String,
     pub pipeline_hash: String,
     /// sha256 over the sorted sample keys and their file names: which inputs were used.
     pub inputs_sha256: String,
     pub pipeline: serde_json::Value,
-    pub format: &'static str,
-    pub layout: &'static str,
+    pub format: String,
+    pub layout: String,
     pub input_classes: Vec<Class>,
     pub classes: Vec<Class>,
     pub ignore_index: u16,

@@ -18,16 +18,38 @@ pub struct Run {
 }
 
 pub fn run(dir: &Path, args: &[&str]) -> Run {
-    let out: Output = std::process::Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run segprep");
+    let out: Output = command(dir, args).output().expect("run segprep");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The scheduler variables that make a build a worker: removed, so a test run inside a Slurm or
+/// Kubernetes job still builds alone unless the test says otherwise.
+pub const WORKER_VARS: [&str; 11] = [
+    "SEGPREP_WORKER_INDEX",
+    "SEGPREP_WORKER_COUNT",
+    "JOB_COMPLETION_INDEX",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_COUNT",
+    "AWS_BATCH_JOB_ARRAY_INDEX",
+    "AWS_BATCH_JOB_ARRAY_SIZE",
+    "BATCH_TASK_INDEX",
+    "BATCH_TASK_COUNT",
+];
+
+/// `segprep ARGS` in `dir`, with no scheduler variables.
+pub fn command(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(bin());
+    c.args(args).current_dir(dir);
+    for v in WORKER_VARS {
+        c.env_remove(v);
+    }
+    c
 }
 
 /// A temp folder holding a copy of the Quintal fixture under `q/`.
@@ -177,4 +199,32 @@ pub fn json(path: impl AsRef<Path>) -> serde_json::Value {
         &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
     .unwrap()
+}
+
+/// 18 pairs (the fixture three times under other names), one sample per shard: many kill points.
+pub fn many_pairs() -> tempfile::TempDir {
+    let d = quintal_dir();
+    for copy in ["b", "c"] {
+        for sub in ["stills", "labelsRGB"] {
+            let originals: Vec<_> = std::fs::read_dir(d.path().join("q").join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("datasetQuintal")
+                })
+                .collect();
+            for path in originals {
+                let name = path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace("datasetQuintal", &format!("{copy}Quintal"));
+                std::fs::copy(&path, path.with_file_name(name)).unwrap();
+            }
+        }
+    }
+    d
 }

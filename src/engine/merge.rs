@@ -1,0 +1,113 @@
+//! The derived files of a build (`stats.json`, `errors.jsonl`, then `index.json`), written from the
+//! index base and the shard records alone. A single-machine build calls this at its end; `segprep
+//! merge` calls it once every worker is done, after checking every shard is present and intact.
+use rayon::prelude::*;
+use std::path::Path;
+
+use super::index::{complete, IndexBase, BASE_FILE};
+use super::output::{OutputDir, ShardRecord, STATE_DIR};
+use crate::error::{Error, Result};
+use crate::pipeline::classes::ClassSet;
+use crate::sink::atomic;
+use crate::sink::manifest::{Index, ERRORS_FILE, INDEX_FILE, STATS_FILE};
+use crate::stats::counts::{SplitCounts, Stats};
+
+/// Writes the derived files; index.json last, so its presence means the build is whole.
+pub fn write_derived(dir: &Path, base: &IndexBase, records: &[ShardRecord]) -> Result<Index> {
+    let index = complete(base, records);
+    let classes = ClassSet {
+        classes: index.classes.clone(),
+        ignore_index: index.ignore_index,
+    };
+    let mut stats = Stats::new(index.ignore_index);
+    for (split, record) in base.shard_splits.iter().zip(records) {
+        stats
+            .splits
+            .entry(split.clone())
+            .or_insert_with(|| SplitCounts::new(&classes))
+            .merge(&record.counts);
+    }
+    let errors: String = records
+        .iter()
+        .flat_map(|r| &r.skipped)
+        .map(|s| serde_json::to_string(s).expect("serializes") + "\n")
+        .collect();
+    atomic::write_text(&dir.join(STATS_FILE), &to_json(&stats))?;
+    if errors.is_empty() {
+        let _ = std::fs::remove_file(dir.join(ERRORS_FILE));
+    } else {
+        atomic::write_text(&dir.join(ERRORS_FILE), &errors)?;
+    }
+    atomic::write_text(&dir.join(INDEX_FILE), &to_json(&index))?;
+    Ok(index)
+}
+
+pub fn write_base(dir: &Path, base: &IndexBase) -> Result<()> {
+    atomic::write_text(&dir.join(STATE_DIR).join(BASE_FILE), &to_json(base))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("manifest serializes") + "\n"
+}
+
+/// What `segprep merge` found and wrote.
+pub struct MergeSummary {
+    pub index: Index,
+    pub shards: usize,
+}
+
+/// Checks that every logical shard of a worker build is complete (every file present with the
+/// size and sha256 its record gives), then writes the derived files.
+pub fn merge(dir: &Path, threads: Option<usize>) -> Result<MergeSummary> {
+    let base_path = dir.join(STATE_DIR).join(BASE_FILE);
+    let text = std::fs::read_to_string(&base_path).map_err(|e| {
+        Error::data(
+            &base_path,
+            "merge",
+            format!("cannot read it ({e}): {} is not a segprep build, or no worker has started yet; run the workers first", dir.display()),
+        )
+    })?;
+    let base: IndexBase = serde_json::from_str(&text).map_err(|e| {
+        Error::data(
+            &base_path,
+            "merge",
+            format!("not a valid index base ({e}); was it written by another segprep version?"),
+        )
+    })?;
+    let out = OutputDir::open(dir);
+    let shards = base.shard_splits.len();
+    let records: Vec<Option<ShardRecord>> = super::thread_pool(threads)?.install(|| {
+        (0..shards)
+            .into_par_iter()
+            .map(|s| out.valid_record(s))
+            .collect()
+    });
+    let missing: Vec<usize> = (0..shards).filter(|&s| records[s].is_none()).collect();
+    if !missing.is_empty() {
+        return Err(missing_shards(dir, &base, &missing));
+    }
+    let records: Vec<ShardRecord> = records.into_iter().flatten().collect();
+    // every worker is done: partial files are leftovers of killed ones
+    crate::sink::atomic::remove_all_partials(dir);
+    let index = write_derived(dir, &base, &records)?;
+    Ok(MergeSummary { index, shards })
+}
+
+fn missing_shards(dir: &Path, base: &IndexBase, missing: &[usize]) -> Error {
+    let listed: Vec<String> = missing
+        .iter()
+        .take(20)
+        .map(|&s| format!("{s} ({})", base.shard_splits[s]))
+        .collect();
+    let more = if missing.len() > 20 { ", ..." } else { "" };
+    Error::Data {
+        file: dir.to_path_buf(),
+        stage: "merge".into(),
+        message: format!(
+            "{} of {} logical shards are missing or incomplete: {}{more}. Shard s belongs to worker s % W; rerun those workers (a rerun builds only what is missing), then merge again",
+            missing.len(),
+            base.shard_splits.len(),
+            listed.join(", ")
+        ),
+    }
+}
