@@ -17,3 +17,4 @@ pub mod source;
 pub mod split;
 pub mod stages;
 pub mod stats;
+pub mod storage;

@@ -8,9 +8,9 @@
 //! values as one process.
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::output::STATE_DIR;
+use super::output::{OutputDir, STATE_DIR};
 use super::process;
 use crate::error::{Error, Result};
 use crate::pipeline::schema::OnError;
@@ -59,7 +59,7 @@ pub fn train_groups(
 pub fn measure_dataset_standardization(
     p: &mut Pipeline,
     groups: &[(usize, Vec<PairRef>)],
-    moments_dir: Option<&Path>,
+    saved: Option<&OutputDir>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let Some(at) = dataset_stage(p) else {
@@ -71,8 +71,8 @@ pub fn measure_dataset_standardization(
             "standardize mode = \"dataset\" needs samples in the train split",
         ));
     }
-    let totals = match moments_dir {
-        Some(dir) => read_group_moments(dir, groups)?,
+    let totals = match saved {
+        Some(out) => read_group_moments(out, groups)?,
         None => measure_groups(p, at, groups, progress)?,
     };
     let mut total: Option<Vec<BandMoments>> = None;
@@ -172,27 +172,23 @@ struct SavedMoments {
     bands: Option<Vec<(u64, u64, u64)>>,
 }
 
-pub fn moments_dir(out: &Path) -> PathBuf {
-    out.join(STATE_DIR).join("moments")
-}
-
-fn moments_file(dir: &Path, shard: usize) -> PathBuf {
-    dir.join(format!("{shard:05}.json"))
+fn moments_rel(shard: usize) -> String {
+    format!("{STATE_DIR}/moments/{shard:05}.json")
 }
 
 fn read_group_moments(
-    dir: &Path,
+    out: &OutputDir,
     groups: &[(usize, Vec<PairRef>)],
 ) -> Result<Vec<Option<Vec<BandMoments>>>> {
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     let mut missing = Vec::new();
     for (shard, pairs) in groups {
-        let saved: Option<SavedMoments> = std::fs::read_to_string(moments_file(dir, *shard))
-            .ok()
+        let saved: Option<SavedMoments> = out
+            .read_text(&moments_rel(*shard))?
             .and_then(|t| serde_json::from_str(&t).ok())
             .filter(|m: &SavedMoments| m.shard == *shard && m.pairs == pairs.len());
         match saved {
-            Some(m) => out.push(m.bands.map(|b| {
+            Some(m) => found.push(m.bands.map(|b| {
                 b.into_iter()
                     .map(|(count, sum, sq)| BandMoments {
                         count,
@@ -205,13 +201,13 @@ fn read_group_moments(
         }
     }
     if missing.is_empty() {
-        return Ok(out);
+        return Ok(found);
     }
     Err(Error::Usage(format!(
         "standardize mode = \"dataset\" on workers needs the train moments measured first, but {} of {} train shards have none in {} (shards {}). Run `segprep stats PIPELINE --worker I/W` as every worker (same --num-shards and output folder), then the build",
         missing.len(),
         groups.len(),
-        dir.display(),
+        out.location().join(STATE_DIR).join("moments").display(),
         missing.join(", ")
     )))
 }
@@ -222,14 +218,14 @@ pub fn save_worker_moments(
     p: &Pipeline,
     groups: &[(usize, Vec<PairRef>)],
     owns: &dyn Fn(usize) -> bool,
-    dir: &Path,
+    out: &OutputDir,
     progress: &dyn Progress,
 ) -> Result<usize> {
     let at =
         dataset_stage(p).ok_or_else(|| Error::pipeline(&p.file, "no dataset standardize stage"))?;
     let mine: Vec<(usize, Vec<PairRef>)> = groups
         .iter()
-        .filter(|g| owns(g.0) && read_group_moments(dir, std::slice::from_ref(*g)).is_err())
+        .filter(|g| owns(g.0) && read_group_moments(out, std::slice::from_ref(*g)).is_err())
         .cloned()
         .collect();
     let measured = measure_groups(p, at, &mine, progress)?;
@@ -243,10 +239,8 @@ pub fn save_worker_moments(
                     .collect()
             }),
         };
-        crate::sink::atomic::write_text(
-            &moments_file(dir, *shard),
-            &serde_json::to_string(&saved).expect("serializes"),
-        )?;
+        let text = serde_json::to_string(&saved).expect("serializes");
+        out.write_text(&moments_rel(*shard), &text)?;
     }
     Ok(mine.len())
 }

@@ -8,12 +8,11 @@ use super::index::{complete, IndexBase, BASE_FILE};
 use super::output::{OutputDir, ShardRecord, STATE_DIR};
 use crate::error::{Error, Result};
 use crate::pipeline::classes::ClassSet;
-use crate::sink::atomic;
 use crate::sink::manifest::{Index, ERRORS_FILE, INDEX_FILE, STATS_FILE};
 use crate::stats::counts::{SplitCounts, Stats};
 
 /// Writes the derived files; index.json last, so its presence means the build is whole.
-pub fn write_derived(dir: &Path, base: &IndexBase, records: &[ShardRecord]) -> Result<Index> {
+pub fn write_derived(out: &OutputDir, base: &IndexBase, records: &[ShardRecord]) -> Result<Index> {
     let index = complete(base, records);
     let classes = ClassSet {
         classes: index.classes.clone(),
@@ -32,18 +31,22 @@ pub fn write_derived(dir: &Path, base: &IndexBase, records: &[ShardRecord]) -> R
         .flat_map(|r| &r.skipped)
         .map(|s| serde_json::to_string(s).expect("serializes") + "\n")
         .collect();
-    atomic::write_text(&dir.join(STATS_FILE), &to_json(&stats))?;
+    out.write_text(STATS_FILE, &to_json(&stats))?;
     if errors.is_empty() {
-        let _ = std::fs::remove_file(dir.join(ERRORS_FILE));
+        out.remove(ERRORS_FILE)?;
     } else {
-        atomic::write_text(&dir.join(ERRORS_FILE), &errors)?;
+        out.write_text(ERRORS_FILE, &errors)?;
     }
-    atomic::write_text(&dir.join(INDEX_FILE), &to_json(&index))?;
+    out.write_text(INDEX_FILE, &to_json(&index))?;
     Ok(index)
 }
 
-pub fn write_base(dir: &Path, base: &IndexBase) -> Result<()> {
-    atomic::write_text(&dir.join(STATE_DIR).join(BASE_FILE), &to_json(base))
+fn base_rel() -> String {
+    format!("{STATE_DIR}/{BASE_FILE}")
+}
+
+pub fn write_base(out: &OutputDir, base: &IndexBase) -> Result<()> {
+    out.write_text(&base_rel(), &to_json(base))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -59,12 +62,13 @@ pub struct MergeSummary {
 /// Checks that every logical shard of a worker build is complete (every file present with the
 /// size and sha256 its record gives), then writes the derived files.
 pub fn merge(dir: &Path, threads: Option<usize>) -> Result<MergeSummary> {
+    let out = OutputDir::open(dir)?;
     let base_path = dir.join(STATE_DIR).join(BASE_FILE);
-    let text = std::fs::read_to_string(&base_path).map_err(|e| {
+    let text = out.read_text(&base_rel())?.ok_or_else(|| {
         Error::data(
             &base_path,
             "merge",
-            format!("cannot read it ({e}): {} is not a segprep build, or no worker has started yet; run the workers first", dir.display()),
+            format!("not found: {} is not a segprep build, or no worker has started yet; run the workers first", dir.display()),
         )
     })?;
     let base: IndexBase = serde_json::from_str(&text).map_err(|e| {
@@ -74,12 +78,11 @@ pub fn merge(dir: &Path, threads: Option<usize>) -> Result<MergeSummary> {
             format!("not a valid index base ({e}); was it written by another segprep version?"),
         )
     })?;
-    let out = OutputDir::open(dir);
     let shards = base.shard_splits.len();
     let records: Vec<Option<ShardRecord>> = super::thread_pool(threads)?.install(|| {
         (0..shards)
             .into_par_iter()
-            .map(|s| out.valid_record(s))
+            .map(|s| out.valid_record(s, true))
             .collect()
     });
     let missing: Vec<usize> = (0..shards).filter(|&s| records[s].is_none()).collect();
@@ -88,8 +91,10 @@ pub fn merge(dir: &Path, threads: Option<usize>) -> Result<MergeSummary> {
     }
     let records: Vec<ShardRecord> = records.into_iter().flatten().collect();
     // every worker is done: partial files are leftovers of killed ones
-    crate::sink::atomic::remove_all_partials(dir);
-    let index = write_derived(dir, &base, &records)?;
+    if !crate::storage::is_url(dir) {
+        crate::sink::atomic::remove_all_partials(dir);
+    }
+    let index = write_derived(&out, &base, &records)?;
     Ok(MergeSummary { index, shards })
 }
 

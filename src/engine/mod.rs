@@ -153,24 +153,21 @@ fn build_in_pool(
     // claimed before the expensive work, so a wrong output folder fails fast
     let out = claim_output(p, &found, &out_dir, opts)?;
     let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
-    let saved_moments = opts
-        .worker
-        .as_ref()
-        .map(|_| dataset_stats::moments_dir(&out.dir));
-    dataset_stats::measure_dataset_standardization(p, &groups, saved_moments.as_deref(), progress)?;
+    let saved_moments = opts.worker.as_ref().map(|_| &out);
+    dataset_stats::measure_dataset_standardization(p, &groups, saved_moments, progress)?;
     let references = reference_samples(p, &found.pairs, &splits)?;
     let plans = match fixed {
         Some(plans) => plans,
         None => plan::plan_shards(p, &found.pairs, &splits, &references.first),
     };
     let base = index::make_base(p, &found, &plans, &references);
-    merge::write_base(&out.dir, &base)?;
+    merge::write_base(&out, &base)?;
     let owns = |s: usize| opts.worker.as_ref().is_none_or(|w| w.owns(s));
     let run::ShardResults { records, resumed } =
         run::run_shards(p, &out, &plans, &references, &owns, progress)?;
     let mine: Vec<ShardRecord> = records.iter().flatten().cloned().collect();
     let built = match &opts.worker {
-        None => merge::write_derived(&out.dir, &base, &mine)?,
+        None => merge::write_derived(&out, &base, &mine)?,
         // a worker's own part; `segprep merge` writes the whole
         Some(_) => index::complete(&base, &mine),
     };
@@ -225,6 +222,12 @@ fn claim_output(
         num_shards: p.config.output.num_shards,
         segprep_version: env!("CARGO_PKG_VERSION").into(),
     };
+    if crate::storage::is_url(out_dir) {
+        if opts.force {
+            return Err(Error::Usage(format!("--force does not apply to an object-store output; to start over, delete the objects under {}", out_dir.display())));
+        }
+        return OutputDir::remote(&out_dir.to_string_lossy(), &stamp);
+    }
     match &opts.worker {
         None => OutputDir::claim(out_dir, &stamp, &inputs, opts.force),
         Some(_) if opts.force => Err(Error::Usage(
@@ -261,9 +264,8 @@ pub fn measure_worker_moments(
         let out = claim_output(p, &found, &out_dir, opts)?;
         let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
         let owned = groups.iter().filter(|(s, _)| worker.owns(*s)).count();
-        let dir = dataset_stats::moments_dir(&out.dir);
         let measured =
-            dataset_stats::save_worker_moments(p, &groups, &|s| worker.owns(s), &dir, progress)?;
+            dataset_stats::save_worker_moments(p, &groups, &|s| worker.owns(s), &out, progress)?;
         Ok((measured, owned))
     })
 }

@@ -13,10 +13,13 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use sha2::Digest;
+
 use crate::sink::atomic::{self, sha256_of};
 use crate::sink::manifest::{ERRORS_FILE, INDEX_FILE, STATS_FILE};
 use crate::sink::FileRecord;
 use crate::stats::counts::SplitCounts;
+use crate::storage::Remote;
 
 pub const STATE_DIR: &str = ".segprep";
 
@@ -109,9 +112,12 @@ pub struct ShardRecord {
 
 /// An output folder claimed by this build. Dropping it releases the lock.
 pub struct OutputDir {
+    /// Where shards are written: the folder itself, or the local staging folder of a URL output.
     pub dir: PathBuf,
     /// The lock of a single-machine build; workers take none.
     lock: Option<PathBuf>,
+    /// An object-store output: finished shards are published there, then removed from `dir`.
+    remote: Option<Remote>,
 }
 
 impl OutputDir {
@@ -162,6 +168,7 @@ impl OutputDir {
         Ok(OutputDir {
             dir: dir.to_path_buf(),
             lock: Some(lock),
+            remote: None,
         })
     }
 
@@ -193,40 +200,139 @@ impl OutputDir {
         Ok(OutputDir {
             dir: dir.to_path_buf(),
             lock: None,
+            remote: None,
         })
     }
 
-    /// A finished or worker-built folder opened to read its records (`segprep merge`); no lock.
-    pub fn open(dir: &Path) -> OutputDir {
-        OutputDir {
+    /// An object-store output (`s3://bucket/prefix`, ...), alone or as a worker: no lock exists
+    /// across machines, so like workers it relies on the plan check and atomic puts. Shards are
+    /// staged in a local folder of this process and published when whole.
+    pub fn remote(url: &str, stamp: &PlanStamp) -> Result<OutputDir> {
+        let remote = Remote::open(url)?;
+        let plan_rel = format!("{STATE_DIR}/plan.json");
+        if remote.get(&plan_rel)?.is_none() && !remote.list()?.is_empty() {
+            return Err(Error::Usage(format!(
+                "output {url} is not empty and holds no segprep plan; choose an empty prefix"
+            )));
+        }
+        let text = serde_json::to_string_pretty(stamp).expect("stamp serializes");
+        remote.create(&plan_rel, text.into_bytes())?;
+        let recorded: Option<PlanStamp> = remote
+            .get(&plan_rel)?
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let plan_url = remote.describe(&plan_rel);
+        match recorded {
+            Some(r) if stamp.same_plan(&r) => {}
+            Some(r) => return Err(stamp.mismatch(&r, &plan_url)),
+            None => {
+                return Err(Error::data(
+                    plan_url,
+                    "output",
+                    "the plan object is not valid JSON; empty the prefix and start again",
+                ))
+            }
+        }
+        let key = hex::encode(sha2::Sha256::digest(url.as_bytes()));
+        let staging = std::env::temp_dir().join(format!(
+            "segprep-staging-{}-{}",
+            &key[..16],
+            std::process::id()
+        ));
+        std::fs::create_dir_all(staging.join(STATE_DIR).join("records"))
+            .map_err(|e| Error::io(&staging, "output", e))?;
+        Ok(OutputDir {
+            dir: staging,
+            lock: None,
+            remote: Some(remote),
+        })
+    }
+
+    /// A finished or worker-built output opened to read its records (`segprep merge`); no lock.
+    pub fn open(dir: &Path) -> Result<OutputDir> {
+        let remote = match crate::storage::is_url(dir) {
+            true => Some(Remote::open(&dir.to_string_lossy())?),
+            false => None,
+        };
+        Ok(OutputDir {
             dir: dir.to_path_buf(),
             lock: None,
-        }
+            remote,
+        })
     }
 
-    fn record_path(&self, shard: usize) -> PathBuf {
-        self.dir
-            .join(STATE_DIR)
-            .join("records")
-            .join(format!("{shard:05}.json"))
+    fn record_rel(shard: usize) -> String {
+        format!("{STATE_DIR}/records/{shard:05}.json")
     }
 
-    /// The record of a shard whose files are all present and intact, if any.
-    pub fn valid_record(&self, shard: usize) -> Option<ShardRecord> {
-        let text = std::fs::read_to_string(self.record_path(shard)).ok()?;
+    /// The record of a shard whose files are all present and intact, if any. Locally every file's
+    /// sha256 is checked; in an object store its size (puts are atomic, and the record is put
+    /// after the files), unless `full` asks for the sha256 too (merge).
+    pub fn valid_record(&self, shard: usize, full: bool) -> Option<ShardRecord> {
+        let text = self.read_text(&Self::record_rel(shard)).ok().flatten()?;
         let record: ShardRecord = serde_json::from_str(&text).ok()?;
-        let intact = record.files.iter().all(|f| {
-            sha256_of(&self.dir.join(&f.file))
-                .is_ok_and(|(bytes, sha)| bytes == f.bytes && sha == f.sha256)
+        let intact = record.files.iter().all(|f| match &self.remote {
+            None => sha256_of(&self.dir.join(&f.file))
+                .is_ok_and(|(bytes, sha)| bytes == f.bytes && sha == f.sha256),
+            Some(r) if full => r.get(&f.file).ok().flatten().is_some_and(|b| {
+                b.len() as u64 == f.bytes && hex::encode(sha2::Sha256::digest(&b)) == f.sha256
+            }),
+            Some(r) => r.size(&f.file).ok().flatten() == Some(f.bytes),
         });
         intact.then_some(record)
     }
 
-    pub fn write_record(&self, shard: usize, record: &ShardRecord) -> Result<()> {
-        atomic::write_text(
-            &self.record_path(shard),
+    /// Makes a finished shard count: publishes its files (object store), then writes its record.
+    pub fn commit_shard(&self, shard: usize, record: &ShardRecord) -> Result<()> {
+        if let Some(remote) = &self.remote {
+            for f in &record.files {
+                let local = self.dir.join(&f.file);
+                remote.put_file(&f.file, &local)?;
+                let _ = std::fs::remove_file(local);
+            }
+        }
+        self.write_text(
+            &Self::record_rel(shard),
             &serde_json::to_string(record).expect("record serializes"),
         )
+    }
+
+    /// Writes a small file (JSON) under the output, atomically.
+    pub fn write_text(&self, rel: &str, text: &str) -> Result<()> {
+        match &self.remote {
+            Some(r) => r.put(rel, text.as_bytes().to_vec()),
+            None => atomic::write_text(&self.dir.join(rel), text),
+        }
+    }
+
+    /// A small file under the output, or `None` when it does not exist.
+    pub fn read_text(&self, rel: &str) -> Result<Option<String>> {
+        let bytes = match &self.remote {
+            Some(r) => r.get(rel)?,
+            None => match std::fs::read(self.dir.join(rel)) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(self.dir.join(rel), "output", e)),
+            },
+        };
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub fn remove(&self, rel: &str) -> Result<()> {
+        match &self.remote {
+            Some(r) => r.delete(rel),
+            None => {
+                let _ = std::fs::remove_file(self.dir.join(rel));
+                Ok(())
+            }
+        }
+    }
+
+    /// Where the output is, for messages: the URL of an object-store output.
+    pub fn location(&self) -> PathBuf {
+        match &self.remote {
+            Some(r) => PathBuf::from(&r.url),
+            None => self.dir.clone(),
+        }
     }
 }
 
@@ -234,6 +340,9 @@ impl Drop for OutputDir {
     fn drop(&mut self) {
         if let Some(lock) = &self.lock {
             let _ = std::fs::remove_file(lock);
+        }
+        if self.remote.is_some() && self.dir.starts_with(std::env::temp_dir()) {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

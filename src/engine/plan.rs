@@ -42,21 +42,8 @@ pub fn plan_fixed(
             pairs.len()
         )));
     }
-    let mut counts = vec![1usize; groups.len()];
-    for _ in groups.len()..num_shards {
-        // most pairs per shard first; compared as fractions n_a/c_a > n_b/c_b, first split on ties
-        let next = (0..groups.len())
-            .filter(|&k| counts[k] < groups[k].1.len())
-            .reduce(|a, b| {
-                if groups[b].1.len() * counts[a] > groups[a].1.len() * counts[b] {
-                    b
-                } else {
-                    a
-                }
-            })
-            .expect("fewer shards than pairs");
-        counts[next] += 1;
-    }
+    let sizes: Vec<usize> = groups.iter().map(|(_, m)| m.len()).collect();
+    let counts = shard_counts(&sizes, num_shards);
     let mut plans = Vec::new();
     for ((split, members), of) in groups.into_iter().zip(counts) {
         let n = members.len();
@@ -72,6 +59,27 @@ pub fn plan_fixed(
         }
     }
     Ok(plans)
+}
+
+/// Shards per split: one each, then one at a time to the split with the most pairs per shard
+/// (the first on ties), never more shards than pairs. Needs `sizes.len() <= n <= sum(sizes)`.
+fn shard_counts(sizes: &[usize], n: usize) -> Vec<usize> {
+    let mut counts = vec![1usize; sizes.len()];
+    for _ in sizes.len()..n {
+        // compared as fractions: a/ca > b/cb  <=>  a*cb > b*ca
+        let next = (0..sizes.len())
+            .filter(|&k| counts[k] < sizes[k])
+            .reduce(|a, b| {
+                if sizes[b] * counts[a] > sizes[a] * counts[b] {
+                    b
+                } else {
+                    a
+                }
+            })
+            .expect("fewer shards than pairs");
+        counts[next] += 1;
+    }
+    counts
 }
 
 pub fn plan_shards(
@@ -205,4 +213,22 @@ pub fn check_uniform_images(p: &Pipeline, pairs: &[PairRef]) -> Result<()> {
         ),
         problems: odd,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_counts;
+
+    #[test]
+    fn shard_counts_follow_the_pairs() {
+        assert_eq!(shard_counts(&[70, 20, 10], 10), [7, 2, 1]);
+        assert_eq!(shard_counts(&[12, 6], 7), [5, 2]);
+        assert_eq!(shard_counts(&[3, 1000], 2), [1, 1]);
+        assert_eq!(shard_counts(&[2, 3], 5), [2, 3], "as many shards as pairs");
+        for n in 3..=20 {
+            let c = shard_counts(&[9, 7, 4], n);
+            assert_eq!(c.iter().sum::<usize>(), n);
+            assert!(c.iter().zip([9, 7, 4]).all(|(&c, s)| c >= 1 && c <= s));
+        }
+    }
 }

@@ -52,7 +52,7 @@ pub fn run_shards(
         .max(1);
     let mut records: Vec<Option<ShardRecord>> = (0..plans.len())
         .into_par_iter()
-        .map(|i| owns(i).then(|| out.valid_record(i)).flatten())
+        .map(|i| owns(i).then(|| out.valid_record(i, false)).flatten())
         .collect();
     let resumed = records.iter().flatten().count();
     let todo: Vec<bool> = (0..plans.len())
@@ -73,7 +73,7 @@ pub fn run_shards(
                             counts,
                             skipped,
                         };
-                        out.write_record(i, &record)?;
+                        out.commit_shard(i, &record)?;
                         done.push((i, record));
                     }
                 }

@@ -47,7 +47,9 @@ pub fn load(path: &Path) -> Result<Pipeline> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("cannot read pipeline {}: {e}", path.display())))?;
     let config = parse(path, &text)?;
-    resolve(path, config)
+    let mut pipeline = resolve(path, config)?;
+    crate::storage::mirror::localize_inputs(&mut pipeline)?;
+    Ok(pipeline)
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<PipelineFile> {
@@ -57,7 +59,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineFile> {
 pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let at = |p: &Path| {
-        if p.is_absolute() {
+        if p.is_absolute() || crate::storage::is_url(p) {
             p.to_path_buf()
         } else {
             root.join(p)

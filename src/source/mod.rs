@@ -205,6 +205,9 @@ pub fn relative_key(path: &Path, root: &Path) -> String {
 /// A path with `.` and `name/..` removed, for messages (`pipelines/../out` -> `out`).
 pub fn tidy(path: &Path) -> PathBuf {
     use std::path::Component;
+    if crate::storage::is_url(path) {
+        return path.to_path_buf();
+    }
     let mut out: Vec<Component> = Vec::new();
     for c in path.components() {
         match c {

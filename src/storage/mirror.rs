@@ -1,0 +1,89 @@
+//! URL inputs mirrored into a local cache before discovery, so every reader (folders, manifests,
+//! multi-band stacks, MVTec layouts) works on them unchanged. The cache is kept between runs: an
+//! object is fetched again only when its size changed, and local files the store no longer holds
+//! are removed so discovery never sees them.
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{is_url, Remote};
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+
+const MIRROR_RECORD: &str = ".segprep-mirror.json";
+
+/// Points every URL input of the pipeline (images, band folders, labels) at its local mirror.
+pub fn localize_inputs(p: &mut Pipeline) -> Result<()> {
+    if is_url(&p.images_path) {
+        p.images_path = mirror(&p.images_path)?;
+    }
+    for band in &mut p.band_paths {
+        if is_url(band) {
+            *band = mirror(band)?;
+        }
+    }
+    if let Some(labels) = p.labels_path.as_mut().filter(|l| is_url(l)) {
+        *labels = mirror(labels)?;
+    }
+    Ok(())
+}
+
+/// Where mirrors live: `$SEGPREP_CACHE`, else `segprep-cache` in the temporary folder.
+fn cache_root() -> PathBuf {
+    std::env::var_os("SEGPREP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("segprep-cache"))
+}
+
+/// Mirrors a URL (a folder of objects, or one object) and returns the local path.
+fn mirror(url: &Path) -> Result<PathBuf> {
+    let url = url.to_string_lossy().into_owned();
+    let remote = Remote::open(&url)?;
+    let key = hex::encode(Sha256::digest(url.trim_end_matches('/').as_bytes()));
+    let dir = cache_root().join(&key[..16]);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "storage", e))?;
+    let objects = remote.list()?;
+    if objects.is_empty() {
+        // a single object (a manifest): mirrored under its own name
+        let name = url.rsplit('/').next().unwrap_or("object").to_string();
+        if remote.size("")?.is_none() {
+            return Err(Error::data(PathBuf::from(&url), "discover", "no object at this URL or under it; check the bucket, the prefix and the credentials"));
+        }
+        remote.download("", &dir.join(&name))?;
+        return Ok(dir.join(name));
+    }
+    sync(&remote, &objects, &dir)?;
+    eprintln!(
+        "mirrored {} object(s) of {url} in {}",
+        objects.len(),
+        dir.display()
+    );
+    Ok(dir)
+}
+
+/// Downloads what is new or changed in size, removes what the store no longer has.
+fn sync(remote: &Remote, objects: &[(String, u64)], dir: &Path) -> Result<()> {
+    let record_path = dir.join(MIRROR_RECORD);
+    let had: BTreeMap<String, u64> = std::fs::read_to_string(&record_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let now: BTreeMap<String, u64> = objects.iter().cloned().collect();
+    for rel in had.keys().filter(|rel| !now.contains_key(*rel)) {
+        let _ = std::fs::remove_file(dir.join(rel));
+    }
+    for (rel, size) in objects {
+        if rel.split('/').any(|part| part == ".." || part.is_empty()) {
+            continue; // never write outside the mirror
+        }
+        let local = dir.join(rel);
+        let current = std::fs::metadata(&local).ok().map(|m| m.len());
+        if had.get(rel) != Some(size) || current != Some(*size) {
+            remote.download(rel, &local)?;
+        }
+    }
+    crate::sink::atomic::write_text(
+        &record_path,
+        &serde_json::to_string(&now).expect("serializes"),
+    )
+}

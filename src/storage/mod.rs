@@ -1,0 +1,192 @@
+//! Object storage: `s3://`, `gs://`, `az://` (and `file://`) URLs for inputs and outputs, through
+//! the `object_store` crate. Credentials and endpoints come from the usual variables (`AWS_*`,
+//! `GOOGLE_*`, `AZURE_*`), read the way `object_store` documents them.
+//!
+//! Outputs: the engine writes each shard into a local staging folder exactly as for a local build,
+//! then publishes the finished files with single PUTs, which object stores make atomic (an object
+//! appears whole or not at all), and only then the shard's record. Inputs: a URL folder is mirrored
+//! into a local cache (see `mirror`) before discovery.
+pub mod mirror;
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Whether a configured path is a URL (`scheme://...`) rather than a local path.
+pub fn is_url(p: &Path) -> bool {
+    p.to_str()
+        .and_then(|s| s.split_once("://"))
+        .is_some_and(|(scheme, _)| {
+            scheme.len() > 1
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        })
+}
+
+/// One URL prefix in an object store, with the runtime that drives its calls.
+pub struct Remote {
+    pub url: String,
+    store: Box<dyn ObjectStore>,
+    prefix: ObjectPath,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Remote {
+    /// Opens `url` (`s3://bucket/prefix`, `gs://...`, `az://...`, `file:///...`).
+    pub fn open(url: &str) -> Result<Remote> {
+        let bad = |why: String| Error::Usage(format!("cannot use {url}: {why}"));
+        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        // object_store's builders take lower-case keys (aws_endpoint, aws_allow_http, ...)
+        let options = std::env::vars()
+            .filter(|(k, _)| {
+                ["AWS_", "GOOGLE_", "AZURE_"]
+                    .iter()
+                    .any(|p| k.starts_with(p))
+            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), v));
+        let (store, prefix) = object_store::parse_url_opts(&parsed, options).map_err(|e| {
+            bad(format!(
+                "{e} (s3://, gs://, az:// and file:// are supported; credentials come from AWS_*, GOOGLE_*, AZURE_* variables)"
+            ))
+        })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| bad(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(Remote {
+            url: url.trim_end_matches('/').to_string(),
+            store,
+            prefix,
+            runtime,
+        })
+    }
+
+    fn path(&self, rel: &str) -> ObjectPath {
+        rel.split('/')
+            .filter(|p| !p.is_empty())
+            .fold(self.prefix.clone(), |p, part| p.join(part))
+    }
+
+    /// The URL of `rel` under this prefix, for messages.
+    pub fn describe(&self, rel: &str) -> PathBuf {
+        PathBuf::from(format!("{}/{rel}", self.url))
+    }
+
+    fn fail(&self, rel: &str, what: &str, e: object_store::Error) -> Error {
+        Error::data(self.describe(rel), "storage", format!("cannot {what}: {e}"))
+    }
+
+    /// The object's bytes, or `None` when there is no such object.
+    pub fn get(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.path(rel);
+        let got = self.runtime.block_on(async {
+            match self.store.get(&path).await {
+                Ok(r) => r.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        got.map(|b| b.map(|b| b.to_vec()))
+            .map_err(|e| self.fail(rel, "read", e))
+    }
+
+    /// The object's size, or `None` when there is no such object.
+    pub fn size(&self, rel: &str) -> Result<Option<u64>> {
+        let path = self.path(rel);
+        match self.runtime.block_on(self.store.head(&path)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail(rel, "look up", e)),
+        }
+    }
+
+    /// Writes an object in one PUT: it appears whole or not at all.
+    pub fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = self.path(rel);
+        self.runtime
+            .block_on(self.store.put(&path, PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(|e| self.fail(rel, "write", e))
+    }
+
+    /// Uploads a finished local file (a shard: its size is bounded by the shard size).
+    pub fn put_file(&self, rel: &str, local: &Path) -> Result<()> {
+        let bytes = std::fs::read(local).map_err(|e| Error::io(local, "storage", e))?;
+        self.put(rel, bytes)
+    }
+
+    /// Creates an object unless one exists; returns whether this call created it. Exclusive where
+    /// the store supports conditional puts (local, GCS, Azure; S3 with `AWS_CONDITIONAL_PUT=etag`),
+    /// else a look-up then a put.
+    pub fn create(&self, rel: &str, bytes: Vec<u8>) -> Result<bool> {
+        let path = self.path(rel);
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let payload = PutPayload::from(bytes.clone());
+        match self
+            .runtime
+            .block_on(self.store.put_opts(&path, payload, options))
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if self.size(rel)?.is_some() {
+                    return Ok(false);
+                }
+                self.put(rel, bytes).map(|_| true)
+            }
+            Err(e) => Err(self.fail(rel, "create", e)),
+        }
+    }
+
+    /// Deletes an object; one that does not exist is not an error.
+    pub fn delete(&self, rel: &str) -> Result<()> {
+        let path = self.path(rel);
+        match self.runtime.block_on(self.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.fail(rel, "delete", e)),
+        }
+    }
+
+    /// Every object under the prefix: (path relative to the prefix, size).
+    pub fn list(&self) -> Result<Vec<(String, u64)>> {
+        let listed: std::result::Result<Vec<_>, _> = self
+            .runtime
+            .block_on(self.store.list(Some(&self.prefix)).try_collect());
+        let base: Vec<_> = self.prefix.parts().collect();
+        let mut out: Vec<(String, u64)> = listed
+            .map_err(|e| self.fail("", "list", e))?
+            .into_iter()
+            .map(|meta| {
+                let rel: Vec<String> = meta
+                    .location
+                    .parts()
+                    .skip(base.len())
+                    .map(|p| p.as_ref().to_string())
+                    .collect();
+                (rel.join("/"), meta.size)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Downloads an object into a local file, atomically.
+    pub fn download(&self, rel: &str, local: &Path) -> Result<()> {
+        let bytes = self.get(rel)?.ok_or_else(|| {
+            Error::data(
+                self.describe(rel),
+                "storage",
+                "the object disappeared while mirroring",
+            )
+        })?;
+        crate::sink::atomic::write_bytes(local, &bytes)
+    }
+}
