@@ -182,14 +182,32 @@ fn from_dynamic(img: DynamicImage, alpha: AlphaRule) -> Result<Image, String> {
 /// Keeps all `bands`, or drops the last (alpha) one.
 pub fn with_alpha(p: Pixels, bands: usize, keep: bool) -> (usize, Pixels) {
     /// In place: pixel i's first bands move to i * (bands - 1), never ahead of where they are read.
-    fn drop_last<T: Copy>(mut v: Vec<T>, bands: usize) -> Vec<T> {
-        let keep = bands - 1;
+    /// `KEEP` is a constant so each pixel is a few register moves, not a `memmove` call.
+    fn drop_last_of<T: Copy, const KEEP: usize>(mut v: Vec<T>) -> Vec<T> {
+        let bands = KEEP + 1;
         let pixels = v.len() / bands;
         for i in 0..pixels {
-            v.copy_within(i * bands..i * bands + keep, i * keep);
+            let px: [T; KEEP] = v[i * bands..i * bands + KEEP]
+                .try_into()
+                .expect("KEEP values");
+            v[i * KEEP..(i + 1) * KEEP].copy_from_slice(&px);
         }
-        v.truncate(pixels * keep);
+        v.truncate(pixels * KEEP);
         v
+    }
+    fn drop_last<T: Copy>(mut v: Vec<T>, bands: usize) -> Vec<T> {
+        match bands {
+            2 => drop_last_of::<T, 1>(v),
+            4 => drop_last_of::<T, 3>(v),
+            _ => {
+                let (keep, pixels) = (bands - 1, v.len() / bands);
+                for i in 0..pixels {
+                    v.copy_within(i * bands..i * bands + keep, i * keep);
+                }
+                v.truncate(pixels * keep);
+                v
+            }
+        }
     }
     if keep {
         return (bands, p);
@@ -200,4 +218,22 @@ pub fn with_alpha(p: Pixels, bands: usize, keep: bool) -> (usize, Pixels) {
         Pixels::F32(v) => Pixels::F32(drop_last(v, bands)),
     };
     (bands - 1, p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpha_is_dropped_from_every_band_count() {
+        let drop = |v: Vec<u8>, bands| with_alpha(Pixels::U8(v), bands, false);
+        let (b, p) = drop(vec![1, 2, 3, 255, 4, 5, 6, 128], 4);
+        assert_eq!((b, p), (3, Pixels::U8(vec![1, 2, 3, 4, 5, 6])));
+        let (b, p) = drop(vec![7, 255, 8, 0, 9, 1], 2);
+        assert_eq!((b, p), (1, Pixels::U8(vec![7, 8, 9])));
+        let (b, p) = with_alpha(Pixels::U16((0..10).collect()), 5, false);
+        assert_eq!((b, p), (4, Pixels::U16(vec![0, 1, 2, 3, 5, 6, 7, 8])));
+        let (b, p) = with_alpha(Pixels::U8(vec![1, 2, 3, 4]), 4, true);
+        assert_eq!((b, p), (4, Pixels::U8(vec![1, 2, 3, 4])));
+    }
 }

@@ -92,13 +92,19 @@ pub fn place<T: Copy>(
 ) -> Vec<T> {
     let (new_w, new_h) = canvas;
     let mut out: Vec<T> = Vec::with_capacity(new_w as usize * new_h as usize * bands);
-    for _ in 0..new_w as usize * new_h as usize {
-        out.extend_from_slice(fill);
-    }
-    let (stride, new_stride) = (w as usize * bands, new_w as usize * bands);
-    for y in 0..h as usize {
-        let dst = (y + at.1 as usize) * new_stride + at.0 as usize * bands;
-        out[dst..dst + stride].copy_from_slice(&src[y * stride..(y + 1) * stride]);
+    // one row of fill, then whole slices per row: no per-pixel copy calls
+    let fill_row: Vec<T> = fill.repeat(new_w as usize);
+    let (stride, left) = (w as usize * bands, at.0 as usize * bands);
+    let rows = at.1 as usize..at.1 as usize + h as usize;
+    for y in 0..new_h as usize {
+        if rows.contains(&y) {
+            let from = (y - rows.start) * stride;
+            out.extend_from_slice(&fill_row[..left]);
+            out.extend_from_slice(&src[from..from + stride]);
+            out.extend_from_slice(&fill_row[left + stride..]);
+        } else {
+            out.extend_from_slice(&fill_row);
+        }
     }
     out
 }
@@ -124,6 +130,20 @@ mod tests {
     fn nearest_keeps_bands_together() {
         let src = [1u8, 10, 2, 20];
         assert_eq!(resize_nearest(&src, 2, 1, 2, 1, 1), vec![2, 20]);
+    }
+
+    #[test]
+    fn place_fills_around_the_source_with_every_band() {
+        // 2x1 RGB at (1, 1) on a 4x3 canvas
+        let out = place(&[1u8, 2, 3, 4, 5, 6], 2, 1, 3, (4, 3), (1, 1), &[7, 8, 9]);
+        let f = [7u8, 8, 9];
+        let mut want: Vec<u8> = f.repeat(4);
+        want.extend_from_slice(&f);
+        want.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        want.extend_from_slice(&f);
+        want.extend(f.repeat(4));
+        assert_eq!(out, want);
+        assert_eq!(place(&[5u16], 1, 1, 1, (1, 1), (0, 0), &[0]), [5]);
     }
 
     #[test]
