@@ -284,7 +284,11 @@ absent classes get 0):
 Examples:
   segprep stats pipelines/quickstart.toml
   segprep stats out/quickstart --recompute --format json --out stats-report.json
-  segprep stats pipeline.toml --format csv --out balance.csv --plot balance.svg";
+  segprep stats pipeline.toml --format csv --out balance.csv --plot balance.svg
+
+As worker I of W of a sharded build (docs/scale.md) with standardize mode = \"dataset\",
+`--worker I/W --num-shards N` measures the train moments of that worker's shards and saves them in
+the build folder (--build-dir, default [output] dir) for the build workers; it prints no report.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatsFormat {
