@@ -327,16 +327,10 @@ pub struct StatsArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,
-    /// Pipeline file, as worker I of W: measure the train moments of this worker's shards for
-    /// standardize mode = "dataset" and save them in the build folder (see `build --help`).
-    #[arg(long, value_name = "I/W", num_args = 0..=1, default_missing_value = crate::engine::worker::FROM_ENV)]
-    pub worker: Option<String>,
-    /// The worker count where the scheduler gives only an index (JOB_COMPLETION_INDEX).
-    #[arg(long, value_name = "W")]
-    pub workers: Option<usize>,
-    /// With --worker: the shard count the build workers will use.
-    #[arg(long, value_name = "N")]
-    pub num_shards: Option<usize>,
+    /// Pipeline file, as a worker of a sharded build: measure the train moments of this worker's
+    /// shards (standardize mode = "dataset") and save them in the build folder.
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
     /// With --worker: the build's output folder, overriding [output] dir.
     #[arg(long, value_name = "DIR")]
     pub build_dir: Option<PathBuf>,
@@ -375,8 +369,9 @@ pub struct ShardingArgs {
     /// Workers need it: every worker must give the same N.
     #[arg(long, value_name = "N")]
     pub num_shards: Option<usize>,
-    /// Build only the shards s with s % W == I. Without a value, the identity must come from the
-    /// scheduler's variables (which a build also reads when --worker is absent).
+    /// This process is worker I of W: it handles only the shards s with s % W == I. Without a
+    /// value, the identity must come from the scheduler's variables (which a build also reads
+    /// when --worker is absent).
     #[arg(long, value_name = "I/W", num_args = 0..=1, default_missing_value = crate::engine::worker::FROM_ENV)]
     pub worker: Option<String>,
     /// The worker count where the scheduler gives only an index (JOB_COMPLETION_INDEX).

@@ -8,10 +8,10 @@ use crate::stats::report::ReportOptions;
 use crate::stats::{plot, render, report, StatsOptions};
 
 pub fn run(a: StatsArgs) -> Result<i32> {
-    if a.worker.is_some() || a.workers.is_some() {
+    if a.sharding.worker.is_some() || a.sharding.workers.is_some() {
         return worker_moments(a);
     }
-    if a.num_shards.is_some() || a.build_dir.is_some() {
+    if a.sharding.num_shards.is_some() || a.build_dir.is_some() {
         return Err(Error::Usage(
             "--num-shards and --build-dir go with --worker (the stats pass of a worker build)"
                 .into(),
@@ -82,12 +82,7 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 /// build folder for the build workers of a dataset-standardized pipeline.
 fn worker_moments(a: StatsArgs) -> Result<i32> {
     let mut p = crate::pipeline::load(&a.target)?;
-    let sharding = super::ShardingArgs {
-        num_shards: a.num_shards,
-        worker: a.worker.clone(),
-        workers: a.workers,
-    };
-    let worker = super::build::sharding(&mut p, &sharding)?;
+    let worker = super::build::sharding(&mut p, &a.sharding)?;
     let opts = crate::engine::BuildOptions {
         threads: a.threads,
         out: a.build_dir.clone(),

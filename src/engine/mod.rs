@@ -140,13 +140,12 @@ fn build_in_pool(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildSummary> {
-    let found = source::discover(p)?;
-    let splits = p
-        .split
-        .assign(&found.pairs)
-        .map_err(|m| Error::pipeline(&p.file, m))?;
-    let out_dir = opts.out.clone().unwrap_or_else(|| p.output_dir.clone());
-    let fixed = fixed_plan(p, &found.pairs, &splits, opts.worker.as_ref())?;
+    let Inputs {
+        found,
+        splits,
+        out_dir,
+        fixed,
+    } = inputs(p, opts)?;
     if p.config.run.on_error == OnError::Fail {
         plan::check_uniform_images(p, &found.pairs)?;
     }
@@ -182,6 +181,29 @@ fn build_in_pool(
         resumed_shards: resumed,
         warnings: built.warnings,
         shards: (mine.len(), plans.len()),
+    })
+}
+
+/// What a run starts from: the pairs, their splits, the output, and the fixed plan if any.
+struct Inputs {
+    found: Discovery,
+    splits: Vec<String>,
+    out_dir: PathBuf,
+    fixed: Option<Vec<ShardPlan>>,
+}
+
+fn inputs(p: &Pipeline, opts: &BuildOptions) -> Result<Inputs> {
+    let found = source::discover(p)?;
+    let splits = p
+        .split
+        .assign(&found.pairs)
+        .map_err(|m| Error::pipeline(&p.file, m))?;
+    let fixed = fixed_plan(p, &found.pairs, &splits, opts.worker.as_ref())?;
+    Ok(Inputs {
+        out_dir: opts.out.clone().unwrap_or_else(|| p.output_dir.clone()),
+        found,
+        splits,
+        fixed,
     })
 }
 
@@ -254,13 +276,12 @@ pub fn measure_worker_moments(
         return Err(Error::pipeline(&p.file, "segprep stats --worker measures the train moments for standardize mode = \"dataset\", which this pipeline does not have; run the build workers directly"));
     }
     thread_pool(opts.threads)?.install(|| {
-        let found = source::discover(p)?;
-        let splits = p
-            .split
-            .assign(&found.pairs)
-            .map_err(|m| Error::pipeline(&p.file, m))?;
-        let out_dir = opts.out.clone().unwrap_or_else(|| p.output_dir.clone());
-        let fixed = fixed_plan(p, &found.pairs, &splits, Some(&worker))?;
+        let Inputs {
+            found,
+            splits,
+            out_dir,
+            fixed,
+        } = inputs(p, opts)?;
         let out = claim_output(p, &found, &out_dir, opts)?;
         let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
         let owned = groups.iter().filter(|(s, _)| worker.owns(*s)).count();

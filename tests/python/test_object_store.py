@@ -14,7 +14,7 @@ import boto3
 import numpy as np
 import pytest
 
-from conftest import BIN, REPO
+from conftest import BIN, REPO, quintal_head
 
 BUCKET = "segprep-test"
 STAGES = """
@@ -92,18 +92,8 @@ def run(env, cwd, *args):
 
 
 def pipeline(tmp_path, name, images, labels, out):
-    text = f"""
-[input]
-images = "{images}"
-labels = "{labels}"
-label_suffix = "_L"
-[labels]
-format = "rgb"
-colors = "{REPO / 'fixtures' / 'quintal' / 'label_colors.txt'}"
-{STAGES}
-[output]
-dir = "{out}"
-"""
+    colors = REPO / "fixtures" / "quintal" / "label_colors.txt"
+    text = f"{quintal_head(images, labels, colors)}{STAGES}\n[output]\ndir = \"{out}\"\n"
     (tmp_path / name).write_text(text)
     return name
 
