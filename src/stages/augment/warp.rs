@@ -77,14 +77,30 @@ fn nearest_sources(pos: &[(f64, f64)], w: usize, h: usize, border: Border) -> Ve
 }
 
 /// Copies each source pixel (`fill` where it is `OUTSIDE`).
-fn gather<T: Copy>(src: &[T], bands: usize, sources: &[usize], fill: &[T]) -> Vec<T> {
-    let mut out = Vec::with_capacity(sources.len() * bands);
-    for &i in sources {
-        if i == OUTSIDE {
-            out.extend_from_slice(fill);
+fn gather<T: Copy + Default>(src: &[T], bands: usize, sources: &[usize], fill: &[T]) -> Vec<T> {
+    // constant band counts: a pixel is a few moves, not a copy call
+    match bands {
+        1 => gather_with(src, 1, sources, fill),
+        3 => gather_with(src, 3, sources, fill),
+        4 => gather_with(src, 4, sources, fill),
+        _ => gather_with(src, bands, sources, fill),
+    }
+}
+
+#[inline(always)]
+fn gather_with<T: Copy + Default>(
+    src: &[T],
+    bands: usize,
+    sources: &[usize],
+    fill: &[T],
+) -> Vec<T> {
+    let mut out = vec![T::default(); sources.len() * bands];
+    for (px, &i) in out.chunks_exact_mut(bands.max(1)).zip(sources) {
+        px.copy_from_slice(if i == OUTSIDE {
+            fill
         } else {
-            out.extend_from_slice(&src[i * bands..(i + 1) * bands]);
-        }
+            &src[i * bands..(i + 1) * bands]
+        });
     }
     out
 }
@@ -97,9 +113,26 @@ fn remap_linear<T: PixelValue>(
     border: Border,
     fill: &[f32],
 ) -> Vec<T> {
-    let mut out = Vec::with_capacity(pos.len() * bands);
+    // the usual band counts as constants, so the per-band loops unroll (same arithmetic)
+    match bands {
+        1 => remap_linear_with(src, (w, h, 1), pos, border, fill),
+        3 => remap_linear_with(src, (w, h, 3), pos, border, fill),
+        4 => remap_linear_with(src, (w, h, 4), pos, border, fill),
+        _ => remap_linear_with(src, (w, h, bands), pos, border, fill),
+    }
+}
+
+#[inline(always)]
+fn remap_linear_with<T: PixelValue>(
+    src: &[T],
+    (w, h, bands): (usize, usize, usize),
+    pos: &[(f64, f64)],
+    border: Border,
+    fill: &[f32],
+) -> Vec<T> {
+    let mut out = vec![T::default(); pos.len() * bands];
     let mut acc = vec![0f32; bands];
-    for &(sx, sy) in pos {
+    for (px, &(sx, sy)) in out.chunks_exact_mut(bands.max(1)).zip(pos) {
         let (ix, iy) = (floor_i64(sx), floor_i64(sy));
         let (fx, fy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
         if ix >= 0 && iy >= 0 && ix + 1 < w as i64 && iy + 1 < h as i64 {
@@ -112,7 +145,7 @@ fn remap_linear<T: PixelValue>(
             for b in 0..bands {
                 let t = top[b].to_f32() * (1.0 - fx) + top[bands + b].to_f32() * fx;
                 let u = bottom[b].to_f32() * (1.0 - fx) + bottom[bands + b].to_f32() * fx;
-                out.push(T::from_f32(t * (1.0 - fy) + u * fy));
+                px[b] = T::from_f32(t * (1.0 - fy) + u * fy);
             }
             continue;
         }
@@ -139,7 +172,9 @@ fn remap_linear<T: PixelValue>(
                 }
             }
         }
-        out.extend(acc.iter().map(|&v| T::from_f32(v)));
+        for (o, &v) in px.iter_mut().zip(&acc) {
+            *o = T::from_f32(v);
+        }
     }
     out
 }
