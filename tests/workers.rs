@@ -45,9 +45,22 @@ fn finish(child: Child) -> Run {
     }
 }
 
-/// Every file but the lock-free bookkeeping that legitimately differs (none is expected to).
-fn dataset(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    snapshot(dir)
+/// `(train 4, val 2)` in a worker's summary line, as (split, samples).
+fn split_counts(stdout: &str) -> Vec<(String, u64)> {
+    let inside = stdout
+        .split_once(" samples (")
+        .unwrap()
+        .1
+        .split_once(')')
+        .unwrap()
+        .0;
+    inside
+        .split(", ")
+        .map(|part| {
+            let (split, n) = part.rsplit_once(' ').unwrap();
+            (split.to_string(), n.parse().unwrap())
+        })
+        .collect()
 }
 
 fn assert_same(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) {
@@ -61,7 +74,7 @@ fn assert_same(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) {
 fn single_build(d: &Path, p: &str) -> Vec<(String, Vec<u8>)> {
     let r = run(d, &["build", p, "--num-shards", "7", "--threads", "2"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    dataset(&d.join("single"))
+    snapshot(&d.join("single"))
 }
 
 /// One worker from each identity source the schedulers use.
@@ -91,6 +104,7 @@ fn four_workers_and_merge_equal_one_process() {
         .iter()
         .map(|how| worker(d.path(), p, "multi", how, &[]))
         .collect();
+    let mut reported: std::collections::BTreeMap<String, u64> = Default::default();
     for (i, child) in children.into_iter().enumerate() {
         let r = finish(child);
         assert_eq!(r.code, 0, "worker {i}: {}", r.stderr);
@@ -100,6 +114,9 @@ fn four_workers_and_merge_equal_one_process() {
             r.stderr
         );
         assert!(r.stdout.contains("segprep merge"), "{}", r.stdout);
+        for (split, n) in split_counts(&r.stdout) {
+            *reported.entry(split).or_default() += n;
+        }
     }
     let multi = d.path().join("multi");
     assert!(
@@ -109,7 +126,16 @@ fn four_workers_and_merge_equal_one_process() {
     let r = run(d.path(), &["merge", "multi"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("merged 7 shards"), "{}", r.stdout);
-    assert_same(&dataset(&multi), &want);
+    // what each worker said it built adds up, split by split, to the merged dataset
+    let index = json(multi.join("index.json"));
+    let merged: std::collections::BTreeMap<String, u64> = index["splits"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["samples"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(reported, merged);
+    assert_same(&snapshot(&multi), &want);
     // a Kubernetes Indexed Job gives the index only; the count comes from --workers
     let r = finish(worker(
         d.path(),
@@ -124,7 +150,7 @@ fn four_workers_and_merge_equal_one_process() {
         "{}",
         r.stderr
     );
-    assert_same(&dataset(&multi), &want);
+    assert_same(&snapshot(&multi), &want);
 }
 
 #[test]
@@ -175,7 +201,7 @@ fn merge_lists_missing_shards_and_a_rerun_worker_fills_them_without_touching_oth
     }
     let r = run(d.path(), &["merge", "multi"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_same(&dataset(&d.path().join("multi")), &want);
+    assert_same(&snapshot(&d.path().join("multi")), &want);
 }
 
 /// Shard files and shard records with their modification times.
@@ -213,7 +239,7 @@ fn duplicate_workers_with_one_index_leave_a_correct_dataset() {
     }
     let r = run(d.path(), &["merge", "multi"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let got = dataset(&d.path().join("multi"));
+    let got = snapshot(&d.path().join("multi"));
     assert!(got.iter().all(|(name, _)| !name.ends_with(".partial")));
     assert_same(&got, &want);
 }
@@ -338,7 +364,7 @@ fn dataset_standardization_measured_by_worker_stats_passes_matches_one_process()
     }
     let r = run(d.path(), &["merge", "multi"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let got: Vec<_> = dataset(&d.path().join("multi"))
+    let got: Vec<_> = snapshot(&d.path().join("multi"))
         .into_iter()
         .filter(|(name, _)| !name.starts_with(".segprep/moments"))
         .collect();

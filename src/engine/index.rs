@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::output::ShardRecord;
-use super::run::all_files;
 use crate::decode::is_jpeg;
 use crate::pipeline::Pipeline;
 use crate::sample::LabelSource;
@@ -122,15 +121,20 @@ pub fn make_base(
     }
 }
 
-/// index.json from the base and every shard's record (in plan order).
-pub fn complete(base: &IndexBase, records: &[ShardRecord]) -> Index {
+/// index.json from the base and the shards' records, in plan order: `None` for a shard this
+/// process did not build (another worker's), so a worker's summary counts only its own.
+pub fn complete(base: &IndexBase, records: &[Option<ShardRecord>]) -> Index {
     let mut index = base.index.clone();
-    index.files = all_files(records);
-    index.skipped_samples = records.iter().map(|r| r.skipped.len()).sum();
-    index.warnings.extend(record_warnings(records));
+    let present: Vec<&ShardRecord> = records.iter().flatten().collect();
+    index.files = present
+        .iter()
+        .flat_map(|r| r.files.iter().cloned())
+        .collect();
+    index.skipped_samples = present.iter().map(|r| r.skipped.len()).sum();
+    index.warnings.extend(record_warnings(&present));
     for (split, record) in base.shard_splits.iter().zip(records) {
-        if let Some(e) = index.splits.get_mut(split) {
-            e.samples += record.counts.samples as usize;
+        if let (Some(e), Some(r)) = (index.splits.get_mut(split), record) {
+            e.samples += r.counts.samples as usize;
         }
     }
     for f in &index.files {
@@ -160,7 +164,7 @@ fn discovery_warnings(found: &Discovery) -> Vec<String> {
     w
 }
 
-fn record_warnings(records: &[ShardRecord]) -> Vec<String> {
+fn record_warnings(records: &[&ShardRecord]) -> Vec<String> {
     let mut w = Vec::new();
     let skipped: usize = records.iter().map(|r| r.skipped.len()).sum();
     if skipped > 0 {

@@ -11,15 +11,21 @@ use crate::pipeline::classes::ClassSet;
 use crate::sink::manifest::{Index, ERRORS_FILE, INDEX_FILE, STATS_FILE};
 use crate::stats::counts::{SplitCounts, Stats};
 
-/// Writes the derived files; index.json last, so its presence means the build is whole.
-pub fn write_derived(out: &OutputDir, base: &IndexBase, records: &[ShardRecord]) -> Result<Index> {
+/// Writes the derived files from every shard's record; index.json last, so its presence means the
+/// build is whole.
+pub fn write_derived(
+    out: &OutputDir,
+    base: &IndexBase,
+    records: &[Option<ShardRecord>],
+) -> Result<Index> {
     let index = complete(base, records);
     let classes = ClassSet {
         classes: index.classes.clone(),
         ignore_index: index.ignore_index,
     };
     let mut stats = Stats::new(index.ignore_index);
-    for (split, record) in base.shard_splits.iter().zip(records) {
+    let built = base.shard_splits.iter().zip(records);
+    for (split, record) in built.filter_map(|(s, r)| Some(s).zip(r.as_ref())) {
         stats
             .splits
             .entry(split.clone())
@@ -28,6 +34,7 @@ pub fn write_derived(out: &OutputDir, base: &IndexBase, records: &[ShardRecord])
     }
     let errors: String = records
         .iter()
+        .flatten()
         .flat_map(|r| &r.skipped)
         .map(|s| serde_json::to_string(s).expect("serializes") + "\n")
         .collect();
@@ -89,7 +96,6 @@ pub fn merge(dir: &Path, threads: Option<usize>) -> Result<MergeSummary> {
     if !missing.is_empty() {
         return Err(missing_shards(dir, &base, &missing));
     }
-    let records: Vec<ShardRecord> = records.into_iter().flatten().collect();
     // every worker is done: partial files are leftovers of killed ones
     if !crate::storage::is_url(dir) {
         crate::sink::atomic::remove_all_partials(dir);

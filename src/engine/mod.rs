@@ -25,7 +25,7 @@ use crate::sink::manifest::SplitSummary;
 use crate::sink::ShardPlan;
 use crate::source::{self, Discovery};
 use crate::stages::Stage;
-use output::{OutputDir, PlanStamp, ShardRecord};
+use output::{OutputDir, PlanStamp};
 use worker::Worker;
 
 /// Default target of uncompressed bytes per shard.
@@ -164,11 +164,10 @@ fn build_in_pool(
     let owns = |s: usize| opts.worker.as_ref().is_none_or(|w| w.owns(s));
     let run::ShardResults { records, resumed } =
         run::run_shards(p, &out, &plans, &references, &owns, progress)?;
-    let mine: Vec<ShardRecord> = records.iter().flatten().cloned().collect();
     let built = match &opts.worker {
-        None => merge::write_derived(&out, &base, &mine)?,
+        None => merge::write_derived(&out, &base, &records)?,
         // a worker's own part; `segprep merge` writes the whole
-        Some(_) => index::complete(&base, &mine),
+        Some(_) => index::complete(&base, &records),
     };
     Ok(BuildSummary {
         out_dir,
@@ -180,7 +179,7 @@ fn build_in_pool(
         skipped_samples: built.skipped_samples,
         resumed_shards: resumed,
         warnings: built.warnings,
-        shards: (mine.len(), plans.len()),
+        shards: (records.iter().flatten().count(), plans.len()),
     })
 }
 

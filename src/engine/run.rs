@@ -12,7 +12,7 @@ use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
 use crate::sample::{PairRef, Sample};
-use crate::sink::{self, FileRecord, ShardPlan};
+use crate::sink::{self, ShardPlan};
 use crate::stats::counts::{SampleCounts, SplitCounts};
 
 /// What the compute side sends the writer thread.
@@ -219,13 +219,5 @@ fn process_batch(
             progress.advance(1);
             result
         })
-        .collect()
-}
-
-/// Every file of every record, in plan order.
-pub fn all_files(records: &[ShardRecord]) -> Vec<FileRecord> {
-    records
-        .iter()
-        .flat_map(|r| r.files.iter().cloned())
         .collect()
 }
