@@ -62,6 +62,29 @@ fn floor_i64(v: f64) -> i64 {
     }
 }
 
+/// Evaluates `$body` with `$b` bound to the band count, a constant for 1, 3 and 4 bands: the
+/// `#[inline(always)]` bodies it calls then unroll their per-band loops (a pixel is a few moves,
+/// not a loop or a copy call), with the same arithmetic as for any other count.
+macro_rules! with_const_bands {
+    ($bands:expr, |$b:ident| $body:expr) => {
+        match $bands {
+            1 => {
+                let $b = 1;
+                $body
+            }
+            3 => {
+                let $b = 3;
+                $body
+            }
+            4 => {
+                let $b = 4;
+                $body
+            }
+            $b => $body,
+        }
+    };
+}
+
 /// Marks a source that falls outside under a constant border.
 const OUTSIDE: usize = usize::MAX;
 
@@ -78,13 +101,7 @@ fn nearest_sources(pos: &[(f64, f64)], w: usize, h: usize, border: Border) -> Ve
 
 /// Copies each source pixel (`fill` where it is `OUTSIDE`).
 fn gather<T: Copy + Default>(src: &[T], bands: usize, sources: &[usize], fill: &[T]) -> Vec<T> {
-    // constant band counts: a pixel is a few moves, not a copy call
-    match bands {
-        1 => gather_with(src, 1, sources, fill),
-        3 => gather_with(src, 3, sources, fill),
-        4 => gather_with(src, 4, sources, fill),
-        _ => gather_with(src, bands, sources, fill),
-    }
+    with_const_bands!(bands, |b| gather_with(src, b, sources, fill))
 }
 
 #[inline(always)]
@@ -113,13 +130,13 @@ fn remap_linear<T: PixelValue>(
     border: Border,
     fill: &[f32],
 ) -> Vec<T> {
-    // the usual band counts as constants, so the per-band loops unroll (same arithmetic)
-    match bands {
-        1 => remap_linear_with(src, (w, h, 1), pos, border, fill),
-        3 => remap_linear_with(src, (w, h, 3), pos, border, fill),
-        4 => remap_linear_with(src, (w, h, 4), pos, border, fill),
-        _ => remap_linear_with(src, (w, h, bands), pos, border, fill),
-    }
+    with_const_bands!(bands, |b| remap_linear_with(
+        src,
+        (w, h, b),
+        pos,
+        border,
+        fill
+    ))
 }
 
 #[inline(always)]
