@@ -212,17 +212,17 @@ fn read_group_moments(
     )))
 }
 
-/// A worker's stats pass: measures the train groups it owns and saves each (atomically; a group
-/// already saved is kept). Returns how many groups it measured.
+/// A worker's stats pass: measures the train groups it owns before stage `at` (the dataset
+/// standardize stage) and saves each (atomically; a group already saved is kept). Returns how many
+/// groups it measured.
 pub fn save_worker_moments(
     p: &Pipeline,
+    at: usize,
     groups: &[(usize, Vec<PairRef>)],
     owns: &dyn Fn(usize) -> bool,
     out: &OutputDir,
     progress: &dyn Progress,
 ) -> Result<usize> {
-    let at =
-        dataset_stage(p).ok_or_else(|| Error::pipeline(&p.file, "no dataset standardize stage"))?;
     let mine: Vec<(usize, Vec<PairRef>)> = groups
         .iter()
         .filter(|g| owns(g.0) && read_group_moments(out, std::slice::from_ref(*g)).is_err())

@@ -271,21 +271,17 @@ pub fn measure_worker_moments(
             "measuring moments for workers needs --worker I/W".into(),
         ));
     };
-    if dataset_stats::dataset_stage(p).is_none() {
+    let Some(at) = dataset_stats::dataset_stage(p) else {
         return Err(Error::pipeline(&p.file, "segprep stats --worker measures the train moments for standardize mode = \"dataset\", which this pipeline does not have; run the build workers directly"));
-    }
+    };
     thread_pool(opts.threads)?.install(|| {
-        let Inputs {
-            found,
-            splits,
-            out_dir,
-            fixed,
-        } = inputs(p, opts)?;
-        let out = claim_output(p, &found, &out_dir, opts)?;
-        let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
+        let run = inputs(p, opts)?;
+        let out = claim_output(p, &run.found, &run.out_dir, opts)?;
+        let groups =
+            dataset_stats::train_groups(&run.found.pairs, &run.splits, run.fixed.as_deref());
         let owned = groups.iter().filter(|(s, _)| worker.owns(*s)).count();
-        let measured =
-            dataset_stats::save_worker_moments(p, &groups, &|s| worker.owns(s), &out, progress)?;
+        let owns = |s| worker.owns(s);
+        let measured = dataset_stats::save_worker_moments(p, at, &groups, &owns, &out, progress)?;
         Ok((measured, owned))
     })
 }

@@ -55,9 +55,6 @@ pub fn run_shards(
         .map(|i| owns(i).then(|| out.valid_record(i, false)).flatten())
         .collect();
     let resumed = records.iter().flatten().count();
-    let todo: Vec<bool> = (0..plans.len())
-        .map(|i| owns(i) && records[i].is_none())
-        .collect();
     let result = std::thread::scope(|scope| -> Result<Vec<(usize, ShardRecord)>> {
         // rendezvous: at most one batch being written and one being computed
         let (tx, rx) = sync_channel::<ToWriter>(0);
@@ -80,7 +77,7 @@ pub fn run_shards(
             }
             Ok(done)
         });
-        let computed = compute_shards(p, plans, &todo, &records, references, batch, progress, &tx);
+        let computed = compute_shards(p, plans, owns, &records, references, batch, progress, &tx);
         drop(tx);
         let written = writer
             .join()
@@ -99,7 +96,7 @@ pub fn run_shards(
 fn compute_shards(
     p: &Pipeline,
     plans: &[ShardPlan],
-    todo: &[bool],
+    owns: &dyn Fn(usize) -> bool,
     done: &[Option<ShardRecord>],
     references: &super::References,
     batch: usize,
@@ -110,10 +107,11 @@ fn compute_shards(
     let send = |m: ToWriter| tx.send(m).is_ok();
     let mut errors_so_far: usize = done.iter().flatten().map(|r| r.skipped.len()).sum();
     for (i, plan) in plans.iter().enumerate() {
-        if !todo[i] {
-            if done[i].is_some() {
-                progress.advance(plan.pairs.len() as u64);
-            }
+        if !owns(i) {
+            continue;
+        }
+        if done[i].is_some() {
+            progress.advance(plan.pairs.len() as u64);
             continue;
         }
         let (mut counts, mut skipped) = (SplitCounts::new(&p.classes), Vec::new());
