@@ -132,9 +132,7 @@ impl OutputDir {
         let state = dir.join(STATE_DIR);
         let previous = read_stamp(&state.join("plan.json"));
         // empty, or holding only segprep's state (a build that stopped before its first shard)
-        let empty = std::fs::read_dir(dir)
-            .map(|e| e.flatten().all(|e| e.file_name() == STATE_DIR))
-            .unwrap_or(true);
+        let empty = holds_only_state(dir);
         if let Some(pid) = lock_holder(&state.join("lock")) {
             return Err(Error::Usage(format!(
                 "another segprep build (pid {pid}) is writing to {}; wait for it, or delete {} if it is gone",
@@ -177,31 +175,15 @@ impl OutputDir {
     /// written atomically. The first worker records the plan; every later one must match it.
     pub fn join(dir: &Path, stamp: &PlanStamp, inputs: &[PathBuf]) -> Result<OutputDir> {
         refuse_inside_inputs(dir, inputs)?;
-        let state = dir.join(STATE_DIR);
-        let plan = state.join("plan.json");
-        if read_stamp(&plan).is_none() {
-            let empty = std::fs::read_dir(dir)
-                .map(|e| e.flatten().all(|e| e.file_name() == STATE_DIR))
-                .unwrap_or(true);
-            if !empty {
-                return Err(Error::Usage(format!("output folder {} is not empty and holds no segprep plan; workers need an empty or new folder", dir.display())));
-            }
-        }
-        std::fs::create_dir_all(state.join("records"))
+        std::fs::create_dir_all(dir.join(STATE_DIR).join("records"))
             .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
-        let text = serde_json::to_string_pretty(stamp).expect("stamp serializes");
-        atomic::create_exclusive(&plan, text.as_bytes())?;
-        let recorded = read_stamp(&plan).ok_or_else(|| {
-            Error::data(&plan, "output", "the plan file is not valid JSON; delete the output folder and start the workers again")
-        })?;
-        if !stamp.same_plan(&recorded) {
-            return Err(stamp.mismatch(&recorded, &plan));
-        }
-        Ok(OutputDir {
+        let out = OutputDir {
             dir: dir.to_path_buf(),
             lock: None,
             remote: None,
-        })
+        };
+        out.agree_on_plan(stamp)?;
+        Ok(out)
     }
 
     /// An object-store output (`s3://bucket/prefix`, ...), alone or as a worker: no lock exists
@@ -209,29 +191,6 @@ impl OutputDir {
     /// staged in a local folder of this process and published when whole.
     pub fn remote(url: &str, stamp: &PlanStamp) -> Result<OutputDir> {
         let remote = Remote::open(url)?;
-        let plan_rel = format!("{STATE_DIR}/plan.json");
-        if remote.get(&plan_rel)?.is_none() && !remote.list()?.is_empty() {
-            return Err(Error::Usage(format!(
-                "output {url} is not empty and holds no segprep plan; choose an empty prefix"
-            )));
-        }
-        let text = serde_json::to_string_pretty(stamp).expect("stamp serializes");
-        remote.create(&plan_rel, text.into_bytes())?;
-        let recorded: Option<PlanStamp> = remote
-            .get(&plan_rel)?
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let plan_url = remote.describe(&plan_rel);
-        match recorded {
-            Some(r) if stamp.same_plan(&r) => {}
-            Some(r) => return Err(stamp.mismatch(&r, &plan_url)),
-            None => {
-                return Err(Error::data(
-                    plan_url,
-                    "output",
-                    "the plan object is not valid JSON; empty the prefix and start again",
-                ))
-            }
-        }
         let key = hex::encode(sha2::Sha256::digest(url.as_bytes()));
         let staging = std::env::temp_dir().join(format!(
             "segprep-staging-{}-{}",
@@ -240,10 +199,56 @@ impl OutputDir {
         ));
         std::fs::create_dir_all(staging.join(STATE_DIR).join("records"))
             .map_err(|e| Error::io(&staging, "output", e))?;
-        Ok(OutputDir {
+        let out = OutputDir {
             dir: staging,
             lock: None,
             remote: Some(remote),
+        };
+        out.agree_on_plan(stamp)?;
+        Ok(out)
+    }
+
+    /// What lets independent processes share an output: the first records its plan (an exclusive
+    /// create: hard link locally, conditional put in a store), every later one must match it. An
+    /// output without a plan must hold nothing but segprep's state.
+    fn agree_on_plan(&self, stamp: &PlanStamp) -> Result<()> {
+        let rel = format!("{STATE_DIR}/plan.json");
+        let at = self.location().join(&rel);
+        let read = || -> Result<Option<PlanStamp>> {
+            Ok(self
+                .read_text(&rel)?
+                .and_then(|t| serde_json::from_str(&t).ok()))
+        };
+        if read()?.is_none() && !self.holds_only_state()? {
+            return Err(Error::Usage(format!(
+                "output {} is not empty and holds no segprep plan; workers and object-store builds need an empty or new folder or prefix",
+                self.location().display()
+            )));
+        }
+        let text = serde_json::to_string_pretty(stamp).expect("stamp serializes");
+        match &self.remote {
+            Some(r) => r.create(&rel, text.into_bytes())?,
+            None => atomic::create_exclusive(&self.dir.join(&rel), text.as_bytes())?,
+        };
+        match read()? {
+            Some(recorded) if stamp.same_plan(&recorded) => Ok(()),
+            Some(recorded) => Err(stamp.mismatch(&recorded, &at)),
+            None => Err(Error::data(
+                at,
+                "output",
+                "the plan file is not valid JSON; empty the output and start the workers again",
+            )),
+        }
+    }
+
+    /// Whether the output holds nothing but segprep's state folder.
+    fn holds_only_state(&self) -> Result<bool> {
+        Ok(match &self.remote {
+            Some(r) => r
+                .list()?
+                .iter()
+                .all(|(rel, _)| rel.starts_with(&format!("{STATE_DIR}/"))),
+            None => holds_only_state(&self.dir),
         })
     }
 
@@ -345,6 +350,13 @@ impl Drop for OutputDir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Whether a folder is empty (or missing) but for segprep's state folder.
+fn holds_only_state(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|e| e.flatten().all(|e| e.file_name() == STATE_DIR))
+        .unwrap_or(true)
 }
 
 /// Whether a previous build left anything complete: a shard record or an index.
