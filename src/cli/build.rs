@@ -9,7 +9,7 @@ pub fn run(a: BuildArgs) -> Result<i32> {
     if a.threads == Some(0) {
         return Err(Error::Usage("--threads must be at least 1".into()));
     }
-    let mut pipeline = crate::pipeline::load(&a.pipeline)?;
+    let mut pipeline = super::load_pipeline(&a.pipeline)?;
     let worker = sharding(&mut pipeline, &a.sharding)?;
     let opts = BuildOptions {
         threads: a.threads,

@@ -9,7 +9,7 @@ use crate::pipeline::Pipeline;
 const SHOWN: usize = 20;
 
 pub fn run(a: CheckArgs) -> Result<i32> {
-    let pipeline = crate::pipeline::load(&a.pipeline)?;
+    let pipeline = super::load_pipeline(&a.pipeline)?;
     let report = thread_pool(a.threads)?.install(|| check(&pipeline, &Bar::new()))?;
     print_report(&pipeline, &report);
     let problems = report.problem_count(&pipeline);

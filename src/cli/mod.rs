@@ -398,6 +398,15 @@ pub struct InitArgs {
     pub force: bool,
 }
 
+/// Loads a pipeline file and says which URL inputs were mirrored, and where.
+fn load_pipeline(path: &std::path::Path) -> Result<crate::pipeline::Pipeline> {
+    let p = crate::pipeline::load(path)?;
+    for m in &p.mirrored {
+        eprintln!("{m}");
+    }
+    Ok(p)
+}
+
 /// Runs a command; returns the exit status for a run that completed (check may report problems).
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {

@@ -17,7 +17,7 @@ pub fn run(a: PreviewArgs) -> Result<i32> {
             a.out.display()
         )));
     }
-    let pipeline = crate::pipeline::load(&a.pipeline)?;
+    let pipeline = super::load_pipeline(&a.pipeline)?;
     let sheet = thread_pool(a.threads)?
         .install(|| crate::preview::contact_sheet(&pipeline, a.n, &a.split))?;
     let mut bytes = Vec::new();

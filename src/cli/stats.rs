@@ -81,7 +81,7 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 /// `segprep stats PIPELINE --worker I/W`: the train moments of this worker's shards, saved in the
 /// build folder for the build workers of a dataset-standardized pipeline.
 fn worker_moments(a: StatsArgs) -> Result<i32> {
-    let mut p = crate::pipeline::load(&a.target)?;
+    let mut p = super::load_pipeline(&a.target)?;
     let worker = super::build::sharding(&mut p, &a.sharding)?;
     let opts = crate::engine::BuildOptions {
         threads: a.threads,

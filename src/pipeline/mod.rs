@@ -40,6 +40,8 @@ pub struct Pipeline {
     pub label_dtype: PixelType,
     /// sha256 of the canonical form of the pipeline as written.
     pub hash: String,
+    /// URL inputs and the local mirrors the paths above now point at.
+    pub mirrored: Vec<crate::storage::mirror::Mirrored>,
 }
 
 /// Reads, parses and resolves a pipeline file.
@@ -179,6 +181,7 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
                 labels_path: config.input.labels.as_deref().map(at),
                 output_dir: at(&config.output.dir),
                 hash: hash(&config),
+                mirrored: Vec::new(),
                 config,
                 input_classes,
                 classes,

@@ -12,19 +12,46 @@ use crate::pipeline::Pipeline;
 
 const MIRROR_RECORD: &str = ".segprep-mirror.json";
 
-/// Points every URL input of the pipeline (images, band folders, labels) at its local mirror.
+/// A URL input and where it was mirrored, for the command line to report.
+#[derive(Debug, Clone)]
+pub struct Mirrored {
+    pub url: String,
+    pub local: PathBuf,
+    pub objects: usize,
+}
+
+impl std::fmt::Display for Mirrored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mirrored {} object(s) of {} in {}",
+            self.objects,
+            self.url,
+            self.local.display()
+        )
+    }
+}
+
+/// Points every URL input of the pipeline (images, band folders, labels) at its local mirror,
+/// and records each in `p.mirrored`.
 pub fn localize_inputs(p: &mut Pipeline) -> Result<()> {
-    if is_url(&p.images_path) {
-        p.images_path = mirror(&p.images_path)?;
-    }
-    for band in &mut p.band_paths {
-        if is_url(band) {
-            *band = mirror(band)?;
+    let mut mirrored = Vec::new();
+    let mut localize = |path: &mut PathBuf| -> Result<()> {
+        if is_url(path) {
+            let m = mirror(path)?;
+            *path = m.local.clone();
+            mirrored.push(m);
         }
+        Ok(())
+    };
+    localize(&mut p.images_path)?;
+    for band in &mut p.band_paths {
+        localize(band)?;
     }
-    if let Some(labels) = p.labels_path.as_mut().filter(|l| is_url(l)) {
-        *labels = mirror(labels)?;
+    if let Some(labels) = p.labels_path.as_mut() {
+        localize(labels)?;
     }
+    p.mirrored = mirrored;
     Ok(())
 }
 
@@ -35,8 +62,8 @@ fn cache_root() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("segprep-cache"))
 }
 
-/// Mirrors a URL (a folder of objects, or one object) and returns the local path.
-fn mirror(url: &Path) -> Result<PathBuf> {
+/// Mirrors a URL (a folder of objects, or one object) and says where.
+fn mirror(url: &Path) -> Result<Mirrored> {
     let url = url.to_string_lossy().into_owned();
     let remote = Remote::open(&url)?;
     let key = hex::encode(Sha256::digest(url.trim_end_matches('/').as_bytes()));
@@ -50,15 +77,18 @@ fn mirror(url: &Path) -> Result<PathBuf> {
             return Err(Error::data(PathBuf::from(&url), "discover", "no object at this URL or under it; check the bucket, the prefix and the credentials"));
         }
         remote.download("", &dir.join(&name))?;
-        return Ok(dir.join(name));
+        return Ok(Mirrored {
+            url,
+            local: dir.join(name),
+            objects: 1,
+        });
     }
     sync(&remote, &objects, &dir)?;
-    eprintln!(
-        "mirrored {} object(s) of {url} in {}",
-        objects.len(),
-        dir.display()
-    );
-    Ok(dir)
+    Ok(Mirrored {
+        url,
+        local: dir,
+        objects: objects.len(),
+    })
 }
 
 /// Downloads what is new or changed in size, removes what the store no longer has.
