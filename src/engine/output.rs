@@ -10,11 +10,10 @@
 //! `index.json`, `stats.json` and `errors.jsonl` are derived from the records at the end, so a
 //! resumed build ends byte-identical to an uninterrupted one.
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use sha2::Digest;
-
 use crate::sink::atomic::{self, sha256_of};
 use crate::sink::manifest::{ERRORS_FILE, INDEX_FILE, STATS_FILE};
 use crate::sink::FileRecord;

@@ -190,3 +190,31 @@ impl Remote {
         crate::sink::atomic::write_bytes(local, &bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_url;
+    use std::path::Path;
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        for url in [
+            "s3://bucket/prefix",
+            "gs://b",
+            "az://container/x/y",
+            "file:///data/images",
+        ] {
+            assert!(is_url(Path::new(url)), "{url}");
+        }
+        for path in [
+            "images",
+            "/data/s3/images",
+            "./a://b",
+            "C:\\data",
+            "://x",
+            "s3:/bucket",
+        ] {
+            assert!(!is_url(Path::new(path)), "{path}");
+        }
+    }
+}
