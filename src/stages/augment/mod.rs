@@ -20,7 +20,7 @@ use super::{BuildContext, SizeSpec};
 use crate::sample::Sample;
 use photometric::Photometric;
 use rng::Draw;
-use warp::{affine, invert, move_sample, warp_sample, Border, WarpRules};
+use warp::{affine, invert, move_sample, warp_sample, Border, Mapping, WarpRules};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -368,24 +368,12 @@ impl Augment {
         let m = affine_set.then(|| affine(w, h, rotate, (zx, zy), shear, (shift[0], shift[1])));
         if let Some(m) = m {
             let inv = invert(&m).ok_or("augment: the drawn affine map cannot be inverted")?;
-            let source = move |x: usize, y: usize| {
-                let (x, y) = (x as f64, y as f64);
-                (
-                    inv[0][0] * x + inv[0][1] * y + inv[0][2],
-                    inv[1][0] * x + inv[1][1] * y + inv[1][2],
-                )
-            };
-            warp_sample(s, (w, h), &source, &rules);
+            warp_sample(s, (w, h), &Mapping::Affine(inv), &rules);
         }
         if let Some(e) = c.elastic {
             let (dx, dy) = warp::elastic_field(w, h, e.alpha, e.sigma, || d.unit());
-            let source = move |x: usize, y: usize| {
-                (
-                    x as f64 + dx[y * w + x] as f64,
-                    y as f64 + dy[y * w + x] as f64,
-                )
-            };
-            warp_sample(s, (w, h), &source, &rules);
+            let field = Mapping::Displaced { dx: &dx, dy: &dy };
+            warp_sample(s, (w, h), &field, &rules);
         }
         let crop = self.crop(s, &mut d)?;
         photometric::apply(&mut s.image, &photometric, &mut || d.normal());

@@ -39,16 +39,52 @@ pub fn reflect_101(i: i64, n: i64) -> usize {
     (if m < n { m } else { period - m }) as usize
 }
 
-/// Source position of each output pixel.
-pub type SourceOf<'a> = &'a (dyn Fn(usize, usize) -> (f64, f64) + Sync);
+/// Where each output pixel's source lies.
+#[derive(Debug, Clone, Copy)]
+pub enum Mapping<'a> {
+    /// An affine map from output to source position (the inverse of the drawn warp).
+    Affine(Affine),
+    /// The output position displaced by a field (dx, dy), row-major at the output size (elastic).
+    Displaced { dx: &'a [f32], dy: &'a [f32] },
+}
 
-/// Every output pixel's source position, computed once and shared by image, label and mask.
-fn positions((out_w, out_h): (usize, usize), source: SourceOf) -> Vec<(f64, f64)> {
-    let mut v = Vec::with_capacity(out_w * out_h);
-    for y in 0..out_h {
-        v.extend((0..out_w).map(|x| source(x, y)));
+impl Mapping<'_> {
+    /// The source positions of output row `y`, one per entry of `xs` and `ys`.
+    #[inline]
+    fn row(&self, y: usize, xs: &mut [f64], ys: &mut [f64]) {
+        let yf = y as f64;
+        match self {
+            Mapping::Affine(m) => {
+                let (by, dy) = (m[0][1] * yf, m[1][1] * yf);
+                for (x, (sx, sy)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
+                    let xf = x as f64;
+                    *sx = m[0][0] * xf + by + m[0][2];
+                    *sy = m[1][0] * xf + dy + m[1][2];
+                }
+            }
+            Mapping::Displaced { dx, dy } => {
+                let at = y * xs.len();
+                let (dx, dy) = (&dx[at..at + xs.len()], &dy[at..at + xs.len()]);
+                for (x, (sx, sy)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
+                    *sx = x as f64 + dx[x] as f64;
+                    *sy = yf + dy[x] as f64;
+                }
+            }
+        }
     }
-    v
+}
+
+/// Calls `f(y, xs, ys)` for each output row with its source positions (buffers reused).
+fn for_each_row(
+    map: &Mapping,
+    (out_w, out_h): (usize, usize),
+    mut f: impl FnMut(usize, &[f64], &[f64]),
+) {
+    let (mut xs, mut ys) = (vec![0f64; out_w], vec![0f64; out_w]);
+    for y in 0..out_h {
+        map.row(y, &mut xs, &mut ys);
+        f(y, &xs, &ys);
+    }
 }
 
 /// `v.floor() as i64` without a libm call (`f64::floor` is not inlined below SSE4.1).
@@ -88,30 +124,26 @@ macro_rules! with_const_bands {
 /// Marks a source that falls outside under a constant border.
 const OUTSIDE: usize = usize::MAX;
 
-/// The source pixel of each position, nearest (round half up, as OpenCV's INTER_NEAREST).
-fn nearest_sources(pos: &[(f64, f64)], w: usize, h: usize, border: Border) -> Vec<usize> {
-    pos.iter()
-        .map(|&(sx, sy)| {
-            let ix = border_index(floor_i64(sx + 0.5), w as i64, border);
-            let iy = border_index(floor_i64(sy + 0.5), h as i64, border);
+/// The source pixel of each position of a row, nearest (round half up, as OpenCV's
+/// INTER_NEAREST), or `OUTSIDE`.
+#[inline]
+fn nearest_row(xs: &[f64], ys: &[f64], (w, h): (usize, usize), border: Border, out: &mut [usize]) {
+    for ((o, &sx), &sy) in out.iter_mut().zip(xs).zip(ys) {
+        let (ix, iy) = (floor_i64(sx + 0.5), floor_i64(sy + 0.5));
+        // one unsigned compare per axis covers both ends
+        *o = if (ix as u64) < w as u64 && (iy as u64) < h as u64 {
+            iy as usize * w + ix as usize
+        } else {
+            let ix = border_index(ix, w as i64, border);
+            let iy = border_index(iy, h as i64, border);
             ix.zip(iy).map_or(OUTSIDE, |(ix, iy)| iy * w + ix)
-        })
-        .collect()
+        };
+    }
 }
 
-/// Copies each source pixel (`fill` where it is `OUTSIDE`).
-fn gather<T: Copy + Default>(src: &[T], bands: usize, sources: &[usize], fill: &[T]) -> Vec<T> {
-    with_const_bands!(bands, |b| gather_with(src, b, sources, fill))
-}
-
+/// Copies each source pixel into a row (`fill` where it is `OUTSIDE`).
 #[inline(always)]
-fn gather_with<T: Copy + Default>(
-    src: &[T],
-    bands: usize,
-    sources: &[usize],
-    fill: &[T],
-) -> Vec<T> {
-    let mut out = vec![T::default(); sources.len() * bands];
+fn gather_row<T: Copy>(src: &[T], bands: usize, sources: &[usize], fill: &[T], out: &mut [T]) {
     for (px, &i) in out.chunks_exact_mut(bands.max(1)).zip(sources) {
         px.copy_from_slice(if i == OUTSIDE {
             fill
@@ -119,41 +151,24 @@ fn gather_with<T: Copy + Default>(
             &src[i * bands..(i + 1) * bands]
         });
     }
-    out
 }
 
-/// Bilinear sampling; each of the four taps follows the border rule on its own (as OpenCV does).
-fn remap_linear<T: PixelValue>(
-    src: &[T],
-    (w, h, bands): (usize, usize, usize),
-    pos: &[(f64, f64)],
-    border: Border,
-    fill: &[f32],
-) -> Vec<T> {
-    with_const_bands!(bands, |b| remap_linear_with(
-        src,
-        (w, h, b),
-        pos,
-        border,
-        fill
-    ))
-}
-
+/// Bilinear sampling of one output row; each of the four taps follows the border rule on its
+/// own (as OpenCV does).
 #[inline(always)]
-fn remap_linear_with<T: PixelValue>(
+fn bilinear_row<T: PixelValue>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
-    pos: &[(f64, f64)],
+    (xs, ys): (&[f64], &[f64]),
     border: Border,
     fill: &[f32],
-) -> Vec<T> {
-    let mut out = vec![T::default(); pos.len() * bands];
-    let mut acc = vec![0f32; bands];
-    for (px, &(sx, sy)) in out.chunks_exact_mut(bands.max(1)).zip(pos) {
+    out: &mut [T],
+) {
+    for ((px, &sx), &sy) in out.chunks_exact_mut(bands.max(1)).zip(xs).zip(ys) {
         let (ix, iy) = (floor_i64(sx), floor_i64(sy));
         let (fx, fy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
-        if ix >= 0 && iy >= 0 && ix + 1 < w as i64 && iy + 1 < h as i64 {
-            // all four taps inside: no border rule to consult
+        // all four taps inside (one unsigned compare per axis): no border rule to consult
+        if (ix as u64) < (w as u64).wrapping_sub(1) && (iy as u64) < (h as u64).wrapping_sub(1) {
             let at = (iy as usize * w + ix as usize) * bands;
             let (top, bottom) = (
                 &src[at..at + 2 * bands],
@@ -164,36 +179,55 @@ fn remap_linear_with<T: PixelValue>(
                 let u = bottom[b].to_f32() * (1.0 - fx) + bottom[bands + b].to_f32() * fx;
                 px[b] = T::from_f32(t * (1.0 - fy) + u * fy);
             }
-            continue;
-        }
-        acc.iter_mut().for_each(|a| *a = 0.0);
-        for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
-            for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
-                let weight = wx * wy;
-                if weight == 0.0 {
-                    continue;
-                }
-                let tap = border_index(ix + dx, w as i64, border).zip(border_index(
-                    iy + dy,
-                    h as i64,
-                    border,
-                ));
-                match tap {
-                    Some((tx, ty)) => {
-                        let at = (ty * w + tx) * bands;
-                        for b in 0..bands {
-                            acc[b] += weight * src[at + b].to_f32();
-                        }
-                    }
-                    None => (0..bands).for_each(|b| acc[b] += weight * fill[b]),
-                }
-            }
-        }
-        for (o, &v) in px.iter_mut().zip(&acc) {
-            *o = T::from_f32(v);
+        } else {
+            bilinear_at_border(src, (w, h, bands), (ix, iy), (fx, fy), border, fill, px);
         }
     }
-    out
+}
+
+/// A bilinear pixel with a tap outside the image: the taps follow the border rule one by one.
+fn bilinear_at_border<T: PixelValue>(
+    src: &[T],
+    (w, h, bands): (usize, usize, usize),
+    (ix, iy): (i64, i64),
+    (fx, fy): (f32, f32),
+    border: Border,
+    fill: &[f32],
+    px: &mut [T],
+) {
+    let mut acc = [0f32; 16];
+    let mut wide = Vec::new();
+    let acc: &mut [f32] = if bands <= acc.len() {
+        &mut acc[..bands]
+    } else {
+        wide.resize(bands, 0f32);
+        &mut wide
+    };
+    for (dy, wy) in [(0, 1.0 - fy), (1, fy)] {
+        for (dx, wx) in [(0, 1.0 - fx), (1, fx)] {
+            let weight = wx * wy;
+            if weight == 0.0 {
+                continue;
+            }
+            let tap = border_index(ix + dx, w as i64, border).zip(border_index(
+                iy + dy,
+                h as i64,
+                border,
+            ));
+            match tap {
+                Some((tx, ty)) => {
+                    let at = (ty * w + tx) * bands;
+                    for b in 0..bands {
+                        acc[b] += weight * src[at + b].to_f32();
+                    }
+                }
+                None => (0..bands).for_each(|b| acc[b] += weight * fill[b]),
+            }
+        }
+    }
+    for (o, &v) in px.iter_mut().zip(acc.iter()) {
+        *o = T::from_f32(v);
+    }
 }
 
 /// How a warp samples and fills.
@@ -207,15 +241,15 @@ pub struct WarpRules<'a> {
     pub ignore_index: u16,
 }
 
-/// Warps image, label and padding mask to (out_w, out_h) through `source`. Label pixels filled
-/// with the ignore index are marked as padding, so they are counted as such.
-pub fn warp_sample(s: &mut Sample, out: (usize, usize), source: SourceOf, rules: &WarpRules) {
-    let (w, h, bands) = (
+/// Warps image, label and padding mask to (out_w, out_h) through `map`, row by row. Label pixels
+/// filled with the ignore index are marked as padding, so they are counted as such.
+pub fn warp_sample(s: &mut Sample, out: (usize, usize), map: &Mapping, rules: &WarpRules) {
+    let dims = (
         s.image.width as usize,
         s.image.height as usize,
         s.image.bands,
     );
-    let fill32: Vec<f32> = (0..bands)
+    let fill: Vec<f32> = (0..dims.2)
         .map(|b| {
             rules
                 .image_fill
@@ -225,55 +259,88 @@ pub fn warp_sample(s: &mut Sample, out: (usize, usize), source: SourceOf, rules:
                 .unwrap_or(0.0) as f32
         })
         .collect();
-    let pos = positions(out, source);
-    let label_sources = nearest_sources(&pos, w, h, rules.label_border);
-    let image_sources = (!rules.bilinear).then(|| {
-        if rules.image_border == rules.label_border {
-            label_sources.clone()
-        } else {
-            nearest_sources(&pos, w, h, rules.image_border)
-        }
-    });
-    fn image<T: PixelValue>(
-        v: &[T],
-        dims: (usize, usize, usize),
-        pos: &[(f64, f64)],
-        nearest: Option<&[usize]>,
-        r: &WarpRules,
-        fill: &[f32],
-    ) -> Vec<T> {
-        match nearest {
-            None => remap_linear(v, dims, pos, r.image_border, fill),
-            Some(sources) => {
-                let fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
-                gather(v, dims.2, sources, &fill)
-            }
-        }
-    }
-    let dims = (w, h, bands);
-    let nearest = image_sources.as_deref();
     s.image.pixels = match &s.image.pixels {
-        Pixels::U8(v) => Pixels::U8(image(v, dims, &pos, nearest, rules, &fill32)),
-        Pixels::U16(v) => Pixels::U16(image(v, dims, &pos, nearest, rules, &fill32)),
-        Pixels::F32(v) => Pixels::F32(image(v, dims, &pos, nearest, rules, &fill32)),
+        Pixels::U8(v) => Pixels::U8(warp_image(v, dims, out, map, rules, &fill)),
+        Pixels::U16(v) => Pixels::U16(warp_image(v, dims, out, map, rules, &fill)),
+        Pixels::F32(v) => Pixels::F32(warp_image(v, dims, out, map, rules, &fill)),
     };
-    s.label.ids = gather(&s.label.ids, 1, &label_sources, &[rules.ignore_index]);
-    let outside = label_sources.iter().map(|&i| i == OUTSIDE);
-    s.padding = match s.padding.take() {
-        Some(m) => Some(
-            gather(&m, 1, &label_sources, &[true])
-                .into_iter()
-                .zip(outside)
-                .map(|(a, b)| a || b)
-                .collect(),
-        ),
-        None if label_sources.contains(&OUTSIDE) => Some(outside.collect()),
-        None => None,
-    };
+    let (ids, padding) = warp_label(
+        &s.label.ids,
+        s.padding.as_deref(),
+        (dims.0, dims.1),
+        out,
+        map,
+        rules,
+    );
+    s.label.ids = ids;
+    s.padding = padding;
     s.image.width = out.0 as u32;
     s.image.height = out.1 as u32;
     s.label.width = out.0 as u32;
     s.label.height = out.1 as u32;
+}
+
+/// The warped image: bilinear, or nearest under the image's own border rule.
+fn warp_image<T: PixelValue>(
+    src: &[T],
+    (w, h, bands): (usize, usize, usize),
+    out: (usize, usize),
+    map: &Mapping,
+    rules: &WarpRules,
+    fill: &[f32],
+) -> Vec<T> {
+    let mut pixels = vec![T::default(); out.0 * out.1 * bands];
+    let row_len = (out.0 * bands).max(1);
+    let nearest_fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
+    let mut sources = vec![0usize; out.0];
+    for_each_row(map, out, |y, xs, ys| {
+        let row = &mut pixels[y * row_len..(y + 1) * row_len];
+        if rules.bilinear {
+            with_const_bands!(bands, |b| bilinear_row(
+                src,
+                (w, h, b),
+                (xs, ys),
+                rules.image_border,
+                fill,
+                row
+            ))
+        } else {
+            nearest_row(xs, ys, (w, h), rules.image_border, &mut sources);
+            with_const_bands!(bands, |b| gather_row(src, b, &sources, &nearest_fill, row))
+        }
+    });
+    pixels
+}
+
+/// The warped label (nearest) and padding mask: a pixel whose source falls outside under a
+/// constant border gets the ignore index and is padding; the mask exists when the input had one
+/// or a pixel fell outside.
+fn warp_label(
+    ids: &[u16],
+    padding: Option<&[bool]>,
+    (w, h): (usize, usize),
+    out: (usize, usize),
+    map: &Mapping,
+    rules: &WarpRules,
+) -> (Vec<u16>, Option<Vec<bool>>) {
+    let mut labels = vec![0u16; out.0 * out.1];
+    let mut pads = vec![false; out.0 * out.1];
+    let mut any_outside = false;
+    let mut sources = vec![0usize; out.0];
+    for_each_row(map, out, |y, xs, ys| {
+        nearest_row(xs, ys, (w, h), rules.label_border, &mut sources);
+        let row = y * out.0..(y + 1) * out.0;
+        let targets = labels[row.clone()].iter_mut().zip(&mut pads[row]);
+        for ((label, pad), &i) in targets.zip(&sources) {
+            if i == OUTSIDE {
+                (*label, *pad) = (rules.ignore_index, true);
+                any_outside = true;
+            } else {
+                (*label, *pad) = (ids[i], padding.is_some_and(|m| m[i]));
+            }
+        }
+    });
+    (labels, (padding.is_some() || any_outside).then_some(pads))
 }
 
 /// Whole-pixel moves of an interleaved buffer: flips, then turns by 90° (counter-clockwise, as
@@ -482,10 +549,17 @@ mod tests {
     #[test]
     fn nearest_warp_of_a_shift_moves_whole_pixels() {
         let src: Vec<u16> = (0..12).collect(); // 4x3
-        let source = |x: usize, y: usize| (x as f64 - 1.0, y as f64);
-        let sources = nearest_sources(&positions((4, 3), &source), 4, 3, Border::Constant);
-        let out = gather(&src, 1, &sources, &[99]);
+        let shift = Mapping::Affine([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]]);
+        let rules = WarpRules {
+            bilinear: false,
+            image_border: Border::Constant,
+            image_fill: &[0.0],
+            label_border: Border::Constant,
+            ignore_index: 99,
+        };
+        let (out, padding) = warp_label(&src, None, (4, 3), (4, 3), &shift, &rules);
         assert_eq!(out, vec![99, 0, 1, 2, 99, 4, 5, 6, 99, 8, 9, 10]);
-        assert_eq!(sources.iter().filter(|&&i| i == OUTSIDE).count(), 3);
+        let padding = padding.expect("a shifted-in column is padding");
+        assert_eq!(padding.iter().filter(|&&p| p).count(), 3);
     }
 }
