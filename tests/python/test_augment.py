@@ -70,21 +70,22 @@ def test_crops_are_exact_windows(quintal):
 
 
 def test_affine_warps_agree_with_opencv(quintal):
-    """Labels (nearest) agree with cv2.warpAffine INTER_NEAREST on at least 99% of pixels;
-    images (bilinear) within a mean absolute difference of 1.0 grey level (OpenCV quantises the
-    interpolation weights to 1/32)."""
+    """Labels (nearest) agree with cv2.warpAffine INTER_NEAREST on at least 99.9% of pixels;
+    images (bilinear) on at least 99.9%, never by more than one grey level (OpenCV 5 samples in
+    float as segprep does; the last rounding of a value may differ)."""
     stage = '{ copies = 3, rotate = [-30, 30], shift = [-0.15, 0.15], zoom = [0.8, 1.3], zoom_per_axis = true, shear = [-8, 8] }'
     found = augmented(quintal, stage, size=128)
-    worst_label, worst_image = 1.0, 0.0
+    worst_label, worst_image, largest = 1.0, 1.0, 0
     for (img0, lab0, _), (img, lab, d) in copies(found):
         m = np.array(d["affine"], dtype=np.float64)
         h, w = lab0.shape
         want_l = cv2.warpAffine(lab0, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
         want_i = cv2.warpAffine(img0, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        diff = np.abs(img.astype(int) - want_i.astype(int))
         worst_label = min(worst_label, (lab == want_l).mean())
-        worst_image = max(worst_image, np.abs(img.astype(float) - want_i.astype(float)).mean())
-    assert worst_label >= 0.99, worst_label
-    assert worst_image <= 1.0, worst_image
+        worst_image, largest = min(worst_image, (diff == 0).mean()), max(largest, diff.max())
+    assert worst_label >= 0.999, worst_label
+    assert worst_image >= 0.999 and largest <= 1, (worst_image, largest)
 
 
 def test_reflect_border_agrees_with_opencv(quintal):
@@ -94,8 +95,9 @@ def test_reflect_border_agrees_with_opencv(quintal):
         h, w = lab0.shape
         want_l = cv2.warpAffine(lab0, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
         want_i = cv2.warpAffine(img0, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-        assert (lab == want_l).mean() >= 0.99
-        assert np.abs(img.astype(float) - want_i.astype(float)).mean() <= 1.0
+        diff = np.abs(img.astype(int) - want_i.astype(int))
+        assert (lab == want_l).mean() >= 0.999
+        assert (diff == 0).mean() >= 0.999 and diff.max() <= 1
         assert 255 not in lab, "reflect never fills with ignore"
 
 

@@ -185,6 +185,123 @@ fn bilinear_row<T: PixelValue>(
     }
 }
 
+/// The bilinear row of a pixel type: the generic one, or for 8-bit 3- and 4-band images the SSE2
+/// one, which gives the same bytes.
+pub trait BilinearRow: PixelValue {
+    fn bilinear_row(
+        src: &[Self],
+        dims: (usize, usize, usize),
+        pos: (&[f64], &[f64]),
+        border: Border,
+        fill: &[f32],
+        out: &mut [Self],
+    ) {
+        with_const_bands!(dims.2, |b| bilinear_row(
+            src,
+            (dims.0, dims.1, b),
+            pos,
+            border,
+            fill,
+            out
+        ))
+    }
+}
+
+impl BilinearRow for u16 {}
+impl BilinearRow for f32 {}
+
+impl BilinearRow for u8 {
+    fn bilinear_row(
+        src: &[u8],
+        dims: (usize, usize, usize),
+        pos: (&[f64], &[f64]),
+        border: Border,
+        fill: &[f32],
+        out: &mut [u8],
+    ) {
+        // SAFETY: SSE2 is part of the x86-64 baseline, so every x86-64 CPU runs these
+        #[cfg(target_arch = "x86_64")]
+        match dims.2 {
+            3 => return unsafe { sse2::bilinear_row::<3>(src, dims, pos, border, fill, out) },
+            4 => return unsafe { sse2::bilinear_row::<4>(src, dims, pos, border, fill, out) },
+            _ => {}
+        }
+        with_const_bands!(dims.2, |b| bilinear_row(
+            src,
+            (dims.0, dims.1, b),
+            pos,
+            border,
+            fill,
+            out
+        ))
+    }
+}
+
+/// Bilinear sampling of 8-bit pixels with a pixel's bands in the four f32 lanes of one SSE2
+/// register (every x86-64 CPU has SSE2): the same products and sums in the same order as
+/// `bilinear_row`, so the same bytes, with a quarter of the arithmetic.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use super::{bilinear_at_border, floor_i64, Border};
+    use std::arch::x86_64::*;
+
+    /// The four bytes from `at` as four f32 lanes.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn lanes(src: &[u8], at: usize) -> __m128 {
+        let word = u32::from_le_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]]);
+        let zero = _mm_setzero_si128();
+        let words = _mm_unpacklo_epi8(_mm_cvtsi32_si128(word as i32), zero);
+        _mm_cvtepi32_ps(_mm_unpacklo_epi16(words, zero))
+    }
+
+    /// `a * (1 - f) + b * f`, lane by lane.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn mix(a: __m128, b: __m128, f: f32) -> __m128 {
+        _mm_add_ps(
+            _mm_mul_ps(a, _mm_set1_ps(1.0 - f)),
+            _mm_mul_ps(b, _mm_set1_ps(f)),
+        )
+    }
+
+    #[target_feature(enable = "sse2")]
+    pub fn bilinear_row<const B: usize>(
+        src: &[u8],
+        (w, h, _): (usize, usize, usize),
+        (xs, ys): (&[f64], &[f64]),
+        border: Border,
+        fill: &[f32],
+        out: &mut [u8],
+    ) {
+        let stride = w * B;
+        for ((px, &sx), &sy) in out.chunks_exact_mut(B).zip(xs).zip(ys) {
+            let (ix, iy) = (floor_i64(sx), floor_i64(sy));
+            let (fx, fy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
+            let inside = (ix as u64) < (w as u64).wrapping_sub(1)
+                && (iy as u64) < (h as u64).wrapping_sub(1);
+            let at = if inside {
+                iy as usize * stride + ix as usize * B
+            } else {
+                usize::MAX
+            };
+            // a 3-band tap loads 4 bytes: the image's very last pixel takes the general path
+            if at.saturating_add(stride + B + 4) > src.len() {
+                bilinear_at_border(src, (w, h, B), (ix, iy), (fx, fy), border, fill, px);
+                continue;
+            }
+            let top = mix(lanes(src, at), lanes(src, at + B), fx);
+            let bottom = mix(lanes(src, at + stride), lanes(src, at + stride + B), fx);
+            // `(v + 0.5) as u8`: truncation of a value in [0.5, 255.5] (saturating packs)
+            let value = _mm_add_ps(mix(top, bottom, fy), _mm_set1_ps(0.5));
+            let ints = _mm_cvttps_epi32(value);
+            let bytes = _mm_packus_epi16(_mm_packs_epi32(ints, ints), ints);
+            let word = (_mm_cvtsi128_si32(bytes) as u32).to_le_bytes();
+            px.copy_from_slice(&word[..B]);
+        }
+    }
+}
+
 /// A bilinear pixel with a tap outside the image: the taps follow the border rule one by one.
 fn bilinear_at_border<T: PixelValue>(
     src: &[T],
@@ -281,7 +398,7 @@ pub fn warp_sample(s: &mut Sample, out: (usize, usize), map: &Mapping, rules: &W
 }
 
 /// The warped image: bilinear, or nearest under the image's own border rule.
-fn warp_image<T: PixelValue>(
+fn warp_image<T: BilinearRow>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
     out: (usize, usize),
@@ -296,14 +413,7 @@ fn warp_image<T: PixelValue>(
     for_each_row(map, out, |y, xs, ys| {
         let row = &mut pixels[y * row_len..(y + 1) * row_len];
         if rules.bilinear {
-            with_const_bands!(bands, |b| bilinear_row(
-                src,
-                (w, h, b),
-                (xs, ys),
-                rules.image_border,
-                fill,
-                row
-            ))
+            T::bilinear_row(src, (w, h, bands), (xs, ys), rules.image_border, fill, row)
         } else {
             nearest_row(xs, ys, (w, h), rules.image_border, &mut sources);
             with_const_bands!(bands, |b| gather_row(src, b, &sources, &nearest_fill, row))
@@ -544,6 +654,59 @@ mod tests {
             inv[1][0] * u + inv[1][1] * v + inv[1][2],
         );
         assert!((back.0 - x).abs() < 1e-9 && (back.1 - y).abs() < 1e-9);
+    }
+
+    #[test]
+    fn simd_bilinear_gives_the_generic_bytes() {
+        // 3 and 4 bands, every border rule, maps that reach past every edge and the last pixel
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for bands in [3usize, 4] {
+            let (w, h) = (23usize, 17usize);
+            let src: Vec<u8> = (0..w * h * bands).map(|_| next() as u8).collect();
+            let fill = vec![37.0f32; bands];
+            for (k, border) in [Border::Constant, Border::Reflect, Border::Edge]
+                .into_iter()
+                .enumerate()
+            {
+                let m = affine(w, h, 17.0 + 40.0 * k as f64, (1.3, 0.7), 5.0, (2.5, -1.5));
+                let map = Mapping::Affine(invert(&m).unwrap());
+                for_each_row(&map, (w + 3, h + 2), |_, xs, ys| {
+                    let mut simd = vec![0u8; xs.len() * bands];
+                    let mut generic = simd.clone();
+                    let dims = (w, h, bands);
+                    u8::bilinear_row(&src, dims, (xs, ys), border, &fill, &mut simd);
+                    bilinear_row(&src, dims, (xs, ys), border, &fill, &mut generic);
+                    assert_eq!(simd, generic, "{bands} bands, {border:?}");
+                });
+            }
+            // the bottom-right 2x2 block, whose last tap is the image's last pixel
+            let (xs, ys) = (vec![w as f64 - 1.5; 4], vec![h as f64 - 1.25; 4]);
+            let mut simd = vec![0u8; 4 * bands];
+            let mut generic = simd.clone();
+            u8::bilinear_row(
+                &src,
+                (w, h, bands),
+                (&xs, &ys),
+                Border::Constant,
+                &fill,
+                &mut simd,
+            );
+            bilinear_row(
+                &src,
+                (w, h, bands),
+                (&xs, &ys),
+                Border::Constant,
+                &fill,
+                &mut generic,
+            );
+            assert_eq!(simd, generic);
+        }
     }
 
     #[test]
