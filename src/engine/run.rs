@@ -56,8 +56,11 @@ pub fn run_shards(
         .collect();
     let resumed = records.iter().flatten().count();
     let result = std::thread::scope(|scope| -> Result<Vec<(usize, ShardRecord)>> {
-        // rendezvous: at most one batch being written and one being computed
-        let (tx, rx) = sync_channel::<ToWriter>(0);
+        // one message may wait: the next shard's `Begin` is taken while the writer still writes the
+        // last one (a whole shard for NPZ), so compute goes on; at most one batch is being
+        // written, one waits and one is computed (with a rendezvous, NPZ compute stalled on
+        // every shard write)
+        let (tx, rx) = sync_channel::<ToWriter>(1);
         let writer = scope.spawn(move || -> Result<Vec<(usize, ShardRecord)>> {
             let mut done = Vec::new();
             for message in rx {
