@@ -51,38 +51,40 @@ pub enum Mapping<'a> {
 impl Mapping<'_> {
     /// The source positions of output row `y`, one per entry of `xs` and `ys`.
     #[inline]
-    fn row(&self, y: usize, xs: &mut [f64], ys: &mut [f64]) {
+    fn row(&self, y: usize, columns: &[f64], xs: &mut [f64], ys: &mut [f64]) {
         let yf = y as f64;
+        let points = columns.iter().zip(xs.iter_mut().zip(ys.iter_mut()));
         match self {
             Mapping::Affine(m) => {
                 let (by, dy) = (m[0][1] * yf, m[1][1] * yf);
-                for (x, (sx, sy)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
-                    let xf = x as f64;
+                for (&xf, (sx, sy)) in points {
                     *sx = m[0][0] * xf + by + m[0][2];
                     *sy = m[1][0] * xf + dy + m[1][2];
                 }
             }
             Mapping::Displaced { dx, dy } => {
-                let at = y * xs.len();
-                let (dx, dy) = (&dx[at..at + xs.len()], &dy[at..at + xs.len()]);
-                for (x, (sx, sy)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
-                    *sx = x as f64 + dx[x] as f64;
-                    *sy = yf + dy[x] as f64;
+                let at = y * columns.len();
+                let shifts = dx[at..].iter().zip(&dy[at..]);
+                for ((&xf, (sx, sy)), (&ddx, &ddy)) in points.zip(shifts) {
+                    *sx = xf + ddx as f64;
+                    *sy = yf + ddy as f64;
                 }
             }
         }
     }
 }
 
-/// Calls `f(y, xs, ys)` for each output row with its source positions (buffers reused).
+/// Calls `f(y, xs, ys)` for each output row with its source positions (buffers reused; the
+/// column coordinates as f64 once, so the position arithmetic vectorizes).
 fn for_each_row(
     map: &Mapping,
     (out_w, out_h): (usize, usize),
     mut f: impl FnMut(usize, &[f64], &[f64]),
 ) {
+    let columns: Vec<f64> = (0..out_w).map(|x| x as f64).collect();
     let (mut xs, mut ys) = (vec![0f64; out_w], vec![0f64; out_w]);
     for y in 0..out_h {
-        map.row(y, &mut xs, &mut ys);
+        map.row(y, &columns, &mut xs, &mut ys);
         f(y, &xs, &ys);
     }
 }
@@ -249,7 +251,8 @@ mod sse2 {
     #[inline]
     #[target_feature(enable = "sse2")]
     fn lanes(src: &[u8], at: usize) -> __m128 {
-        let word = u32::from_le_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]]);
+        let four: [u8; 4] = src[at..at + 4].try_into().expect("four bytes");
+        let word = u32::from_le_bytes(four);
         let zero = _mm_setzero_si128();
         let words = _mm_unpacklo_epi8(_mm_cvtsi32_si128(word as i32), zero);
         _mm_cvtepi32_ps(_mm_unpacklo_epi16(words, zero))
@@ -312,6 +315,14 @@ fn bilinear_at_border<T: PixelValue>(
     fill: &[f32],
     px: &mut [T],
 ) {
+    let beyond = ix < -1 || iy < -1 || ix >= w as i64 || iy >= h as i64;
+    if beyond && border == Border::Constant {
+        // no tap inside: the fill itself (as OpenCV's borderValue), not a weighted sum of it
+        px.iter_mut()
+            .zip(fill)
+            .for_each(|(o, &f)| *o = T::from_f32(f));
+        return;
+    }
     let mut acc = [0f32; 16];
     let mut wide = Vec::new();
     let acc: &mut [f32] = if bands <= acc.len() {
