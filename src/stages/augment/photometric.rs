@@ -78,18 +78,14 @@ fn run<T: PixelValue>(
     let only_pointwise =
         p.hue.is_none() && p.saturation.is_none() && p.noise.is_none() && p.blur.is_none();
     if range == 255.0 && only_pointwise {
-        // u8: one table per band holds every possible result; bands cycle through the pixels
-        let table: Vec<T> = (0..bands)
-            .flat_map(|b| (0..256).map(move |v| (v, b)))
-            .map(|(v, b)| T::from_f32(pointwise(v as f32, b)))
+        // u8: one table per band holds every possible result (256 entries: no bounds to check)
+        let tables: Vec<[T; 256]> = (0..bands)
+            .map(|b| std::array::from_fn(|v| T::from_f32(pointwise(v as f32, b))))
             .collect();
         let mut v = v;
-        let mut band = 0;
-        for x in v.iter_mut() {
-            *x = table[band * 256 + x.index()];
-            band += 1;
-            if band == bands {
-                band = 0;
+        for px in v.chunks_exact_mut(bands) {
+            for (x, table) in px.iter_mut().zip(&tables) {
+                *x = table[x.index() & 255];
             }
         }
         return v;
