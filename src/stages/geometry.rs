@@ -60,11 +60,26 @@ pub fn resize_nearest<T: Copy>(
     for y in 0..new_h as u64 {
         let sy = (((2 * y + 1) * h as u64) / (2 * new_h as u64)).min(h as u64 - 1) as usize;
         let row = &src[sy * w as usize * bands..(sy + 1) * w as usize * bands];
-        for &sx in &xs {
-            out.extend_from_slice(&row[sx * bands..(sx + 1) * bands]);
+        // a constant band count makes a pixel a move, not a copy call per pixel
+        match bands {
+            1 => pick::<T, 1>(row, &xs, &mut out),
+            3 => pick::<T, 3>(row, &xs, &mut out),
+            4 => pick::<T, 4>(row, &xs, &mut out),
+            _ => xs
+                .iter()
+                .for_each(|&sx| out.extend_from_slice(&row[sx * bands..(sx + 1) * bands])),
         }
     }
     out
+}
+
+/// Appends the pixels of `row` at columns `xs`, `B` values each.
+#[inline(always)]
+fn pick<T: Copy, const B: usize>(row: &[T], xs: &[usize], out: &mut Vec<T>) {
+    for &sx in xs {
+        let px: [T; B] = row[sx * B..sx * B + B].try_into().expect("B values");
+        out.extend_from_slice(&px);
+    }
 }
 
 /// The window (left, top, width, height) cut out of a (w, h, bands) buffer.
