@@ -94,7 +94,8 @@ impl NpzSink {
         let c_opt = self.options.compression;
         let label_dtype = self.options.label_dtype;
         let (bytes, sha256) = write_atomically(&path, |file: File| {
-            let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+            // small: arrays larger than the buffer go to the file directly instead of being copied into it
+            let mut zip = ZipWriter::new(BufWriter::with_capacity(64 << 10, file));
             let image_bytes = n * h * w * c * first.image.pixels.dtype().size() as u64;
             start_entry(&mut zip, "image.npy", c_opt, image_bytes)?;
             npy::write_header(&mut zip, first.image.pixels.dtype().numpy(), &[n, h, w, c])?;
