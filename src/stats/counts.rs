@@ -24,31 +24,31 @@ impl SampleCounts {
     pub fn of(s: &Sample, classes: &ClassSet) -> Result<Self, String> {
         let max_class = classes.classes.iter().map(|c| c.id).max().unwrap_or(0) as usize;
         let ignore = classes.ignore_index;
-        let mut c = SampleCounts {
-            class_pixels: vec![0; max_class + 1],
-            unknown_pixels: s.unknown_pixels,
-            instances: s.instances,
-            ..Default::default()
-        };
-        let mut count = |i: usize, id: u16| -> Result<(), String> {
-            if id == ignore {
-                let padded = s.padding.as_ref().is_some_and(|m| m[i]);
-                *if padded {
-                    &mut c.pad_pixels
-                } else {
-                    &mut c.ignore_pixels
-                } += 1;
-                return Ok(());
-            }
-            match c.class_pixels.get_mut(id as usize) {
+        // one histogram pass (no branch per pixel), then the ignore pixels split by the padding mask
+        let ids = &s.label.ids;
+        let mut histogram = vec![0u64; (max_class + 1).max(ignore as usize + 1)];
+        for &id in ids {
+            match histogram.get_mut(id as usize) {
                 Some(n) => *n += 1,
                 None => return Err(format!("label value {id} is not a declared class")),
             }
-            Ok(())
-        };
-        for (i, &id) in s.label.ids.iter().enumerate() {
-            count(i, id)?;
         }
+        let ignored = std::mem::take(&mut histogram[ignore as usize]);
+        if let Some(id) = (max_class + 1..histogram.len()).find(|&id| histogram[id] > 0) {
+            return Err(format!("label value {id} is not a declared class"));
+        }
+        histogram.truncate(max_class + 1);
+        let pad_pixels = s.padding.as_ref().map_or(0, |mask| {
+            let padded = ids.iter().zip(mask).filter(|&(&id, &p)| p && id == ignore);
+            padded.count() as u64
+        });
+        let mut c = SampleCounts {
+            class_pixels: histogram,
+            pad_pixels,
+            ignore_pixels: ignored - pad_pixels,
+            unknown_pixels: s.unknown_pixels,
+            instances: s.instances,
+        };
         // unknown pixels became ignore; keep them out of the genuine ignore count
         c.ignore_pixels -= c.unknown_pixels.min(c.ignore_pixels);
         Ok(c)
