@@ -349,7 +349,8 @@ pub struct MergeArgs {
 pub struct BuildArgs {
     /// The pipeline file (TOML).
     pub pipeline: PathBuf,
-    /// Worker threads (default: all cores). Does not change the output.
+    /// Worker threads (default: all cores); shards are written by one more thread beside them.
+    /// Does not change the output.
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,
     /// Output folder, overriding [output] dir.
