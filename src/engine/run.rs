@@ -209,10 +209,12 @@ fn process_batch(
             let result = process(p, &p.stages, pair, split).and_then(|samples| {
                 samples
                     .into_iter()
-                    .map(|s| {
+                    .map(|mut s| {
                         check_shape(&s, reference, p.config.output.layout().fixed_size())?;
                         let c = SampleCounts::of(&s, &p.classes)
                             .map_err(|m| Error::data(pair.label_path(), "stats", m))?;
+                        // counted; no sink writes the mask, so it is not held until the shard is
+                        s.padding = None;
                         Ok((s, c))
                     })
                     .collect()

@@ -74,12 +74,12 @@ impl Sink for NpzSink {
 
     fn finish(&mut self, _counts: &SplitCounts) -> Result<Vec<FileRecord>> {
         let (plan, samples) = self.open.take().expect("begin before finish");
-        self.write_file(&plan, &samples)
+        self.write_file(&plan, samples)
     }
 }
 
 impl NpzSink {
-    fn write_file(&self, plan: &ShardPlan, samples: &[Sample]) -> Result<Vec<FileRecord>> {
+    fn write_file(&self, plan: &ShardPlan, samples: Vec<Sample>) -> Result<Vec<FileRecord>> {
         let name = shard_name(plan, "npz");
         let path = self.dir.join(&name);
         let first = samples
@@ -91,15 +91,16 @@ impl NpzSink {
             first.image.bands as u64,
         );
         let n = samples.len() as u64;
+        let dtype = first.image.pixels.dtype();
         let c_opt = self.options.compression;
         let label_dtype = self.options.label_dtype;
         let (bytes, sha256) = write_atomically(&path, |file: File| {
             // small: arrays larger than the buffer go to the file directly instead of being copied into it
             let mut zip = ZipWriter::new(BufWriter::with_capacity(64 << 10, file));
-            let image_bytes = n * h * w * c * first.image.pixels.dtype().size() as u64;
+            let image_bytes = n * h * w * c * dtype.size() as u64;
             start_entry(&mut zip, "image.npy", c_opt, image_bytes)?;
-            npy::write_header(&mut zip, first.image.pixels.dtype().numpy(), &[n, h, w, c])?;
-            for s in samples {
+            npy::write_header(&mut zip, dtype.numpy(), &[n, h, w, c])?;
+            for s in &samples {
                 zip.write_all(s.image.pixels.as_bytes())?;
             }
             start_entry(
@@ -109,7 +110,7 @@ impl NpzSink {
                 n * h * w * label_dtype.size() as u64,
             )?;
             npy::write_header(&mut zip, label_dtype.numpy(), &[n, h, w])?;
-            for s in samples {
+            for s in &samples {
                 zip.write_all(&label_bytes(&s.label.ids, label_dtype))?;
             }
             start_entry(&mut zip, "key.npy", c_opt, 0)?;
@@ -135,13 +136,16 @@ impl NpzSink {
                 start_entry(&mut zip, "image_std.npy", c_opt, 0)?;
                 npy::write_f64s(&mut zip, &stds)?;
             }
+            // the pixels are in the file: free them before it is synced and hashed, so the
+            // next shard, computed meanwhile, is not held beside this one for that long
+            drop(samples);
             let buffered = zip.finish().map_err(std::io::Error::other)?;
             buffered.into_inner().map_err(|e| e.into_error())
         })?;
         Ok(vec![FileRecord {
             file: name,
             split: plan.split.clone(),
-            samples: samples.len(),
+            samples: n as usize,
             bytes,
             sha256,
         }])
