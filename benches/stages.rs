@@ -161,7 +161,8 @@ fn sinks(c: &mut Criterion) {
                     let mut sink = for_layout(&p, out.path());
                     sink.begin(&plan).unwrap();
                     sink.write(samples).unwrap();
-                    sink.finish(&SplitCounts::new(&p.classes)).unwrap()
+                    let commit = sink.finish(&SplitCounts::new(&p.classes)).unwrap();
+                    commit().unwrap()
                 },
                 BatchSize::LargeInput,
             )

@@ -1,8 +1,8 @@
 //! Running the planned shards: each shard is skipped if its record says it is complete, otherwise
 //! computed in batches (rayon) and handed to the writer thread, which writes one batch while the
-//! next is computed. Bad samples stop the run or, with `on_error = "skip"`, are left out and listed.
+//! next is computed; a committer thread syncs, hashes and renames written shards and records them. Bad samples stop the run or, with `on_error = "skip"`, are left out and listed.
 use rayon::prelude::*;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::output::{OutputDir, ShardRecord, SkippedSample};
 use super::plan::check_shape;
@@ -12,7 +12,7 @@ use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
 use crate::sample::{PairRef, Sample};
-use crate::sink::{self, ShardPlan};
+use crate::sink::{self, Commit, ShardPlan, Sink};
 use crate::stats::counts::{SampleCounts, SplitCounts};
 
 /// What the compute side sends the writer thread.
@@ -46,7 +46,7 @@ pub fn run_shards(
         .map(|s| plans[s].pairs.len())
         .sum();
     progress.start("building shards", total as u64);
-    let mut sink = sink::for_layout(p, &out.dir);
+    let sink = sink::for_layout(p, &out.dir);
     let batch = sink
         .batch_samples(sink::sample_bytes(reference, p.label_dtype))
         .max(1);
@@ -56,43 +56,83 @@ pub fn run_shards(
         .collect();
     let resumed = records.iter().flatten().count();
     let result = std::thread::scope(|scope| -> Result<Vec<(usize, ShardRecord)>> {
-        // one message may wait: the next shard's `Begin` is taken while the writer still writes the
-        // last one (a whole shard for NPZ), so compute goes on; at most one batch is being
-        // written, one waits and one is computed (with a rendezvous, NPZ compute stalled on
-        // every shard write)
-        let (tx, rx) = sync_channel::<ToWriter>(1);
-        let writer = scope.spawn(move || -> Result<Vec<(usize, ShardRecord)>> {
-            let mut done = Vec::new();
-            for message in rx {
-                match message {
-                    ToWriter::Begin(plan) => sink.begin(&plan)?,
-                    ToWriter::Batch(samples) => sink.write(samples)?,
-                    ToWriter::Finish(i, counts, skipped) => {
-                        let record = ShardRecord {
-                            files: sink.finish(&counts)?,
-                            counts,
-                            skipped,
-                        };
-                        out.commit_shard(i, &record)?;
-                        done.push((i, record));
-                    }
-                }
-            }
-            Ok(done)
-        });
+        // rendezvous: compute hands a batch over only when the writer has written the last one,
+        // so one shard's pixels at most are held (a whole shard for NPZ); syncing, hashing and
+        // renaming hold no pixels and run on a third thread, so compute does not wait for them
+        let (tx, rx) = sync_channel::<ToWriter>(0);
+        let (commit_tx, commit_rx) = sync_channel::<Written>(1);
+        let committer = scope.spawn(move || commit_shards(out, commit_rx));
+        let writer = scope.spawn(move || write_shards(sink, rx, commit_tx));
         let computed = compute_shards(p, plans, owns, &records, references, batch, progress, &tx);
         drop(tx);
-        let written = writer
-            .join()
-            .map_err(|_| Error::Usage("the shard writer thread panicked".into()))?;
-        // a compute error explains a writer that stopped early; otherwise the writer's own error
-        computed.and(written)
+        let written = join(writer, "writer");
+        let committed = join(committer, "committer").and_then(|done| done);
+        // a compute error explains a writer that stopped early, a writer's error a committer's
+        // short list; otherwise the committer's own error
+        computed.and(written.and_then(|w| w)).and(committed)
     });
     progress.finish();
     for (i, record) in result? {
         records[i] = Some(record);
     }
     Ok(ShardResults { records, resumed })
+}
+
+/// A shard whose bytes are written, waiting to be made whole and recorded.
+struct Written {
+    index: usize,
+    counts: SplitCounts,
+    skipped: Vec<SkippedSample>,
+    commit: Commit,
+}
+
+/// The writer thread: writes each shard's batches and hands the written shard to the committer.
+fn write_shards(
+    mut sink: Box<dyn Sink>,
+    rx: Receiver<ToWriter>,
+    committer: SyncSender<Written>,
+) -> Result<()> {
+    for message in rx {
+        match message {
+            ToWriter::Begin(plan) => sink.begin(&plan)?,
+            ToWriter::Batch(samples) => sink.write(samples)?,
+            ToWriter::Finish(index, counts, skipped) => {
+                let commit = sink.finish(&counts)?;
+                let written = Written {
+                    index,
+                    counts,
+                    skipped,
+                    commit,
+                };
+                // a failed send means the committer stopped on an error, which run_shards reports
+                if committer.send(written).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The committer thread: makes each written shard's files whole, then writes its record.
+fn commit_shards(out: &OutputDir, rx: Receiver<Written>) -> Result<Vec<(usize, ShardRecord)>> {
+    let mut done = Vec::new();
+    for w in rx {
+        let record = ShardRecord {
+            files: (w.commit)()?,
+            counts: w.counts,
+            skipped: w.skipped,
+        };
+        out.commit_shard(w.index, &record)?;
+        done.push((w.index, record));
+    }
+    Ok(done)
+}
+
+fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>, name: &str) -> Result<T> {
+    thread
+        .join()
+        .map_err(|_| Error::Usage(format!("the shard {name} thread panicked")))
 }
 
 #[allow(clippy::too_many_arguments)]

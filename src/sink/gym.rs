@@ -9,7 +9,7 @@ use zip::ZipWriter;
 use super::atomic::write_atomically;
 use super::npy;
 use super::npz::start_entry;
-use super::{FileRecord, ShardPlan, Sink, SinkOptions};
+use super::{Commit, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::sample::{Pixels, Sample};
@@ -137,7 +137,9 @@ impl Sink for GymSink {
         Ok(())
     }
 
-    fn finish(&mut self, _counts: &SplitCounts) -> Result<Vec<FileRecord>> {
-        Ok(self.open.take().expect("begin before finish").2)
+    fn finish(&mut self, _counts: &SplitCounts) -> Result<Commit> {
+        // every sample file was committed as it was written
+        let files = self.open.take().expect("begin before finish").2;
+        Ok(Box::new(move || Ok(files)))
     }
 }

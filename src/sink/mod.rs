@@ -45,9 +45,13 @@ pub trait Sink: Send {
     fn batch_samples(&self, sample_bytes: u64) -> usize;
     fn begin(&mut self, plan: &ShardPlan) -> Result<()>;
     fn write(&mut self, samples: Vec<Sample>) -> Result<()>;
-    /// Completes the shard and returns the files it made whole.
-    fn finish(&mut self, counts: &SplitCounts) -> Result<Vec<FileRecord>>;
+    /// Writes the rest of the shard and frees its samples; the returned commit syncs, hashes and
+    /// renames its files (the slow, pixel-free part, which the engine runs on another thread).
+    fn finish(&mut self, counts: &SplitCounts) -> Result<Commit>;
 }
+
+/// What makes a written shard's files whole; returns their records.
+pub type Commit = Box<dyn FnOnce() -> Result<Vec<FileRecord>> + Send>;
 
 /// Settings every sink shares.
 #[derive(Debug, Clone)]

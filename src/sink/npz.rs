@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::ZipWriter;
 
-use super::atomic::write_atomically;
+use super::atomic::AtomicFile;
 use super::npy;
-use super::{label_bytes, shard_name, FileRecord, ShardPlan, Sink, SinkOptions};
+use super::{label_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::schema::Compression;
 use crate::sample::Sample;
@@ -72,14 +72,15 @@ impl Sink for NpzSink {
         Ok(())
     }
 
-    fn finish(&mut self, _counts: &SplitCounts) -> Result<Vec<FileRecord>> {
+    fn finish(&mut self, _counts: &SplitCounts) -> Result<Commit> {
         let (plan, samples) = self.open.take().expect("begin before finish");
         self.write_file(&plan, samples)
     }
 }
 
 impl NpzSink {
-    fn write_file(&self, plan: &ShardPlan, samples: Vec<Sample>) -> Result<Vec<FileRecord>> {
+    /// Writes the shard to its partial file; the commit makes it whole.
+    fn write_file(&self, plan: &ShardPlan, samples: Vec<Sample>) -> Result<Commit> {
         let name = shard_name(plan, "npz");
         let path = self.dir.join(&name);
         let first = samples
@@ -94,7 +95,8 @@ impl NpzSink {
         let dtype = first.image.pixels.dtype();
         let c_opt = self.options.compression;
         let label_dtype = self.options.label_dtype;
-        let (bytes, sha256) = write_atomically(&path, |file: File| {
+        let (atomic, file) = AtomicFile::create(&path)?;
+        let write = |file: File| -> std::io::Result<File> {
             // small: arrays larger than the buffer go to the file directly instead of being copied into it
             let mut zip = ZipWriter::new(BufWriter::with_capacity(64 << 10, file));
             let image_bytes = n * h * w * c * dtype.size() as u64;
@@ -136,18 +138,22 @@ impl NpzSink {
                 start_entry(&mut zip, "image_std.npy", c_opt, 0)?;
                 npy::write_f64s(&mut zip, &stds)?;
             }
-            // the pixels are in the file: free them before it is synced and hashed, so the
-            // next shard, computed meanwhile, is not held beside this one for that long
+            // the pixels are in the file: freed before it is synced and hashed
             drop(samples);
             let buffered = zip.finish().map_err(std::io::Error::other)?;
             buffered.into_inner().map_err(|e| e.into_error())
-        })?;
-        Ok(vec![FileRecord {
-            file: name,
-            split: plan.split.clone(),
-            samples: n as usize,
-            bytes,
-            sha256,
-        }])
+        };
+        let file = write(file).map_err(|e| Error::io(&path, "write", e))?;
+        let split = plan.split.clone();
+        Ok(Box::new(move || {
+            let (bytes, sha256) = atomic.commit(file)?;
+            Ok(vec![FileRecord {
+                file: name,
+                split,
+                samples: n as usize,
+                bytes,
+                sha256,
+            }])
+        }))
     }
 }

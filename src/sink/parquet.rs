@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::atomic::AtomicFile;
-use super::{label_bytes, sample_bytes, shard_name, FileRecord, ShardPlan, Sink, SinkOptions};
+use super::{
+    label_bytes, sample_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions,
+};
 use crate::error::{Error, Result};
 use crate::pipeline::schema::Layout;
 use crate::pipeline::Pipeline;
@@ -260,24 +262,25 @@ impl Sink for ParquetSink {
         Ok(())
     }
 
-    fn finish(&mut self, counts: &SplitCounts) -> Result<Vec<FileRecord>> {
+    fn finish(&mut self, counts: &SplitCounts) -> Result<Commit> {
         let open = self.open.take().expect("begin before finish");
         let Some((atomic, mut writer, _)) = open.writer else {
-            return Ok(vec![]);
+            return Ok(Box::new(|| Ok(vec![])));
         };
         writer.append_key_value_metadata(self.shard_metadata(&open.plan, open.samples, counts));
         let file = writer
             .into_inner()
             .map_err(|e| Error::data(atomic.path(), "write", e.to_string()))?;
-        let (bytes, sha256) = atomic.commit(file)?;
-        let name = shard_name(&open.plan, "parquet");
-        Ok(vec![FileRecord {
-            file: name,
-            split: open.plan.split.clone(),
-            samples: open.samples,
-            bytes,
-            sha256,
-        }])
+        Ok(Box::new(move || {
+            let (bytes, sha256) = atomic.commit(file)?;
+            Ok(vec![FileRecord {
+                file: shard_name(&open.plan, "parquet"),
+                split: open.plan.split.clone(),
+                samples: open.samples,
+                bytes,
+                sha256,
+            }])
+        }))
     }
 }
 
