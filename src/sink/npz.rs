@@ -138,8 +138,6 @@ impl NpzSink {
                 start_entry(&mut zip, "image_std.npy", c_opt, 0)?;
                 npy::write_f64s(&mut zip, &stds)?;
             }
-            // the pixels are in the file: freed before it is synced and hashed
-            drop(samples);
             let buffered = zip.finish().map_err(std::io::Error::other)?;
             buffered.into_inner().map_err(|e| e.into_error())
         };

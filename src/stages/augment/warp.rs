@@ -56,10 +56,11 @@ impl Mapping<'_> {
         let points = columns.iter().zip(xs.iter_mut().zip(ys.iter_mut()));
         match self {
             Mapping::Affine(m) => {
-                let (by, dy) = (m[0][1] * yf, m[1][1] * yf);
+                // the row's share of each coordinate, then the same sums as m · (x, y, 1)
+                let (x_of_row, y_of_row) = (m[0][1] * yf, m[1][1] * yf);
                 for (&xf, (sx, sy)) in points {
-                    *sx = m[0][0] * xf + by + m[0][2];
-                    *sy = m[1][0] * xf + dy + m[1][2];
+                    *sx = m[0][0] * xf + x_of_row + m[0][2];
+                    *sy = m[1][0] * xf + y_of_row + m[1][2];
                 }
             }
             Mapping::Displaced { dx, dy } => {
@@ -198,15 +199,27 @@ pub trait BilinearRow: PixelValue {
         fill: &[f32],
         out: &mut [Self],
     ) {
-        with_const_bands!(dims.2, |b| bilinear_row(
-            src,
-            (dims.0, dims.1, b),
-            pos,
-            border,
-            fill,
-            out
-        ))
+        generic_bilinear_row(src, dims, pos, border, fill, out)
     }
+}
+
+/// `bilinear_row` with the band count a constant for 1, 3 and 4 bands.
+fn generic_bilinear_row<T: PixelValue>(
+    src: &[T],
+    dims: (usize, usize, usize),
+    pos: (&[f64], &[f64]),
+    border: Border,
+    fill: &[f32],
+    out: &mut [T],
+) {
+    with_const_bands!(dims.2, |b| bilinear_row(
+        src,
+        (dims.0, dims.1, b),
+        pos,
+        border,
+        fill,
+        out
+    ))
 }
 
 impl BilinearRow for u16 {}
@@ -228,14 +241,7 @@ impl BilinearRow for u8 {
             4 => return unsafe { sse2::bilinear_row::<4>(src, dims, pos, border, fill, out) },
             _ => {}
         }
-        with_const_bands!(dims.2, |b| bilinear_row(
-            src,
-            (dims.0, dims.1, b),
-            pos,
-            border,
-            fill,
-            out
-        ))
+        generic_bilinear_row(src, dims, pos, border, fill, out)
     }
 }
 
