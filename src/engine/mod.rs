@@ -2,7 +2,8 @@
 //!
 //! `plan` fixes every shard before any pixel is processed; `output` claims the output folder (lock,
 //! resume records); `run` computes batches in parallel while a writer thread writes the previous
-//! one; `index` derives the manifest. The output depends only on the pipeline and the inputs, never
+//! one and a committer thread syncs, hashes and records finished shards; `index` derives the
+//! manifest. The output depends only on the pipeline and the inputs, never
 //! on scheduling or on where an interrupted run stopped.
 mod dataset_stats;
 mod index;
