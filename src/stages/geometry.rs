@@ -60,25 +60,17 @@ pub fn resize_nearest<T: Copy>(
     for y in 0..new_h as u64 {
         let sy = (((2 * y + 1) * h as u64) / (2 * new_h as u64)).min(h as u64 - 1) as usize;
         let row = &src[sy * w as usize * bands..(sy + 1) * w as usize * bands];
-        // a constant band count makes a pixel a move, not a copy call per pixel
-        match bands {
-            1 => pick::<T, 1>(row, &xs, &mut out),
-            3 => pick::<T, 3>(row, &xs, &mut out),
-            4 => pick::<T, 4>(row, &xs, &mut out),
-            _ => xs
-                .iter()
-                .for_each(|&sx| out.extend_from_slice(&row[sx * bands..(sx + 1) * bands])),
-        }
+        with_const_bands!(bands, |b| pick(row, &xs, b, &mut out));
     }
     out
 }
 
-/// Appends the pixels of `row` at columns `xs`, `B` values each.
+/// Appends the pixels of `row` at columns `xs`, `bands` values each (a constant under
+/// `with_const_bands!`, so a pixel is a move, not a copy call).
 #[inline(always)]
-fn pick<T: Copy, const B: usize>(row: &[T], xs: &[usize], out: &mut Vec<T>) {
+fn pick<T: Copy>(row: &[T], xs: &[usize], bands: usize, out: &mut Vec<T>) {
     for &sx in xs {
-        let px: [T; B] = row[sx * B..sx * B + B].try_into().expect("B values");
-        out.extend_from_slice(&px);
+        out.extend_from_slice(&row[sx * bands..(sx + 1) * bands]);
     }
 }
 

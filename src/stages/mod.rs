@@ -3,6 +3,30 @@
 //! Each stage has a `XxxConfig` (serde, what the pipeline file says) whose `build` checks everything
 //! it can before a pixel is read, and a runtime `Xxx` whose `apply` states what happens to the image
 //! and what happens to the label, side by side.
+/// Evaluates `$body` with `$b` bound to the band count, a constant for 1, 3 and 4 bands: the
+/// `#[inline(always)]` bodies it calls then unroll their per-band loops (a pixel is a few moves,
+/// not a loop or a copy call), with the same arithmetic as for any other count. Defined before the
+/// stage modules so that each of them can use it.
+macro_rules! with_const_bands {
+    ($bands:expr, |$b:ident| $body:expr) => {
+        match $bands {
+            1 => {
+                let $b = 1;
+                $body
+            }
+            3 => {
+                let $b = 3;
+                $body
+            }
+            4 => {
+                let $b = 4;
+                $body
+            }
+            $b => $body,
+        }
+    };
+}
+
 pub mod augment;
 pub mod geometry;
 pub mod pad;

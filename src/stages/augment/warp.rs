@@ -101,29 +101,6 @@ fn floor_i64(v: f64) -> i64 {
     }
 }
 
-/// Evaluates `$body` with `$b` bound to the band count, a constant for 1, 3 and 4 bands: the
-/// `#[inline(always)]` bodies it calls then unroll their per-band loops (a pixel is a few moves,
-/// not a loop or a copy call), with the same arithmetic as for any other count.
-macro_rules! with_const_bands {
-    ($bands:expr, |$b:ident| $body:expr) => {
-        match $bands {
-            1 => {
-                let $b = 1;
-                $body
-            }
-            3 => {
-                let $b = 3;
-                $body
-            }
-            4 => {
-                let $b = 4;
-                $body
-            }
-            $b => $body,
-        }
-    };
-}
-
 /// Marks a source that falls outside under a constant border.
 const OUTSIDE: usize = usize::MAX;
 
@@ -156,6 +133,17 @@ fn gather_row<T: Copy>(src: &[T], bands: usize, sources: &[usize], fill: &[T], o
     }
 }
 
+/// The top-left tap of a bilinear sample at (sx, sy), the fractions toward the next, and whether
+/// all four taps lie inside the image (one unsigned compare per axis covers both ends).
+#[inline(always)]
+fn bilinear_tap(sx: f64, sy: f64, (w, h): (usize, usize)) -> ((i64, i64), (f32, f32), bool) {
+    let (ix, iy) = (floor_i64(sx), floor_i64(sy));
+    let (fx, fy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
+    let inside =
+        (ix as u64) < (w as u64).wrapping_sub(1) && (iy as u64) < (h as u64).wrapping_sub(1);
+    ((ix, iy), (fx, fy), inside)
+}
+
 /// Bilinear sampling of one output row; each of the four taps follows the border rule on its
 /// own (as OpenCV does).
 #[inline(always)]
@@ -168,10 +156,8 @@ fn bilinear_row<T: PixelValue>(
     out: &mut [T],
 ) {
     for ((px, &sx), &sy) in out.chunks_exact_mut(bands.max(1)).zip(xs).zip(ys) {
-        let (ix, iy) = (floor_i64(sx), floor_i64(sy));
-        let (fx, fy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
-        // all four taps inside (one unsigned compare per axis): no border rule to consult
-        if (ix as u64) < (w as u64).wrapping_sub(1) && (iy as u64) < (h as u64).wrapping_sub(1) {
+        let ((ix, iy), (fx, fy), inside) = bilinear_tap(sx, sy, (w, h));
+        if inside {
             let at = (iy as usize * w + ix as usize) * bands;
             let (top, bottom) = (
                 &src[at..at + 2 * bands],
@@ -250,7 +236,7 @@ impl BilinearRow for u8 {
 /// `bilinear_row`, so the same bytes, with a quarter of the arithmetic.
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
-    use super::{bilinear_at_border, floor_i64, Border};
+    use super::{bilinear_at_border, bilinear_tap, Border};
     use std::arch::x86_64::*;
 
     /// The four bytes from `at` as four f32 lanes.
@@ -285,10 +271,7 @@ mod sse2 {
     ) {
         let stride = w * B;
         for ((px, &sx), &sy) in out.chunks_exact_mut(B).zip(xs).zip(ys) {
-            let (ix, iy) = (floor_i64(sx), floor_i64(sy));
-            let (fx, fy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
-            let inside = (ix as u64) < (w as u64).wrapping_sub(1)
-                && (iy as u64) < (h as u64).wrapping_sub(1);
+            let ((ix, iy), (fx, fy), inside) = bilinear_tap(sx, sy, (w, h));
             let at = if inside {
                 iy as usize * stride + ix as usize * B
             } else {
@@ -393,81 +376,99 @@ pub fn warp_sample(s: &mut Sample, out: (usize, usize), map: &Mapping, rules: &W
                 .unwrap_or(0.0) as f32
         })
         .collect();
+    let mut label = LabelWarp::new(&s.label.ids, s.padding.as_deref(), out, rules.ignore_index);
     s.image.pixels = match &s.image.pixels {
-        Pixels::U8(v) => Pixels::U8(warp_image(v, dims, out, map, rules, &fill)),
-        Pixels::U16(v) => Pixels::U16(warp_image(v, dims, out, map, rules, &fill)),
-        Pixels::F32(v) => Pixels::F32(warp_image(v, dims, out, map, rules, &fill)),
+        Pixels::U8(v) => Pixels::U8(warp_rows(v, dims, out, map, rules, &fill, &mut label)),
+        Pixels::U16(v) => Pixels::U16(warp_rows(v, dims, out, map, rules, &fill, &mut label)),
+        Pixels::F32(v) => Pixels::F32(warp_rows(v, dims, out, map, rules, &fill, &mut label)),
     };
-    let (ids, padding) = warp_label(
-        &s.label.ids,
-        s.padding.as_deref(),
-        (dims.0, dims.1),
-        out,
-        map,
-        rules,
-    );
-    s.label.ids = ids;
-    s.padding = padding;
+    (s.label.ids, s.padding) = label.finish();
     s.image.width = out.0 as u32;
     s.image.height = out.1 as u32;
     s.label.width = out.0 as u32;
     s.label.height = out.1 as u32;
 }
 
-/// The warped image: bilinear, or nearest under the image's own border rule.
-fn warp_image<T: BilinearRow>(
+/// One pass over the output rows: each row's source positions are computed once, the label's
+/// nearest sources once, and the image sampled bilinear, or nearest under its own border rule
+/// (the label's sources when the rules agree). Returns the image; the label fills `label`.
+#[allow(clippy::too_many_arguments)]
+fn warp_rows<T: BilinearRow>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
     out: (usize, usize),
     map: &Mapping,
     rules: &WarpRules,
     fill: &[f32],
+    label: &mut LabelWarp,
 ) -> Vec<T> {
     let mut pixels = vec![T::default(); out.0 * out.1 * bands];
     let row_len = (out.0 * bands).max(1);
     let nearest_fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
-    let mut sources = vec![0usize; out.0];
+    let (mut label_sources, mut image_sources) = (vec![0usize; out.0], vec![0usize; out.0]);
     for_each_row(map, out, |y, xs, ys| {
+        nearest_row(xs, ys, (w, h), rules.label_border, &mut label_sources);
+        label.row(y, &label_sources);
         let row = &mut pixels[y * row_len..(y + 1) * row_len];
         if rules.bilinear {
             T::bilinear_row(src, (w, h, bands), (xs, ys), rules.image_border, fill, row)
         } else {
-            nearest_row(xs, ys, (w, h), rules.image_border, &mut sources);
-            with_const_bands!(bands, |b| gather_row(src, b, &sources, &nearest_fill, row))
+            let sources = if rules.image_border == rules.label_border {
+                &label_sources
+            } else {
+                nearest_row(xs, ys, (w, h), rules.image_border, &mut image_sources);
+                &image_sources
+            };
+            with_const_bands!(bands, |b| gather_row(src, b, sources, &nearest_fill, row))
         }
     });
     pixels
 }
 
-/// The warped label (nearest) and padding mask: a pixel whose source falls outside under a
-/// constant border gets the ignore index and is padding; the mask exists when the input had one
-/// or a pixel fell outside.
-fn warp_label(
-    ids: &[u16],
-    padding: Option<&[bool]>,
-    (w, h): (usize, usize),
-    out: (usize, usize),
-    map: &Mapping,
-    rules: &WarpRules,
-) -> (Vec<u16>, Option<Vec<bool>>) {
-    let mut labels = vec![0u16; out.0 * out.1];
-    let mut pads = vec![false; out.0 * out.1];
-    let mut any_outside = false;
-    let mut sources = vec![0usize; out.0];
-    for_each_row(map, out, |y, xs, ys| {
-        nearest_row(xs, ys, (w, h), rules.label_border, &mut sources);
-        let row = y * out.0..(y + 1) * out.0;
-        let targets = labels[row.clone()].iter_mut().zip(&mut pads[row]);
-        for ((label, pad), &i) in targets.zip(&sources) {
+/// The warped label (nearest) and padding mask, filled row by row: a pixel whose source falls
+/// outside under a constant border gets the ignore index and is padding; the mask exists when
+/// the input had one or a pixel fell outside.
+struct LabelWarp<'a> {
+    ids: &'a [u16],
+    padding: Option<&'a [bool]>,
+    ignore_index: u16,
+    width: usize,
+    labels: Vec<u16>,
+    pads: Vec<bool>,
+    any_outside: bool,
+}
+
+impl<'a> LabelWarp<'a> {
+    fn new(ids: &'a [u16], padding: Option<&'a [bool]>, out: (usize, usize), ignore: u16) -> Self {
+        LabelWarp {
+            ids,
+            padding,
+            ignore_index: ignore,
+            width: out.0,
+            labels: vec![0u16; out.0 * out.1],
+            pads: vec![false; out.0 * out.1],
+            any_outside: false,
+        }
+    }
+
+    /// Output row `y` from the source pixel of each of its positions.
+    fn row(&mut self, y: usize, sources: &[usize]) {
+        let row = y * self.width..(y + 1) * self.width;
+        let targets = self.labels[row.clone()].iter_mut().zip(&mut self.pads[row]);
+        for ((label, pad), &i) in targets.zip(sources) {
             if i == OUTSIDE {
-                (*label, *pad) = (rules.ignore_index, true);
-                any_outside = true;
+                (*label, *pad) = (self.ignore_index, true);
+                self.any_outside = true;
             } else {
-                (*label, *pad) = (ids[i], padding.is_some_and(|m| m[i]));
+                (*label, *pad) = (self.ids[i], self.padding.is_some_and(|m| m[i]));
             }
         }
-    });
-    (labels, (padding.is_some() || any_outside).then_some(pads))
+    }
+
+    fn finish(self) -> (Vec<u16>, Option<Vec<bool>>) {
+        let masked = self.padding.is_some() || self.any_outside;
+        (self.labels, masked.then_some(self.pads))
+    }
 }
 
 /// Whole-pixel moves of an interleaved buffer: flips, then turns by 90° (counter-clockwise, as
@@ -730,14 +731,13 @@ mod tests {
     fn nearest_warp_of_a_shift_moves_whole_pixels() {
         let src: Vec<u16> = (0..12).collect(); // 4x3
         let shift = Mapping::Affine([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]]);
-        let rules = WarpRules {
-            bilinear: false,
-            image_border: Border::Constant,
-            image_fill: &[0.0],
-            label_border: Border::Constant,
-            ignore_index: 99,
-        };
-        let (out, padding) = warp_label(&src, None, (4, 3), (4, 3), &shift, &rules);
+        let mut label = LabelWarp::new(&src, None, (4, 3), 99);
+        let mut sources = vec![0; 4];
+        for_each_row(&shift, (4, 3), |y, xs, ys| {
+            nearest_row(xs, ys, (4, 3), Border::Constant, &mut sources);
+            label.row(y, &sources);
+        });
+        let (out, padding) = label.finish();
         assert_eq!(out, vec![99, 0, 1, 2, 99, 4, 5, 6, 99, 8, 9, 10]);
         let padding = padding.expect("a shifted-in column is padding");
         assert_eq!(padding.iter().filter(|&&p| p).count(), 3);
