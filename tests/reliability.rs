@@ -199,6 +199,49 @@ fn file_size_limit_is_a_clear_error_and_no_shard_passes_as_whole() {
     );
 }
 
+/// A shard whose bytes are written but cannot be made whole (here its final name is taken by a
+/// folder, so the rename fails on the committer thread): the run fails naming it, and it gets no
+/// record, so no later run takes it for complete; the other shard is kept.
+#[test]
+fn a_shard_that_cannot_be_committed_is_a_clear_error_and_gets_no_record() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), &format!("{STAGES}[output]\ndir = \"out\"\n"));
+    assert_eq!(run(d.path(), &["build", p]).code, 0);
+    let out = d.path().join("out");
+    let (shard, record) = ("train-00000-of-00001.npz", ".segprep/records/00000.json");
+    std::fs::remove_file(out.join(shard)).unwrap();
+    std::fs::remove_file(out.join(record)).unwrap();
+    std::fs::create_dir(out.join(shard)).unwrap();
+    let kept = std::fs::read(out.join("val-00000-of-00001.npz")).unwrap();
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(shard) && r.stderr.contains("[write]"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(
+        !out.join(record).exists(),
+        "a record for a shard that is not whole"
+    );
+    assert_eq!(
+        std::fs::read(out.join("val-00000-of-00001.npz")).unwrap(),
+        kept
+    );
+    let partials = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+        .count();
+    assert_eq!(partials, 0, "a partial file left behind");
+}
+
 /// Makes a folder unwritable even for root (the immutable attribute) or, for other users, by mode.
 /// Returns false where neither is possible, and the caller skips.
 fn make_read_only(dir: &Path) -> bool {
