@@ -14,6 +14,8 @@ use segprep::decode::raw_label::read_raw_label;
 use segprep::sample::LabelSource;
 
 fn main() {
+    // The build's allocator settings, so the floor gains what the build gains.
+    segprep::memory::keep_freed_pixel_buffers();
     let mut args = std::env::args().skip(1);
     let pipeline = PathBuf::from(args.next().expect("usage: decode_floor PIPELINE [THREADS]"));
     let threads: usize = args

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod inference;
+pub mod memory;
 pub mod pipeline;
 pub mod preview;
 pub mod progress;
