@@ -212,7 +212,7 @@ impl LabelDecoder {
                     .iter()
                     .map(|&i| palette.get(i as usize).copied().unwrap_or([0, 0, 0]))
                     .collect();
-                self.map_colors(colors.iter().copied(), unknown)
+                self.map_colors(&colors, unknown)
             }
             RawPixels::Indexed { indices, .. } => indices
                 .iter()
@@ -222,36 +222,54 @@ impl LabelDecoder {
                 .chunks_exact(*channels)
                 .map(|p| by_value(ade20k_class(p), unknown))
                 .collect(),
-            RawPixels::Color { data, channels } => self.map_colors(
-                data.chunks_exact(*channels).map(|p| [p[0], p[1], p[2]]),
-                unknown,
-            ),
+            // Constant channel counts, so each pixel is a fixed load and compare.
+            RawPixels::Color { data, channels: 3 } => {
+                self.map_colors(data.as_chunks::<3>().0, unknown)
+            }
+            RawPixels::Color { data, channels: 4 } => {
+                self.map_colors(data.as_chunks::<4>().0, unknown)
+            }
+            RawPixels::Color { data, channels } => {
+                let rgb: Vec<[u8; 3]> = data
+                    .chunks_exact(*channels)
+                    .map(|p| [p[0], p[1], p[2]])
+                    .collect();
+                self.map_colors(&rgb, unknown)
+            }
         }
     }
 
-    fn map_colors(
+    /// Pixels of `N >= 3` channels, of which the first three are the colour (alpha ignored).
+    fn map_colors<const N: usize>(
         &self,
-        colors: impl Iterator<Item = [u8; 3]>,
+        pixels: &[[u8; N]],
         unknown: &mut BTreeMap<RawValue, u64>,
     ) -> Vec<u16> {
-        // Labels come in runs of one colour: remember the last lookup.
-        let mut last: Option<([u8; 3], Option<u16>)> = None;
-        colors
-            .map(|c| {
-                let id = match last {
-                    Some((lc, id)) if lc == c => id,
-                    _ => {
-                        let id = self.by_color.get(&c).copied();
-                        last = Some((c, id));
-                        id
-                    }
-                };
-                id.unwrap_or_else(|| {
-                    *unknown.entry(RawValue::Color(c)).or_default() += 1;
-                    self.ignore_index
-                })
-            })
-            .collect()
+        let rgb = |p: &[u8; N]| [p[0], p[1], p[2]];
+        let mut ids = Vec::with_capacity(pixels.len());
+        // Labels come in runs of one colour: look each run's colour up once, fill the run.
+        let mut rest = pixels;
+        while let Some(first) = rest.first() {
+            let color = rgb(first);
+            // Whole blocks first: a fixed-size block of compares vectorizes, an early exit does not.
+            let same = |p: &[u8; N]| rgb(p) == color;
+            let blocks = rest.as_chunks::<16>().0;
+            let whole = blocks
+                .iter()
+                .take_while(|b| b.iter().fold(true, |all, p| all & same(p)));
+            let start = whole.count() * 16;
+            let run = rest[start..]
+                .iter()
+                .position(|p| !same(p))
+                .map_or(rest.len(), |i| start + i);
+            let id = self.by_color.get(&color).copied().unwrap_or_else(|| {
+                *unknown.entry(RawValue::Color(color)).or_default() += run as u64;
+                self.ignore_index
+            });
+            ids.extend(std::iter::repeat_n(id, run));
+            rest = &rest[run..];
+        }
+        ids
     }
 
     fn unknown_message(&self, raw: &RawLabel, unknown: &BTreeMap<RawValue, u64>) -> String {
@@ -365,4 +383,108 @@ fn color_histogram(colors: impl Iterator<Item = [u8; 3]>) -> BTreeMap<RawValue, 
         .into_iter()
         .map(|(c, n)| (RawValue::Color(c), n))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::classes::Class;
+    use crate::pipeline::schema::OverlapPolicy;
+
+    const RED: [u8; 3] = [255, 0, 0];
+    const GREEN: [u8; 3] = [0, 255, 0];
+    const STRANGER: [u8; 3] = [9, 9, 9];
+
+    fn rgb_decoder() -> LabelDecoder {
+        let class = |id, name: &str, color| Class {
+            id,
+            name: name.into(),
+            color: Some(color),
+        };
+        let classes = ClassSet::new(vec![class(0, "red", RED), class(1, "green", GREEN)], 255);
+        let masks = MaskMerge {
+            foreground_value: 255,
+            overlap: OverlapPolicy::Error,
+            ignore_index: 255,
+            limits: DecodeLimits::default(),
+        };
+        LabelDecoder::new(
+            LabelFormat::Rgb,
+            &classes.unwrap(),
+            UnknownPolicy::Ignore,
+            masks,
+        )
+    }
+
+    /// Runs shorter and longer than the 16-pixel blocks, starting anywhere in a block, and an
+    /// unknown colour in two separate runs.
+    fn colors() -> Vec<[u8; 3]> {
+        let runs = [
+            (RED, 3),
+            (STRANGER, 17),
+            (GREEN, 40),
+            (RED, 1),
+            (STRANGER, 5),
+            (GREEN, 16),
+        ];
+        runs.iter()
+            .flat_map(|&(c, n)| std::iter::repeat_n(c, n))
+            .collect()
+    }
+
+    /// What every pixel maps to, looked up one at a time, and the unknown tally.
+    fn reference(colors: &[[u8; 3]]) -> (Vec<u16>, u64) {
+        let id = |c| {
+            [(RED, 0), (GREEN, 1)]
+                .iter()
+                .find(|(k, _)| *k == c)
+                .map(|p| p.1)
+        };
+        let ids = colors.iter().map(|&c| id(c).unwrap_or(255)).collect();
+        (
+            ids,
+            colors.iter().filter(|&&c| id(c).is_none()).count() as u64,
+        )
+    }
+
+    fn raw(pixels: RawPixels, n: usize) -> RawLabel {
+        RawLabel {
+            width: n as u32,
+            height: 1,
+            pixels,
+            bit_depth: 8,
+        }
+    }
+
+    #[test]
+    fn colour_runs_map_like_pixel_by_pixel_lookup() {
+        let colors = colors();
+        let (want_ids, want_unknown) = reference(&colors);
+        let n = colors.len();
+        let rgb = colors.concat();
+        let rgba: Vec<u8> = colors.iter().flat_map(|c| [c[0], c[1], c[2], 7]).collect();
+        let palette = vec![RED, GREEN, STRANGER];
+        let indices = colors
+            .iter()
+            .map(|c| palette.iter().position(|p| p == c).unwrap() as u8)
+            .collect();
+        let inputs = [
+            RawPixels::Color {
+                data: rgb,
+                channels: 3,
+            },
+            RawPixels::Color {
+                data: rgba,
+                channels: 4,
+            },
+            RawPixels::Indexed { indices, palette },
+        ];
+        let decoder = rgb_decoder();
+        for pixels in inputs {
+            let kind = format!("{pixels:?}").chars().take(12).collect::<String>();
+            let label = decoder.map_label(&raw(pixels, n)).unwrap();
+            assert_eq!(label.map.ids, want_ids, "{kind}");
+            assert_eq!(label.unknown_pixels, want_unknown, "{kind}");
+        }
+    }
 }
