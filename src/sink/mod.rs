@@ -94,8 +94,58 @@ pub fn sample_bytes(s: &Sample, label_dtype: crate::sample::PixelType) -> u64 {
 
 /// Label ids as the output dtype's little-endian bytes; ids were checked to fit at pipeline load.
 pub fn label_bytes(ids: &[u16], dtype: crate::sample::PixelType) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(ids.len() * dtype.size());
+    for chunk in ids.chunks(LABEL_CHUNK) {
+        push_label_bytes(&mut bytes, chunk, dtype);
+    }
+    bytes
+}
+
+/// Writes label ids as [`label_bytes`] would give them, through a small buffer instead of a copy
+/// of the whole label.
+pub fn write_label_bytes(
+    out: &mut impl std::io::Write,
+    ids: &[u16],
+    dtype: crate::sample::PixelType,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(LABEL_CHUNK * dtype.size());
+    for chunk in ids.chunks(LABEL_CHUNK) {
+        buf.clear();
+        push_label_bytes(&mut buf, chunk, dtype);
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+const LABEL_CHUNK: usize = 16 << 10;
+
+fn push_label_bytes(out: &mut Vec<u8>, ids: &[u16], dtype: crate::sample::PixelType) {
     match dtype {
-        crate::sample::PixelType::U8 => ids.iter().map(|&v| v as u8).collect(),
-        _ => ids.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        crate::sample::PixelType::U8 => out.extend(ids.iter().map(|&v| v as u8)),
+        _ => out.extend(ids.iter().flat_map(|v| v.to_le_bytes())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::PixelType;
+
+    #[test]
+    fn label_bytes_are_little_endian_ids_across_chunk_edges() {
+        let ids: Vec<u16> = (0..LABEL_CHUNK as u32 * 2 + 5)
+            .map(|i| (i % 251) as u16 * 3)
+            .collect();
+        let u8s: Vec<u8> = ids.iter().map(|&v| v as u8).collect();
+        let u16s: Vec<u8> = ids
+            .iter()
+            .flat_map(|&v| [v as u8, (v >> 8) as u8])
+            .collect();
+        for (dtype, want) in [(PixelType::U8, u8s), (PixelType::U16, u16s)] {
+            assert_eq!(label_bytes(&ids, dtype), want, "{dtype:?}");
+            let mut written = Vec::new();
+            write_label_bytes(&mut written, &ids, dtype).unwrap();
+            assert_eq!(written, want, "{dtype:?}");
+        }
     }
 }

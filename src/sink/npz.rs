@@ -9,7 +9,7 @@ use zip::ZipWriter;
 
 use super::atomic::AtomicFile;
 use super::npy;
-use super::{label_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions};
+use super::{shard_name, write_label_bytes, Commit, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::schema::Compression;
 use crate::sample::Sample;
@@ -113,7 +113,7 @@ impl NpzSink {
             )?;
             npy::write_header(&mut zip, label_dtype.numpy(), &[n, h, w])?;
             for s in &samples {
-                zip.write_all(&label_bytes(&s.label.ids, label_dtype))?;
+                write_label_bytes(&mut zip, &s.label.ids, label_dtype)?;
             }
             start_entry(&mut zip, "key.npy", c_opt, 0)?;
             let keys: Vec<&str> = samples.iter().map(|s| s.pair.key.as_str()).collect();
