@@ -95,9 +95,7 @@ pub fn sample_bytes(s: &Sample, label_dtype: crate::sample::PixelType) -> u64 {
 /// Label ids as the output dtype's little-endian bytes; ids were checked to fit at pipeline load.
 pub fn label_bytes(ids: &[u16], dtype: crate::sample::PixelType) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(ids.len() * dtype.size());
-    for chunk in ids.chunks(LABEL_CHUNK) {
-        push_label_bytes(&mut bytes, chunk, dtype);
-    }
+    push_label_bytes(&mut bytes, ids, dtype);
     bytes
 }
 
@@ -117,8 +115,10 @@ pub fn write_label_bytes(
     Ok(())
 }
 
+/// Ids converted per buffer fill in `write_label_bytes`.
 const LABEL_CHUNK: usize = 16 << 10;
 
+/// Appends the ids' bytes in the output dtype: the one conversion both functions above use.
 fn push_label_bytes(out: &mut Vec<u8>, ids: &[u16], dtype: crate::sample::PixelType) {
     match dtype {
         crate::sample::PixelType::U8 => out.extend(ids.iter().map(|&v| v as u8)),
