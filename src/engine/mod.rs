@@ -8,6 +8,7 @@
 mod dataset_stats;
 mod index;
 pub mod merge;
+mod ordered;
 pub mod output;
 mod plan;
 mod run;

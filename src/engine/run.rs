@@ -1,10 +1,11 @@
 //! Running the planned shards: each shard is skipped if its record says it is complete, otherwise
-//! computed in batches (rayon) and handed to the writer thread, which writes one batch while the
-//! next is computed; a committer thread syncs, hashes and renames written shards and records them.
+//! its pairs are computed on every thread, taken in plan order, and handed in batches to the
+//! writer thread, which writes one batch while the next pairs are computed; a committer thread syncs, hashes and renames written shards and records them.
 //! Bad samples stop the run or, with `on_error = "skip"`, are left out and listed.
 use rayon::prelude::*;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
+use super::ordered;
 use super::output::{OutputDir, ShardRecord, SkippedSample};
 use super::plan::check_shape;
 use super::process;
@@ -58,8 +59,9 @@ pub fn run_shards(
     let resumed = records.iter().flatten().count();
     let result = std::thread::scope(|scope| -> Result<Vec<(usize, ShardRecord)>> {
         // rendezvous: compute hands a batch over only when the writer has written the last one,
-        // so one shard's pixels at most are held (a whole shard for NPZ); syncing, hashing and
-        // renaming hold no pixels and run on a third thread, so compute does not wait for them
+        // so few pixels wait for the writer (a sink may hold more: NPZ keeps a shard's labels,
+        // or the whole shard when pairs may be skipped); syncing, hashing and renaming hold no
+        // pixels and run on a third thread, so compute does not wait for them
         let (tx, rx) = sync_channel::<ToWriter>(0);
         let (commit_tx, commit_rx) = sync_channel::<Written>(1);
         let committer = scope.spawn(move || commit_shards(out, commit_rx));
@@ -136,6 +138,16 @@ fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>, name: &str) -> Result<T
         .map_err(|_| Error::Usage(format!("the shard {name} thread panicked")))
 }
 
+/// One pair to compute: its shard and its place in the shard.
+struct Job<'a> {
+    shard: usize,
+    at: usize,
+    pair: &'a PairRef,
+}
+
+/// A pair's samples with their class counts, or why it failed.
+type PairResult = Result<Vec<(Sample, SampleCounts)>>;
+
 #[allow(clippy::too_many_arguments)]
 fn compute_shards(
     p: &Pipeline,
@@ -147,55 +159,118 @@ fn compute_shards(
     progress: &dyn Progress,
     tx: &SyncSender<ToWriter>,
 ) -> Result<()> {
-    // a failed send means the writer stopped on an error, which run_shards reports
-    let send = |m: ToWriter| tx.send(m).is_ok();
-    let mut errors_so_far: usize = done.iter().flatten().map(|r| r.skipped.len()).sum();
-    for (i, plan) in plans.iter().enumerate() {
-        if !owns(i) {
-            continue;
-        }
-        if done[i].is_some() {
+    let mut jobs = Vec::new();
+    for (shard, plan) in plans.iter().enumerate().filter(|(i, _)| owns(*i)) {
+        if done[shard].is_some() {
             progress.advance(plan.pairs.len() as u64);
             continue;
         }
-        let (mut counts, mut skipped) = (SplitCounts::new(&p.classes), Vec::new());
-        if !send(ToWriter::Begin(plan.clone())) {
-            return Ok(());
-        }
-        // a batch is counted in samples: an augmented pair brings several
-        let per_pair = p.samples_per_pair(&plan.split);
-        let pairs_per_batch = (batch / per_pair).max(1);
-        for pairs in plan.pairs.chunks(pairs_per_batch) {
-            let mut samples = Vec::with_capacity(pairs.len() * per_pair);
-            for (pair, result) in pairs.iter().zip(process_batch(
-                p,
-                pairs,
-                &plan.split,
-                references.of(&plan.split),
-                progress,
-            )) {
-                match result {
-                    Ok(produced) => {
-                        for (s, c) in produced {
-                            counts.add(&c);
-                            samples.push(s);
-                        }
-                    }
-                    Err(e) => {
-                        skipped.push(skip_or_fail(p, pair, e, errors_so_far + skipped.len())?)
-                    }
-                }
-            }
-            if !samples.is_empty() && !send(ToWriter::Batch(samples)) {
-                return Ok(());
-            }
-        }
-        errors_so_far += skipped.len();
-        if !send(ToWriter::Finish(i, counts, skipped)) {
-            return Ok(());
+        let pairs = plan.pairs.iter().enumerate();
+        jobs.extend(pairs.map(|(at, pair)| Job { shard, at, pair }));
+    }
+    let work = |job: &Job| {
+        let split = &plans[job.shard].split;
+        let result = process_pair(p, job.pair, split, references.of(split));
+        progress.advance(1);
+        result
+    };
+    let errors_before = done.iter().flatten().map(|r| r.skipped.len()).sum();
+    let mut shards = Assembler::new(p, plans, batch, errors_before, tx);
+    let threads = rayon::current_num_threads();
+    // a few pairs per thread ahead of the writer: enough that no thread waits while the writer
+    // closes a shard, few enough that their samples stay small beside a shard
+    let window = 2 * threads;
+    ordered::for_each_in_order(&jobs, threads, window, work, |i, result| {
+        shards.add(&jobs[i], result)
+    });
+    shards.outcome
+}
+
+/// Gathers computed pairs, in plan order, into the writer's messages: each shard's `Begin`, its
+/// samples in batches of whole pairs, and its `Finish` with the shard's counts and skipped pairs.
+struct Assembler<'a> {
+    p: &'a Pipeline,
+    plans: &'a [ShardPlan],
+    /// Samples per batch; a batch holds whole pairs.
+    batch: usize,
+    tx: &'a SyncSender<ToWriter>,
+    samples: Vec<Sample>,
+    counts: SplitCounts,
+    skipped: Vec<SkippedSample>,
+    /// Pairs skipped in the whole build so far, for `max_errors`.
+    errors: usize,
+    outcome: Result<()>,
+}
+
+impl<'a> Assembler<'a> {
+    fn new(
+        p: &'a Pipeline,
+        plans: &'a [ShardPlan],
+        batch: usize,
+        errors: usize,
+        tx: &'a SyncSender<ToWriter>,
+    ) -> Self {
+        Assembler {
+            p,
+            plans,
+            batch,
+            tx,
+            samples: Vec::new(),
+            counts: SplitCounts::new(&p.classes),
+            skipped: Vec::new(),
+            errors,
+            outcome: Ok(()),
         }
     }
-    Ok(())
+
+    /// Takes the next pair's result; `false` when the run must stop (an error, or the writer
+    /// stopped on one, which run_shards reports).
+    fn add(&mut self, job: &Job, result: PairResult) -> bool {
+        self.try_add(job, result).unwrap_or_else(|e| {
+            self.outcome = Err(e);
+            false
+        })
+    }
+
+    fn try_add(&mut self, job: &Job, result: PairResult) -> Result<bool> {
+        let plan = &self.plans[job.shard];
+        if job.at == 0 && !self.send(ToWriter::Begin(plan.clone())) {
+            return Ok(false);
+        }
+        match result {
+            Ok(produced) => {
+                for (s, c) in produced {
+                    self.counts.add(&c);
+                    self.samples.push(s);
+                }
+            }
+            Err(e) => {
+                let skipped = skip_or_fail(self.p, job.pair, e, self.errors)?;
+                self.skipped.push(skipped);
+                self.errors += 1;
+            }
+        }
+        // a batch is counted in samples: an augmented pair brings several
+        let pairs_per_batch = (self.batch / self.p.samples_per_pair(&plan.split)).max(1);
+        let last = job.at + 1 == plan.pairs.len();
+        let batch_full = (job.at + 1).is_multiple_of(pairs_per_batch) || last;
+        if batch_full && !self.samples.is_empty() {
+            let samples = std::mem::take(&mut self.samples);
+            if !self.send(ToWriter::Batch(samples)) {
+                return Ok(false);
+            }
+        }
+        if !last {
+            return Ok(true);
+        }
+        let counts = std::mem::replace(&mut self.counts, SplitCounts::new(&self.p.classes));
+        let skipped = std::mem::take(&mut self.skipped);
+        Ok(self.send(ToWriter::Finish(job.shard, counts, skipped)))
+    }
+
+    fn send(&self, message: ToWriter) -> bool {
+        self.tx.send(message).is_ok()
+    }
 }
 
 /// With `on_error = "fail"` the error stops the run; with `skip` it is recorded, up to `max_errors`.
@@ -236,32 +311,18 @@ pub fn skipped_sample(pair: &PairRef, e: Error) -> SkippedSample {
     }
 }
 
-/// Processes pairs in parallel; results come back in the pairs' order whatever thread finished first.
-fn process_batch(
-    p: &Pipeline,
-    pairs: &[PairRef],
-    split: &str,
-    reference: &Sample,
-    progress: &dyn Progress,
-) -> Vec<Result<Vec<(Sample, SampleCounts)>>> {
-    pairs
-        .par_iter()
-        .map(|pair| {
-            let result = process(p, &p.stages, pair, split).and_then(|samples| {
-                samples
-                    .into_iter()
-                    .map(|mut s| {
-                        check_shape(&s, reference, p.config.output.layout().fixed_size())?;
-                        let c = SampleCounts::of(&s, &p.classes)
-                            .map_err(|m| Error::data(pair.label_path(), "stats", m))?;
-                        // counted; no sink writes the mask, so it is not held until the shard is
-                        s.padding = None;
-                        Ok((s, c))
-                    })
-                    .collect()
-            });
-            progress.advance(1);
-            result
+/// A pair's samples, checked against the reference shape, with their class counts.
+fn process_pair(p: &Pipeline, pair: &PairRef, split: &str, reference: &Sample) -> PairResult {
+    let samples = process(p, &p.stages, pair, split)?;
+    samples
+        .into_iter()
+        .map(|mut s| {
+            check_shape(&s, reference, p.config.output.layout().fixed_size())?;
+            let c = SampleCounts::of(&s, &p.classes)
+                .map_err(|m| Error::data(pair.label_path(), "stats", m))?;
+            // counted; no sink writes the mask, so it is not held until the shard is
+            s.padding = None;
+            Ok((s, c))
         })
         .collect()
 }
