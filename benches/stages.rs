@@ -152,6 +152,7 @@ fn sinks(c: &mut Criterion) {
             of: 1,
             first_sample: 0,
             pairs: samples.iter().map(|s| s.pair.clone()).collect(),
+            samples: samples.len(),
         };
         g.throughput(Throughput::Elements(samples.len() as u64));
         g.bench_function(*name, |b| {

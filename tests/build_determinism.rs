@@ -195,3 +195,33 @@ fn resuming_from_another_working_folder_is_the_same_build() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("resumed: 1 shard(s)"), "{}", r.stderr);
 }
+
+/// NPZ images stream to the file when every planned sample will come (`on_error = "fail"`) and
+/// shards are held whole when some may be skipped: both ways must give the same shard bytes.
+#[test]
+fn streamed_and_held_npz_shards_are_identical() {
+    let d = quintal_dir();
+    let augmented = STAGES.replace(
+        "[split]",
+        "[[stage]]\naugment = { copies = 2, seed = 5, hflip = 0.5, rotate = [-10, 10] }\n[split]",
+    );
+    let streamed = augmented.replace("dir = \"out\"", "dir = \"streamed\"");
+    let held = augmented.replace("[output]", "[run]\non_error = \"skip\"\n[output]");
+    let held = held.replace("dir = \"out\"", "dir = \"held\"");
+    for rest in [&streamed, &held] {
+        let p = quintal_pipeline(d.path(), rest);
+        let r = run(d.path(), &["build", p, "--threads", "2"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let shards = |dir: &str| -> Vec<(String, Vec<u8>)> {
+        let all = snapshot(&d.path().join(dir));
+        all.into_iter().filter(|f| f.0.ends_with(".npz")).collect()
+    };
+    let (a, b) = (shards("streamed"), shards("held"));
+    assert!(a.len() >= 5, "expected several shards, got {}", a.len());
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (other, y)) in a.iter().zip(&b) {
+        assert_eq!(name, other);
+        assert!(x == y, "{name}: streamed and held shards differ");
+    }
+}

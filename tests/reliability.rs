@@ -389,3 +389,29 @@ fn an_input_edited_in_place_is_not_resumed_over() {
     let r = run(d.path(), &["build", p, "--force"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// A pair that fails after earlier pairs of its shard were already streamed into the shard's file
+/// stops the run with its name, and leaves neither a shard nor a partial file behind.
+#[test]
+fn a_bad_pair_mid_shard_leaves_no_shard_and_no_partial_file() {
+    let d = quintal_dir();
+    let image = d.path().join("q/stills/datasetQuintal_155.png");
+    let bytes = std::fs::read(&image).unwrap();
+    std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
+    let rest = "[split]\ntrain = 1.0\n[output]\ndir = \"out\"\n";
+    let p = quintal_pipeline(d.path(), rest);
+    for threads in ["1", "2"] {
+        let r = run(d.path(), &["build", p, "--threads", threads]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains("datasetQuintal_155.png"), "{}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+        let left: Vec<String> = std::fs::read_dir(d.path().join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            left.iter().all(|f| f == ".segprep"),
+            "left behind: {left:?}"
+        );
+    }
+}

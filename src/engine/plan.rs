@@ -55,6 +55,7 @@ pub fn plan_fixed(
                 of,
                 first_sample: start * p.samples_per_pair(split),
                 pairs: members[start..end].to_vec(),
+                samples: (end - start) * p.samples_per_pair(split),
             });
         }
     }
@@ -109,6 +110,7 @@ pub fn plan_shards(
                 index,
                 of,
                 first_sample: index * pairs_per_shard * per_pair,
+                samples: chunk.len() * per_pair,
                 pairs: chunk.to_vec(),
             });
         }

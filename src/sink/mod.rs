@@ -25,6 +25,8 @@ pub struct ShardPlan {
     /// Position of the shard's first sample within its split.
     pub first_sample: usize,
     pub pairs: Vec<PairRef>,
+    /// Samples the shard holds unless some are skipped: its pairs times samples per pair.
+    pub samples: usize,
 }
 
 /// A written file, as recorded in `index.json`.
@@ -60,6 +62,9 @@ pub struct SinkOptions {
     pub label_dtype: crate::sample::PixelType,
     /// The pipeline augments: every shard records each sample's drawn parameters (`augment`).
     pub augment: bool,
+    /// Every shard gets exactly its planned samples: a bad sample stops the run
+    /// (`on_error = "fail"`) instead of being left out.
+    pub samples_known: bool,
 }
 
 pub fn for_layout(p: &Pipeline, out: &Path) -> Box<dyn Sink> {
@@ -70,6 +75,7 @@ pub fn for_layout(p: &Pipeline, out: &Path) -> Box<dyn Sink> {
             .stages
             .iter()
             .any(|s| matches!(s, crate::stages::Stage::Augment(_))),
+        samples_known: p.config.run.on_error == crate::pipeline::schema::OnError::Fail,
     };
     match p.config.output.layout() {
         Layout::Stacked => Box::new(npz::NpzSink::new(out, options)),
