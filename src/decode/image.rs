@@ -139,6 +139,10 @@ pub fn decode_file(path: &Path, rules: &ImageRules) -> Result<DecodedImage, Stri
     if let Some(image) = super::tiff::decode(path, rules)? {
         return Ok(DecodedImage { image, exif: None });
     }
+    let drop_alpha = rules.alpha == AlphaRule::Drop;
+    if let Some(image) = super::png_rows::decode(path, &rules.limits, drop_alpha)? {
+        return Ok(DecodedImage { image, exif: None });
+    }
     let (img, orientation) = decode_oriented(path, &rules.limits, rules.exif)?;
     let exif = orientation.map(|o| {
         let (w, h) = (img.width(), img.height());

@@ -2,6 +2,7 @@
 pub mod image;
 pub mod label;
 pub mod masks;
+mod png_rows;
 pub mod raw_label;
 pub mod stack;
 pub mod tiff;

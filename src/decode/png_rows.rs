@@ -1,0 +1,163 @@
+//! 8-bit PNGs decoded row by row straight into a sample's pixels, the alpha band dropped on the
+//! way when the rule drops it. The image crate's path decodes into a zeroed buffer of every band
+//! and drops alpha in a second pass over it: for a 1024x1024 RGBA photo that is 4 MiB zeroed and
+//! read again for nothing. Same bytes either way (the same `png` decoder and transformation);
+//! 16-bit and interlaced PNGs, and other formats, take the image crate's path.
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use super::DecodeLimits;
+use crate::sample::{Image, Pixels};
+
+const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// The decoded image, or `None` when the file is not an 8-bit, non-interlaced PNG.
+pub fn decode(
+    path: &Path,
+    limits: &DecodeLimits,
+    drop_alpha: bool,
+) -> Result<Option<Image>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut input = BufReader::new(file);
+    let head = input.fill_buf().map_err(|e| format!("cannot read: {e}"))?;
+    if !head.starts_with(SIGNATURE) {
+        return Ok(None);
+    }
+    limits.check_file(path)?;
+    let bad = |e: png::DecodingError| format!("cannot decode image: {e}");
+    let bytes = super::MAX_DECODE_BYTES as usize;
+    let mut decoder = png::Decoder::new_with_limits(input, png::Limits { bytes });
+    let header = decoder.read_header_info().map_err(bad)?;
+    limits.check_size(header.width, header.height)?;
+    // as the image crate decodes: palettes, low bit depths and tRNS expanded to 8-bit bands
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().map_err(bad)?;
+    let (color, depth) = reader.output_color_type();
+    if depth != png::BitDepth::Eight || reader.info().interlaced {
+        return Ok(None);
+    }
+    let (width, height) = (reader.info().width, reader.info().height);
+    let bands = color.samples();
+    let has_alpha = matches!(color, png::ColorType::GrayscaleAlpha | png::ColorType::Rgba);
+    let kept = bands - usize::from(has_alpha && drop_alpha);
+    let mut pixels = Vec::with_capacity(width as usize * height as usize * kept);
+    while let Some(row) = reader.next_row().map_err(bad)? {
+        match (bands, kept) {
+            (4, 3) => push_dropping_last::<4, 3>(&mut pixels, row.data()),
+            (2, 1) => push_dropping_last::<2, 1>(&mut pixels, row.data()),
+            _ => pixels.extend_from_slice(row.data()),
+        }
+    }
+    if pixels.len() != width as usize * height as usize * kept {
+        return Err("cannot decode image: the PNG ended before its last row".into());
+    }
+    Ok(Some(Image {
+        width,
+        height,
+        bands: kept,
+        pixels: Pixels::U8(pixels),
+    }))
+}
+
+/// Appends each pixel's first `KEEP` of its `BANDS` values; constants make it a few moves a pixel.
+fn push_dropping_last<const BANDS: usize, const KEEP: usize>(out: &mut Vec<u8>, row: &[u8]) {
+    for px in row.chunks_exact(BANDS) {
+        let kept: [u8; KEEP] = px[..KEEP].try_into().expect("KEEP < BANDS");
+        out.extend_from_slice(&kept);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{DynamicImage, ImageBuffer};
+
+    fn limits() -> DecodeLimits {
+        DecodeLimits::default()
+    }
+
+    /// The image crate's decode of the same file, alpha dropped as the build drops it.
+    fn reference(path: &Path, drop_alpha: bool) -> (usize, Vec<u8>) {
+        let img = image::open(path).unwrap();
+        let bands = img.color().channel_count() as usize;
+        let raw = img.into_bytes();
+        if !(drop_alpha && (bands == 2 || bands == 4)) {
+            return (bands, raw);
+        }
+        let kept = raw
+            .chunks_exact(bands)
+            .flat_map(|p| p[..bands - 1].to_vec());
+        (bands - 1, kept.collect())
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 37 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn rows_give_the_image_crates_pixels_with_or_without_alpha() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, h) = (37u32, 11u32);
+        let n = (w * h) as usize;
+        let images = [
+            (
+                "rgba",
+                DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, pattern(n * 4)).unwrap()),
+            ),
+            (
+                "rgb",
+                DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, pattern(n * 3)).unwrap()),
+            ),
+            (
+                "la",
+                DynamicImage::ImageLumaA8(ImageBuffer::from_raw(w, h, pattern(n * 2)).unwrap()),
+            ),
+            (
+                "l",
+                DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, pattern(n)).unwrap()),
+            ),
+        ];
+        for (name, img) in images {
+            let path = dir.path().join(format!("{name}.png"));
+            img.save(&path).unwrap();
+            for drop_alpha in [true, false] {
+                let got = decode(&path, &limits(), drop_alpha).unwrap().unwrap();
+                let (bands, want) = reference(&path, drop_alpha);
+                assert_eq!((got.width, got.height, got.bands), (w, h, bands), "{name}");
+                match got.pixels {
+                    Pixels::U8(v) => assert!(v == want, "{name}, drop alpha {drop_alpha}"),
+                    other => panic!("{name}: {:?}", other.dtype()),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_and_other_formats_are_left_to_the_image_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("deep.png");
+        let img: ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+            ImageBuffer::from_raw(4, 3, vec![700; 36]).unwrap();
+        img.save(&deep).unwrap();
+        assert!(decode(&deep, &limits(), true).unwrap().is_none());
+        let tiff = dir.path().join("x.tif");
+        DynamicImage::ImageLuma8(ImageBuffer::from_raw(4, 3, vec![9; 12]).unwrap())
+            .save(&tiff)
+            .unwrap();
+        assert!(decode(&tiff, &limits(), true).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_truncated_png_is_an_error_not_a_short_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.png");
+        let n = 64 * 64 * 3;
+        DynamicImage::ImageRgb8(ImageBuffer::from_raw(64, 64, pattern(n)).unwrap())
+            .save(&path)
+            .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let e = decode(&path, &limits(), true).unwrap_err();
+        assert!(e.contains("cannot decode image"), "{e}");
+    }
+}
