@@ -4,7 +4,6 @@ use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use zip::ZipWriter;
 
 use super::replay::Replay;
 use super::sidecar::{ApplyMeta, SampleRecord, APPLY_FILE, SAMPLES_FILE};
@@ -15,7 +14,7 @@ use crate::progress::Progress;
 use crate::sample::{Image, LabelMap, LabelSource, PairRef, Sample};
 use crate::sink::atomic::{self, AtomicFile};
 use crate::sink::npy;
-use crate::sink::npz::start_entry;
+use crate::sink::npz::{finish_zip, start_entry, zip_file};
 use crate::source::{bands, folder, Discovery};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -302,7 +301,7 @@ fn write_npz(path: &Path, run: &[Prepared]) -> Result<()> {
     ];
     let stored = Compression::Stored;
     atomic::write_atomically(path, |file: File| {
-        let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let mut zip = zip_file(file, 1 << 20);
         let bytes = shape.iter().product::<u64>() * first.pixels.dtype().size() as u64;
         start_entry(&mut zip, "image.npy", stored, bytes)?;
         npy::write_header(&mut zip, first.pixels.dtype().numpy(), &shape)?;
@@ -322,8 +321,7 @@ fn write_npz(path: &Path, run: &[Prepared]) -> Result<()> {
             start_entry(&mut zip, "image_std.npy", stored, 0)?;
             npy::write_f64s(&mut zip, &values.iter().map(|v| v.std).collect::<Vec<_>>())?;
         }
-        let buffered = zip.finish().map_err(std::io::Error::other)?;
-        buffered.into_inner().map_err(|e| e.into_error())
+        finish_zip(zip)
     })?;
     Ok(())
 }

@@ -2,13 +2,12 @@
 //! `{root}_noaug_nd_data_{i:06}.npz` (`_aug_` for augmented copies), holding `arr_0` (H,W,C) u8,
 //! `arr_1` (H,W,NCLASSES) one-hot u8 (ignore pixels are all-zero rows), `num_bands` and `files`,
 //! which is what Gym's `load_npz` reads, plus `augment` (the drawn parameters) when augmenting.
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use zip::ZipWriter;
 
 use super::atomic::write_atomically;
 use super::npy;
-use super::npz::start_entry;
+use super::npz::{finish_zip, start_entry, zip_file};
 use super::{Commit, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
@@ -87,7 +86,7 @@ impl GymSink {
             .unwrap_or_default();
         let compression = self.options.compression;
         let (bytes, sha256) = write_atomically(&path, |file| {
-            let mut zip = ZipWriter::new(BufWriter::new(file));
+            let mut zip = zip_file(file, 8 << 10);
             start_entry(&mut zip, "arr_0.npy", compression, pixels.len() as u64)?;
             npy::write_header(&mut zip, "|u1", &[h, w, c])?;
             zip.write_all(pixels)?;
@@ -102,10 +101,7 @@ impl GymSink {
                 start_entry(&mut zip, "augment.npy", compression, 0)?;
                 npy::write_strings(&mut zip, &[drawn.as_str()])?;
             }
-            zip.finish()
-                .map_err(std::io::Error::other)?
-                .into_inner()
-                .map_err(|e| e.into_error())
+            finish_zip(zip)
         })?;
         Ok(FileRecord {
             file: rel,
