@@ -24,20 +24,8 @@ impl SampleCounts {
     pub fn of(s: &Sample, classes: &ClassSet) -> Result<Self, String> {
         let max_class = classes.classes.iter().map(|c| c.id).max().unwrap_or(0) as usize;
         let ignore = classes.ignore_index;
-        // one histogram pass (no branch per pixel), then the ignore pixels split by the padding mask
         let ids = &s.label.ids;
-        let mut histogram = vec![0u64; (max_class + 1).max(ignore as usize + 1)];
-        for &id in ids {
-            match histogram.get_mut(id as usize) {
-                Some(n) => *n += 1,
-                None => return Err(format!("label value {id} is not a declared class")),
-            }
-        }
-        let ignored = std::mem::take(&mut histogram[ignore as usize]);
-        if let Some(id) = (max_class + 1..histogram.len()).find(|&id| histogram[id] > 0) {
-            return Err(format!("label value {id} is not a declared class"));
-        }
-        histogram.truncate(max_class + 1);
+        let (histogram, ignored) = class_histogram(ids, max_class, ignore)?;
         let pad_pixels = s.padding.as_ref().map_or(0, |mask| {
             let padded = ids.iter().zip(mask).filter(|&(&id, &p)| p && id == ignore);
             padded.count() as u64
@@ -88,6 +76,44 @@ impl SampleCounts {
     pub fn labelled(&self) -> u64 {
         self.class_pixels.iter().sum()
     }
+}
+
+/// Pixels per class id over 0..=max_class, and the ignore pixels apart. One pass; with the
+/// ignore index near the classes, one dense slot per id up to it (no branch per pixel); with a far
+/// one (255 with a few classes is near; 65535 is far), the ignore pixels take the slot after the
+/// classes, so a sample does not zero and scan a 512 KiB histogram for one ignore slot.
+fn class_histogram(ids: &[u16], max_class: usize, ignore: u16) -> Result<(Vec<u64>, u64), String> {
+    let undeclared = |id: u16| format!("label value {id} is not a declared class");
+    let ignore_slot = ignore as usize;
+    if ignore_slot <= max_class + 1024 {
+        let mut histogram = vec![0u64; (max_class + 1).max(ignore_slot + 1)];
+        for &id in ids {
+            match histogram.get_mut(id as usize) {
+                Some(n) => *n += 1,
+                None => return Err(undeclared(id)),
+            }
+        }
+        let ignored = std::mem::take(&mut histogram[ignore_slot]);
+        if let Some(id) = (max_class + 1..histogram.len()).find(|&id| histogram[id] > 0) {
+            return Err(undeclared(id as u16));
+        }
+        histogram.truncate(max_class + 1);
+        return Ok((histogram, ignored));
+    }
+    let mut histogram = vec![0u64; max_class + 2];
+    for &id in ids {
+        let slot = if id == ignore {
+            max_class + 1
+        } else {
+            id as usize
+        };
+        match histogram.get_mut(slot) {
+            Some(n) if slot <= max_class || id == ignore => *n += 1,
+            _ => return Err(undeclared(id)),
+        }
+    }
+    let ignored = histogram.pop().unwrap_or(0);
+    Ok((histogram, ignored))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -209,6 +235,27 @@ impl Stats {
             ignore_index,
             note: "pixels: per class; images: images containing the class; image_pixels: labelled pixels of those images; ignore, pad and unknown pixels are counted apart",
             splits: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::class_histogram;
+
+    #[test]
+    fn near_and_far_ignore_indices_count_alike() {
+        for ignore in [3u16, 255, 1500, 65535] {
+            let ids = [0, 1, 2, 2, ignore, 1, ignore, 0, 2];
+            let (histogram, ignored) = class_histogram(&ids, 2, ignore).unwrap();
+            assert_eq!((histogram, ignored), (vec![2, 2, 3], 2), "ignore {ignore}");
+            for undeclared in [3u16, 254, 300, 65534] {
+                if undeclared == ignore {
+                    continue;
+                }
+                let e = class_histogram(&[0, undeclared, ignore], 2, ignore).unwrap_err();
+                assert!(e.contains(&format!("value {undeclared} ")), "{e}");
+            }
         }
     }
 }
