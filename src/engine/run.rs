@@ -1,6 +1,7 @@
 //! Running the planned shards: each shard is skipped if its record says it is complete, otherwise
 //! its pairs are computed on every thread, taken in plan order, and handed in batches to the
-//! writer thread, which writes one batch while the next pairs are computed; a committer thread syncs, hashes and renames written shards and records them.
+//! writer thread, which writes one batch while the next pairs are computed; a committer thread
+//! syncs, hashes and renames written shards and records them.
 //! Bad samples stop the run or, with `on_error = "skip"`, are left out and listed.
 use rayon::prelude::*;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};

@@ -14,7 +14,7 @@ use crate::progress::Progress;
 use crate::sample::{Image, LabelMap, LabelSource, PairRef, Sample};
 use crate::sink::atomic::{self, AtomicFile};
 use crate::sink::npy;
-use crate::sink::npz::{finish_zip, start_entry, zip_file};
+use crate::sink::zip_file::{finish_zip, start_entry, zip_file};
 use crate::source::{bands, folder, Discovery};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

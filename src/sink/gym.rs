@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::atomic::write_atomically;
 use super::npy;
-use super::npz::{finish_zip, start_entry, zip_file};
+use super::zip_file::{finish_zip, start_entry, zip_file};
 use super::{Commit, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;

@@ -5,6 +5,7 @@ pub mod manifest;
 pub mod npy;
 pub mod npz;
 pub mod parquet;
+pub mod zip_file;
 
 use serde::Serialize;
 use std::path::Path;
