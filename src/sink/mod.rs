@@ -106,27 +106,9 @@ pub fn label_bytes(ids: &[u16], dtype: crate::sample::PixelType) -> Vec<u8> {
     bytes
 }
 
-/// Writes label ids as [`label_bytes`] would give them, through a small buffer instead of a copy
-/// of the whole label.
-pub fn write_label_bytes(
-    out: &mut impl std::io::Write,
-    ids: &[u16],
-    dtype: crate::sample::PixelType,
-) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(LABEL_CHUNK * dtype.size());
-    for chunk in ids.chunks(LABEL_CHUNK) {
-        buf.clear();
-        push_label_bytes(&mut buf, chunk, dtype);
-        out.write_all(&buf)?;
-    }
-    Ok(())
-}
-
-/// Ids converted per buffer fill in `write_label_bytes`.
-const LABEL_CHUNK: usize = 16 << 10;
-
-/// Appends the ids' bytes in the output dtype: the one conversion both functions above use.
-fn push_label_bytes(out: &mut Vec<u8>, ids: &[u16], dtype: crate::sample::PixelType) {
+/// Appends the ids' bytes in the output dtype (as [`label_bytes`] gives them): the NPZ writer
+/// gathers a shard's labels this way while its images stream to the file.
+pub fn push_label_bytes(out: &mut Vec<u8>, ids: &[u16], dtype: crate::sample::PixelType) {
     match dtype {
         crate::sample::PixelType::U8 => out.extend(ids.iter().map(|&v| v as u8)),
         _ => out.extend(ids.iter().flat_map(|v| v.to_le_bytes())),
@@ -139,10 +121,8 @@ mod tests {
     use crate::sample::PixelType;
 
     #[test]
-    fn label_bytes_are_little_endian_ids_across_chunk_edges() {
-        let ids: Vec<u16> = (0..LABEL_CHUNK as u32 * 2 + 5)
-            .map(|i| (i % 251) as u16 * 3)
-            .collect();
+    fn label_bytes_are_little_endian_ids_and_push_appends_them() {
+        let ids: Vec<u16> = (0..40_000u32).map(|i| (i % 251) as u16 * 3).collect();
         let u8s: Vec<u8> = ids.iter().map(|&v| v as u8).collect();
         let u16s: Vec<u8> = ids
             .iter()
@@ -150,9 +130,10 @@ mod tests {
             .collect();
         for (dtype, want) in [(PixelType::U8, u8s), (PixelType::U16, u16s)] {
             assert_eq!(label_bytes(&ids, dtype), want, "{dtype:?}");
-            let mut written = Vec::new();
-            write_label_bytes(&mut written, &ids, dtype).unwrap();
-            assert_eq!(written, want, "{dtype:?}");
+            let mut gathered = vec![7u8, 9];
+            push_label_bytes(&mut gathered, &ids, dtype);
+            assert_eq!(gathered[..2], [7, 9], "{dtype:?}: earlier bytes kept");
+            assert_eq!(gathered[2..], want[..], "{dtype:?}");
         }
     }
 }

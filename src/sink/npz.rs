@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::atomic::AtomicFile;
 use super::npy;
 use super::zip_file::{finish_zip, start_entry, zip_file, ZipFile};
-use super::{shard_name, write_label_bytes, Commit, FileRecord, ShardPlan, Sink, SinkOptions};
+use super::{push_label_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
 use crate::sample::{Sample, Standardization};
 use crate::stats::counts::SplitCounts;
@@ -202,8 +202,7 @@ impl ShardWriter {
             .write_all(s.image.pixels.as_bytes())
             .map_err(|e| Error::io(&self.path, "write", e))?;
         let rest = &mut self.rest;
-        write_label_bytes(&mut rest.labels, &s.label.ids, self.options.label_dtype)
-            .expect("writing to memory");
+        push_label_bytes(&mut rest.labels, &s.label.ids, self.options.label_dtype);
         rest.keys.push(s.pair.key);
         rest.drawn.push(s.augment.unwrap_or_else(|| "null".into()));
         rest.standardization.push(s.standardization);
