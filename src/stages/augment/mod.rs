@@ -12,6 +12,8 @@
 pub mod photometric;
 pub mod rng;
 pub mod warp;
+#[cfg(target_arch = "x86_64")]
+mod warp_simd;
 
 use serde::{Deserialize, Serialize};
 

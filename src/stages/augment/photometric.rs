@@ -83,6 +83,15 @@ fn run<T: PixelValue>(
             .map(|b| std::array::from_fn(|v| T::from_f32(pointwise(v as f32, b))))
             .collect();
         let mut v = v;
+        let same =
+            |a: &[T; 256], b: &[T; 256]| a.iter().zip(b).all(|(x, y)| x.index() == y.index());
+        if tables.windows(2).all(|pair| same(&pair[0], &pair[1])) {
+            // the same table for every band (no contrast): one flat pass, no per-pixel chunks
+            if let Some(table) = tables.first() {
+                v.iter_mut().for_each(|x| *x = table[x.index() & 255]);
+            }
+            return v;
+        }
         for px in v.chunks_exact_mut(bands) {
             for (x, table) in px.iter_mut().zip(&tables) {
                 *x = table[x.index() & 255];
@@ -210,6 +219,30 @@ mod tests {
             &mut || 0.0,
         );
         assert_eq!(i.pixels, Pixels::U16(vec![0, 65000]));
+    }
+
+    #[test]
+    fn u8_tables_shared_or_per_band_give_the_pointwise_values() {
+        // brightness alone: one table for every band; with contrast: one per band (own means)
+        let pixels: Vec<u8> = (0..3 * 300).map(|i| (i * 37 % 256) as u8).collect();
+        for contrast in [None, Some(1.4)] {
+            let p = Photometric {
+                brightness: Some(0.07),
+                contrast,
+                ..Default::default()
+            };
+            let mut tabled = img(Pixels::U8(pixels.clone()), 3);
+            apply(&mut tabled, &p, &mut || 0.0);
+            // the same operations through the f32 path (noise of zero turns the tables off)
+            let mut direct = img(Pixels::U8(pixels.clone()), 3);
+            let with_noise = Photometric {
+                noise: Some(0.0),
+                ..p.clone()
+            };
+            apply(&mut direct, &with_noise, &mut || 0.0);
+            assert_eq!(tabled.pixels, direct.pixels, "contrast {contrast:?}");
+            assert_ne!(tabled.pixels, Pixels::U8(pixels.clone()));
+        }
     }
 
     #[test]

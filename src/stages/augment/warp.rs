@@ -18,7 +18,7 @@ pub enum Border {
 }
 
 /// An index into 0..n under the border rule; `None` means "outside, use the constant".
-fn border_index(i: i64, n: i64, border: Border) -> Option<usize> {
+pub(super) fn border_index(i: i64, n: i64, border: Border) -> Option<usize> {
     if (0..n).contains(&i) {
         return Some(i as usize);
     }
@@ -77,7 +77,7 @@ impl Mapping<'_> {
 
 /// Calls `f(y, xs, ys)` for each output row with its source positions (buffers reused; the
 /// column coordinates as f64 once, so the position arithmetic vectorizes).
-fn for_each_row(
+pub(super) fn for_each_row(
     map: &Mapping,
     (out_w, out_h): (usize, usize),
     mut f: impl FnMut(usize, &[f64], &[f64]),
@@ -92,7 +92,7 @@ fn for_each_row(
 
 /// `v.floor() as i64` without a libm call (`f64::floor` is not inlined below SSE4.1).
 #[inline]
-fn floor_i64(v: f64) -> i64 {
+pub(super) fn floor_i64(v: f64) -> i64 {
     let t = v as i64;
     if (t as f64) > v {
         t.saturating_sub(1)
@@ -102,12 +102,18 @@ fn floor_i64(v: f64) -> i64 {
 }
 
 /// Marks a source that falls outside under a constant border.
-const OUTSIDE: usize = usize::MAX;
+pub(super) const OUTSIDE: usize = usize::MAX;
 
 /// The source pixel of each position of a row, nearest (round half up, as OpenCV's
 /// INTER_NEAREST), or `OUTSIDE`.
 #[inline]
-fn nearest_row(xs: &[f64], ys: &[f64], (w, h): (usize, usize), border: Border, out: &mut [usize]) {
+pub(super) fn nearest_row(
+    xs: &[f64],
+    ys: &[f64],
+    (w, h): (usize, usize),
+    border: Border,
+    out: &mut [usize],
+) {
     for ((o, &sx), &sy) in out.iter_mut().zip(xs).zip(ys) {
         let (ix, iy) = (floor_i64(sx + 0.5), floor_i64(sy + 0.5));
         // one unsigned compare per axis covers both ends
@@ -119,6 +125,22 @@ fn nearest_row(xs: &[f64], ys: &[f64], (w, h): (usize, usize), border: Border, o
             ix.zip(iy).map_or(OUTSIDE, |(ix, iy)| iy * w + ix)
         };
     }
+}
+
+/// `nearest_row`, by SIMD where the CPU has it (the same sources).
+#[inline]
+fn nearest_sources(
+    xs: &[f64],
+    ys: &[f64],
+    dims: (usize, usize),
+    border: Border,
+    out: &mut [usize],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::warp_simd::nearest_row(xs, ys, dims, border, out) {
+        return;
+    }
+    nearest_row(xs, ys, dims, border, out)
 }
 
 /// Copies each source pixel into a row (`fill` where it is `OUTSIDE`).
@@ -136,7 +158,11 @@ fn gather_row<T: Copy>(src: &[T], bands: usize, sources: &[usize], fill: &[T], o
 /// The top-left tap of a bilinear sample at (sx, sy), the fractions toward the next, and whether
 /// all four taps lie inside the image (one unsigned compare per axis covers both ends).
 #[inline(always)]
-fn bilinear_tap(sx: f64, sy: f64, (w, h): (usize, usize)) -> ((i64, i64), (f32, f32), bool) {
+pub(super) fn bilinear_tap(
+    sx: f64,
+    sy: f64,
+    (w, h): (usize, usize),
+) -> ((i64, i64), (f32, f32), bool) {
     let (ix, iy) = (floor_i64(sx), floor_i64(sy));
     let (fx, fy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
     let inside =
@@ -147,7 +173,7 @@ fn bilinear_tap(sx: f64, sy: f64, (w, h): (usize, usize)) -> ((i64, i64), (f32, 
 /// Bilinear sampling of one output row; each of the four taps follows the border rule on its
 /// own (as OpenCV does).
 #[inline(always)]
-fn bilinear_row<T: PixelValue>(
+pub(super) fn bilinear_row<T: PixelValue>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
     (xs, ys): (&[f64], &[f64]),
@@ -174,8 +200,8 @@ fn bilinear_row<T: PixelValue>(
     }
 }
 
-/// The bilinear row of a pixel type: the generic one, or for 8-bit 3- and 4-band images the SSE2
-/// one, which gives the same bytes.
+/// The bilinear row of a pixel type: the generic one, or for 8-bit 3- and 4-band images the SIMD
+/// one (`warp_simd`), which gives the same bytes.
 pub trait BilinearRow: PixelValue {
     fn bilinear_row(
         src: &[Self],
@@ -220,82 +246,16 @@ impl BilinearRow for u8 {
         fill: &[f32],
         out: &mut [u8],
     ) {
-        // SAFETY: SSE2 is part of the x86-64 baseline, so every x86-64 CPU runs these
         #[cfg(target_arch = "x86_64")]
-        match dims.2 {
-            3 => return unsafe { sse2::bilinear_row::<3>(src, dims, pos, border, fill, out) },
-            4 => return unsafe { sse2::bilinear_row::<4>(src, dims, pos, border, fill, out) },
-            _ => {}
+        if super::warp_simd::bilinear_row_u8(src, dims, pos, border, fill, out) {
+            return;
         }
         generic_bilinear_row(src, dims, pos, border, fill, out)
     }
 }
 
-/// Bilinear sampling of 8-bit pixels with a pixel's bands in the four f32 lanes of one SSE2
-/// register (every x86-64 CPU has SSE2): the same products and sums in the same order as
-/// `bilinear_row`, so the same bytes, with a quarter of the arithmetic.
-#[cfg(target_arch = "x86_64")]
-mod sse2 {
-    use super::{bilinear_at_border, bilinear_tap, Border};
-    use std::arch::x86_64::*;
-
-    /// The four bytes from `at` as four f32 lanes.
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn lanes(src: &[u8], at: usize) -> __m128 {
-        let four: [u8; 4] = src[at..at + 4].try_into().expect("four bytes");
-        let word = u32::from_le_bytes(four);
-        let zero = _mm_setzero_si128();
-        let words = _mm_unpacklo_epi8(_mm_cvtsi32_si128(word as i32), zero);
-        _mm_cvtepi32_ps(_mm_unpacklo_epi16(words, zero))
-    }
-
-    /// `a * (1 - f) + b * f`, lane by lane.
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn mix(a: __m128, b: __m128, f: f32) -> __m128 {
-        _mm_add_ps(
-            _mm_mul_ps(a, _mm_set1_ps(1.0 - f)),
-            _mm_mul_ps(b, _mm_set1_ps(f)),
-        )
-    }
-
-    #[target_feature(enable = "sse2")]
-    pub fn bilinear_row<const B: usize>(
-        src: &[u8],
-        (w, h, _): (usize, usize, usize),
-        (xs, ys): (&[f64], &[f64]),
-        border: Border,
-        fill: &[f32],
-        out: &mut [u8],
-    ) {
-        let stride = w * B;
-        for ((px, &sx), &sy) in out.chunks_exact_mut(B).zip(xs).zip(ys) {
-            let ((ix, iy), (fx, fy), inside) = bilinear_tap(sx, sy, (w, h));
-            let at = if inside {
-                iy as usize * stride + ix as usize * B
-            } else {
-                usize::MAX
-            };
-            // a 3-band tap loads 4 bytes: the image's very last pixel takes the general path
-            if at.saturating_add(stride + B + 4) > src.len() {
-                bilinear_at_border(src, (w, h, B), (ix, iy), (fx, fy), border, fill, px);
-                continue;
-            }
-            let top = mix(lanes(src, at), lanes(src, at + B), fx);
-            let bottom = mix(lanes(src, at + stride), lanes(src, at + stride + B), fx);
-            // `(v + 0.5) as u8`: truncation of a value in [0.5, 255.5] (saturating packs)
-            let value = _mm_add_ps(mix(top, bottom, fy), _mm_set1_ps(0.5));
-            let ints = _mm_cvttps_epi32(value);
-            let bytes = _mm_packus_epi16(_mm_packs_epi32(ints, ints), ints);
-            let word = (_mm_cvtsi128_si32(bytes) as u32).to_le_bytes();
-            px.copy_from_slice(&word[..B]);
-        }
-    }
-}
-
 /// A bilinear pixel with a tap outside the image: the taps follow the border rule one by one.
-fn bilinear_at_border<T: PixelValue>(
+pub(super) fn bilinear_at_border<T: PixelValue>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
     (ix, iy): (i64, i64),
@@ -407,7 +367,7 @@ fn warp_rows<T: BilinearRow>(
     let nearest_fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
     let (mut label_sources, mut image_sources) = (vec![0usize; out.0], vec![0usize; out.0]);
     for_each_row(map, out, |y, xs, ys| {
-        nearest_row(xs, ys, (w, h), rules.label_border, &mut label_sources);
+        nearest_sources(xs, ys, (w, h), rules.label_border, &mut label_sources);
         label.row(y, &label_sources);
         let row = &mut pixels[y * row_len..(y + 1) * row_len];
         if rules.bilinear {
@@ -416,7 +376,7 @@ fn warp_rows<T: BilinearRow>(
             let sources = if rules.image_border == rules.label_border {
                 &label_sources
             } else {
-                nearest_row(xs, ys, (w, h), rules.image_border, &mut image_sources);
+                nearest_sources(xs, ys, (w, h), rules.image_border, &mut image_sources);
                 &image_sources
             };
             with_const_bands!(bands, |b| gather_row(src, b, sources, &nearest_fill, row))
