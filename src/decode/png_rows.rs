@@ -62,17 +62,23 @@ pub fn decode(
 /// Appends each pixel's first `KEEP` of its `BANDS` values. Each pixel is copied whole, `BANDS`
 /// bytes, to its `KEEP`-byte place: the bytes past `KEEP` land where the next pixel then goes, so
 /// it is one load and one store a pixel, with no shuffling. The last pixel's spill goes to spare
-/// room ([`SPILL`]) cut off at the end; the row's room is made first, so the loop is plain moves
-/// (pushing pixel by pixel checked capacity each time and cost three times this).
-fn push_dropping_last<const BANDS: usize, const KEEP: usize>(out: &mut Vec<u8>, row: &[u8]) {
-    let start = out.len();
-    let end = start + row.len() / BANDS * KEEP;
-    out.resize(end + (BANDS - KEEP), 0);
-    let room = &mut out[start..];
+/// room ([`SPILL`]) cut off at the end. The pixels go straight into the vector's spare capacity:
+/// zeroing the room first cost a pass over every image.
+pub(crate) fn push_dropping_last<const BANDS: usize, const KEEP: usize>(
+    out: &mut Vec<u8>,
+    row: &[u8],
+) {
+    let pixels = row.len() / BANDS;
+    out.reserve(pixels * KEEP + (BANDS - KEEP));
+    let room = out.spare_capacity_mut();
     for (i, px) in row.chunks_exact(BANDS).enumerate() {
-        room[i * KEEP..i * KEEP + BANDS].copy_from_slice(px);
+        let place = &mut room[i * KEEP..i * KEEP + BANDS];
+        // SAFETY: `place` and `px` are BANDS bytes each (slice bounds checked above), in different
+        // allocations, and MaybeUninit<u8> has the layout of u8
+        unsafe { std::ptr::copy_nonoverlapping(px.as_ptr(), place.as_mut_ptr().cast(), BANDS) };
     }
-    out.truncate(end);
+    // SAFETY: the first KEEP bytes of every pixel's place, so all `pixels * KEEP`, were written
+    unsafe { out.set_len(out.len() + pixels * KEEP) };
 }
 
 /// Spare capacity for the last pixel's spill in [`push_dropping_last`], so the pixel buffer never

@@ -65,6 +65,9 @@ fn read_png(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
         .read_info()
         .map_err(|e| format!("not a readable PNG: {e}"))?;
     limits.check_size(reader.info().width, reader.info().height)?;
+    if let Some(label) = read_png_8bit_rows(&mut reader)? {
+        return Ok(label);
+    }
     let size = reader
         .output_buffer_size()
         .ok_or("PNG is too large to decode")?;
@@ -109,6 +112,50 @@ fn read_png(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
         pixels,
         bit_depth: depth,
     })
+}
+
+/// 8-bit grey, palette, RGB and RGBA labels, row by row straight into their pixel vector (no
+/// zeroed frame buffer to decode into and copy out of); `None` for other modes.
+fn read_png_8bit_rows<R: std::io::BufRead + std::io::Seek>(
+    reader: &mut png::Reader<R>,
+) -> Result<Option<RawLabel>, String> {
+    use png::ColorType as C;
+    let info = reader.info();
+    let (w, h, color) = (info.width, info.height, info.color_type);
+    let channels = match color {
+        C::Grayscale | C::Indexed => 1,
+        C::Rgb => 3,
+        C::Rgba => 4,
+        C::GrayscaleAlpha => return Ok(None),
+    };
+    if info.bit_depth != png::BitDepth::Eight || info.interlaced {
+        return Ok(None);
+    }
+    let size = w as usize * h as usize * channels;
+    let mut data = Vec::with_capacity(size);
+    while let Some(row) = reader
+        .next_row()
+        .map_err(|e| format!("corrupt or truncated PNG: {e}"))?
+    {
+        data.extend_from_slice(row.data());
+    }
+    if data.len() != size {
+        return Err("corrupt or truncated PNG: it ended before its last row".into());
+    }
+    let pixels = match color {
+        C::Grayscale => RawPixels::Gray8(data),
+        C::Indexed => RawPixels::Indexed {
+            indices: data,
+            palette: palette(reader),
+        },
+        _ => RawPixels::Color { data, channels },
+    };
+    Ok(Some(RawLabel {
+        width: w,
+        height: h,
+        pixels,
+        bit_depth: 8,
+    }))
 }
 
 fn be_u16(bytes: &[u8]) -> Vec<u16> {
@@ -207,5 +254,71 @@ mod tests {
         // 0b00_01_10_11 -> 0, 1, 2, 3
         assert_eq!(unpack(&[0b0001_1011], 4, 2), vec![0, 1, 2, 3]);
         assert_eq!(unpack(&[0b1000_0000], 1, 1), vec![1]);
+    }
+
+    /// Writes an 8-bit PNG of `data` in `color` (a two-colour palette for indexed).
+    fn write_png(path: &Path, (w, h): (u32, u32), color: png::ColorType, data: &[u8]) {
+        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        let mut encoder = png::Encoder::new(file, w, h);
+        encoder.set_color(color);
+        encoder.set_depth(png::BitDepth::Eight);
+        if color == png::ColorType::Indexed {
+            encoder.set_palette(vec![0, 0, 0, 200, 10, 30]);
+        }
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(data).unwrap();
+    }
+
+    #[test]
+    fn eight_bit_rows_keep_every_value_and_a_cut_file_is_an_error() {
+        use png::ColorType as C;
+        let dir = tempfile::tempdir().unwrap();
+        let (w, h) = (29u32, 13u32);
+        let n = (w * h) as usize;
+        for (name, color, channels) in [
+            ("grey", C::Grayscale, 1),
+            ("palette", C::Indexed, 1),
+            ("rgb", C::Rgb, 3),
+            ("rgba", C::Rgba, 4),
+        ] {
+            let data: Vec<u8> = (0..n * channels)
+                .map(|i| {
+                    if color == C::Indexed {
+                        (i % 3 == 0) as u8
+                    } else {
+                        (i * 37 % 251) as u8
+                    }
+                })
+                .collect();
+            let path = dir.path().join(format!("{name}.png"));
+            write_png(&path, (w, h), color, &data);
+            let label = read_raw_label(&path, &DecodeLimits::default()).unwrap();
+            assert_eq!(
+                (label.width, label.height, label.bit_depth),
+                (w, h, 8),
+                "{name}"
+            );
+            let want = match color {
+                C::Grayscale => RawPixels::Gray8(data.clone()),
+                C::Indexed => RawPixels::Indexed {
+                    indices: data.clone(),
+                    palette: vec![[0, 0, 0], [200, 10, 30]],
+                },
+                _ => RawPixels::Color {
+                    data: data.clone(),
+                    channels,
+                },
+            };
+            assert!(label.pixels == want, "{name}");
+            // cut before the end of the image data
+            let bytes = std::fs::read(&path).unwrap();
+            let cut = dir.path().join(format!("{name}-cut.png"));
+            std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+            let error = read_raw_label(&cut, &DecodeLimits::default()).unwrap_err();
+            assert!(
+                error.contains("corrupt or truncated PNG"),
+                "{name}: {error}"
+            );
+        }
     }
 }
