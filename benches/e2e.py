@@ -9,10 +9,11 @@ For each data set it times
       decoding and resizing (Image.open/convert/resize, np.pad) in place of OpenCV,
   (c) decode only: segprep's decoders on every image and label, T threads, nothing else
       (`cargo run --release --example decode_floor`),
-and prints pairs/s (each time the best of two runs), the ratios a/b and c/a, and peak memory (RSS of the whole process tree,
-sampled every 20 ms). Then the targets of the [perf] issue: 2 threads against 1 (the 1-thread run
-pinned to one core, since `--threads 1` still writes on a thread of its own), peak memory at
-10x the pairs against 1x, and `segprep stats PIPELINE` against the build.
+and prints pairs/s (each time the best of three rounds in which a, b and c take turns, so a
+shared machine's drift falls on all alike), the ratios a/b and c/a, and peak memory (the build's
+peak RSS, its high-water mark read from /proc). Then the targets of the [perf] issue: 2 threads against 1 (the
+1-thread run pinned to one core, since `--threads 1` still writes on a thread of its own), peak
+memory at 10x the pairs against 1x, and `segprep stats PIPELINE` against the build.
 
 Data (under --data, default target/bench-data, made on first use):
   quintal    ../shared/data/quintal's 10 photos replicated to --pairs pairs (hard links):
@@ -43,8 +44,8 @@ SHARED = REPO.parent / "shared" / "data" / "quintal"
 SEGPREP = REPO / "target" / "release" / "segprep"
 FLOOR = REPO / "target" / "release" / "examples" / "decode_floor"
 SHARD_SAMPLES = 128
-# every time is the best of this many runs
-RUNS = 2
+# every time is the best of this many runs (build, peers and decode-only taking turns)
+RUNS = 3
 
 PIPELINE = """
 [input]
@@ -137,24 +138,22 @@ def pipelines(data, pairs):
 
 # ---------------------------------------------------------------- measuring
 
-def tree_rss_kib(pid):
-    """RSS of a process and all its descendants, from /proc."""
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            for line in open(f"/proc/{p}/status"):
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            for t in os.listdir(f"/proc/{p}/task"):
-                stack.extend(int(c) for c in open(f"/proc/{p}/task/{t}/children").read().split())
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
+def high_water_kib(pid):
+    """The process's peak RSS so far (VmHWM), from /proc; 0 once it is gone."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
 
 
 def measured(cmd, cwd, cores=None):
-    """Runs cmd (on the CPU set `cores`, if given); returns (seconds, peak tree RSS MiB, stdout)."""
+    """Runs cmd (on the CPU set `cores`, if given); returns (seconds, peak RSS MiB, stdout). The
+    peak is the kernel's high-water mark of the process (VmHWM), read every 20 ms: a mark, so a
+    short peak between reads is not missed (only the last 20 ms of a run go unseen). Not the
+    `wait4` figure: Linux carries the forking Python's own peak over into it."""
     start = time.perf_counter()
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -164,7 +163,7 @@ def measured(cmd, cwd, cores=None):
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+            peak[0] = max(peak[0], high_water_kib(proc.pid))
             time.sleep(0.02)
 
     t = threading.Thread(target=sample)
@@ -315,19 +314,38 @@ def best_of(runs, timed):
     return min((timed() for _ in range(runs)), key=lambda r: r[0])
 
 
-def segprep_build(pipeline, threads, out="out", runs=None, cores=None):
+def best_of_turns(runs, timers):
+    """Each of `timers` (name -> timed()) at its fastest of `runs` rounds, the timers taking turns
+    within every round: a shared machine's slow minutes then fall on all of them alike, so the
+    ratios between them hold even when the absolute times drift."""
+    times = {name: [] for name in timers}
+    for _ in range(runs):
+        for name, timed in timers.items():
+            times[name].append(timed())
+    return {name: min(runs, key=lambda r: r[0]) for name, runs in times.items()}, times
+
+
+def segprep_once(pipeline, threads, out="out", cores=None):
     def once():
         shutil.rmtree(pipeline.parent / out, ignore_errors=True)
         return measured([SEGPREP, "build", pipeline.name, "--threads", threads, "--out", out], pipeline.parent, cores)
-    return best_of(runs or RUNS, once)
+    return once
 
 
-def timed_peer(root, fields, threads, library="opencv"):
+def segprep_build(pipeline, threads, out="out", runs=None, cores=None):
+    return best_of(runs or RUNS, segprep_once(pipeline, threads, out, cores))
+
+
+def peer_once(root, fields, threads, library="opencv"):
     def once():
         start = time.perf_counter()
         python_peer(root, fields, threads, library=library)
         return (time.perf_counter() - start,)
-    return best_of(RUNS, once)[0]
+    return once
+
+
+def floor_once(pipeline, threads):
+    return lambda: (json.loads(measured([FLOOR, pipeline.name, threads], pipeline.parent)[2])["seconds"],)
 
 
 def main():
@@ -346,16 +364,21 @@ def main():
     for name, pipeline, fields in pipelines(a.data, a.pairs):
         root = pipeline.parent
         n = len(list((root / fields["images"]).iterdir()))
-        seg_s, seg_mib, _ = segprep_build(pipeline, t)
-        peer_s = timed_peer(root, fields, t)
-        pillow_s = None
-        if name == "quintal":  # Pillow cannot read the 4-band 16-bit TIFFs
-            pillow_s = timed_peer(root, fields, t, library="pillow")
-        floor_s = best_of(RUNS, lambda: (json.loads(measured([FLOOR, pipeline.name, t], root)[2])["seconds"],))[0]
-        one_s, _, _ = segprep_build(pipeline, 1)
         # `--threads 1` still writes on its own thread, on the other core: one core is the
         # honest single-thread baseline for scaling
-        core_s, _, _ = segprep_build(pipeline, 1, cores={0})
+        timers = {"segprep": segprep_once(pipeline, t), "peer": peer_once(root, fields, t),
+                  "floor": floor_once(pipeline, t), "one": segprep_once(pipeline, 1),
+                  "core": segprep_once(pipeline, 1, cores={0})}
+        if name == "quintal":  # Pillow cannot read the 4-band 16-bit TIFFs
+            timers["pillow"] = peer_once(root, fields, t, library="pillow")
+        best, every = best_of_turns(RUNS, timers)
+        seg_s = best["segprep"][0]
+        # peak memory varies from run to run with how far threads run ahead of the writer: the
+        # highest of the runs, set against the one longer run at 10x the pairs
+        seg_mib = max(run[1] for run in every["segprep"])
+        peer_s, floor_s = best["peer"][0], best["floor"][0]
+        pillow_s = best["pillow"][0] if "pillow" in best else None
+        one_s, core_s = best["one"][0], best["core"][0]
         stats_s, _, _ = measured([SEGPREP, "stats", pipeline.name, "--threads", t, "--format", "json", "--out", "stats.json"], root)
         rows.append(dict(name=name, pairs=n, segprep=n / seg_s, peer=n / peer_s, floor=n / floor_s,
                          mib=seg_mib, one=n / one_s, core=n / core_s, stats_s=stats_s, build_s=seg_s,
