@@ -86,13 +86,8 @@ fn class_histogram(ids: &[u16], max_class: usize, ignore: u16) -> Result<(Vec<u6
     let undeclared = |id: u16| format!("label value {id} is not a declared class");
     let ignore_slot = ignore as usize;
     if ignore_slot <= max_class + 1024 {
-        let mut histogram = vec![0u64; (max_class + 1).max(ignore_slot + 1)];
-        for &id in ids {
-            match histogram.get_mut(id as usize) {
-                Some(n) => *n += 1,
-                None => return Err(undeclared(id)),
-            }
-        }
+        let mut histogram =
+            dense_histogram(ids, (max_class + 1).max(ignore_slot + 1)).map_err(undeclared)?;
         let ignored = std::mem::take(&mut histogram[ignore_slot]);
         if let Some(id) = (max_class + 1..histogram.len()).find(|&id| histogram[id] > 0) {
             return Err(undeclared(id as u16));
@@ -114,6 +109,32 @@ fn class_histogram(ids: &[u16], max_class: usize, ignore: u16) -> Result<(Vec<u6
     }
     let ignored = histogram.pop().unwrap_or(0);
     Ok((histogram, ignored))
+}
+
+/// Pixels per id over 0..slots, or the first id at or past `slots`. Four tables, one per pixel
+/// position mod 4, summed at the end: labels come in long runs of one id, and with one table every
+/// pixel would wait for the previous pixel's increment of the same slot.
+fn dense_histogram(ids: &[u16], slots: usize) -> Result<Vec<u64>, u16> {
+    let mut tables = [
+        vec![0u64; slots],
+        vec![0u64; slots],
+        vec![0u64; slots],
+        vec![0u64; slots],
+    ];
+    let (quads, rest) = ids.as_chunks::<4>();
+    for quad in quads {
+        for (table, &id) in tables.iter_mut().zip(quad) {
+            *table.get_mut(id as usize).ok_or(id)? += 1;
+        }
+    }
+    for &id in rest {
+        *tables[0].get_mut(id as usize).ok_or(id)? += 1;
+    }
+    let [mut sum, b, c, d] = tables;
+    for (i, n) in sum.iter_mut().enumerate() {
+        *n += b[i] + c[i] + d[i];
+    }
+    Ok(sum)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -241,7 +262,7 @@ impl Stats {
 
 #[cfg(test)]
 mod tests {
-    use super::class_histogram;
+    use super::{class_histogram, dense_histogram};
 
     #[test]
     fn near_and_far_ignore_indices_count_alike() {
@@ -255,6 +276,22 @@ mod tests {
                 }
                 let e = class_histogram(&[0, undeclared, ignore], 2, ignore).unwrap_err();
                 assert!(e.contains(&format!("value {undeclared} ")), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn dense_histogram_counts_every_position_and_stops_at_an_undeclared_id() {
+        // lengths around multiples of four, so every table and the remainder are used
+        for len in 0..13usize {
+            let ids: Vec<u16> = (0..len).map(|i| (i * 7 % 5) as u16).collect();
+            let mut want = vec![0u64; 5];
+            ids.iter().for_each(|&id| want[id as usize] += 1);
+            assert_eq!(dense_histogram(&ids, 5), Ok(want), "{len} ids");
+            for at in 0..len {
+                let mut bad = ids.clone();
+                bad[at] = 9;
+                assert_eq!(dense_histogram(&bad, 5), Err(9), "{len} ids, 9 at {at}");
             }
         }
     }
