@@ -86,9 +86,14 @@ fn run<T: PixelValue>(
         let same =
             |a: &[T; 256], b: &[T; 256]| a.iter().zip(b).all(|(x, y)| x.index() == y.index());
         if tables.windows(2).all(|pair| same(&pair[0], &pair[1])) {
-            // the same table for every band (no contrast): one flat pass, no per-pixel chunks
+            // the same table for every band (no contrast): one flat pass, no per-pixel chunks;
+            // a table that only adds a constant (brightness) is a saturating add, which vectorizes
             if let Some(table) = tables.first() {
-                v.iter_mut().for_each(|x| *x = table[x.index() & 255]);
+                let bytes = (&mut v as &mut dyn std::any::Any).downcast_mut::<Vec<u8>>();
+                match (bytes, constant_shift(table)) {
+                    (Some(bytes), Some(shift)) => add_saturating(bytes, shift),
+                    _ => v.iter_mut().for_each(|x| *x = table[x.index() & 255]),
+                }
             }
             return v;
         }
@@ -118,6 +123,23 @@ fn run<T: PixelValue>(
     }
     // integer types saturate in from_f32; f32 images keep their own range
     x.into_iter().map(T::from_f32).collect()
+}
+
+/// The constant `k` when `table[v]` is `v + k` saturated to 0..=255 for every v.
+fn constant_shift<T: PixelValue>(table: &[T; 256]) -> Option<i32> {
+    let shift = table[128].index() as i32 - 128;
+    let matches = |(v, x): (usize, &T)| x.index() as i32 == (v as i32 + shift).clamp(0, 255);
+    table.iter().enumerate().all(matches).then_some(shift)
+}
+
+/// Adds `shift` (-255..=255) to every byte, saturating.
+fn add_saturating(bytes: &mut [u8], shift: i32) {
+    let step = shift.unsigned_abs().min(255) as u8;
+    if shift >= 0 {
+        bytes.iter_mut().for_each(|x| *x = x.saturating_add(step));
+    } else {
+        bytes.iter_mut().for_each(|x| *x = x.saturating_sub(step));
+    }
 }
 
 /// Hue turn and saturation in YIQ: the chroma plane (I, Q) is turned by `hue` of a full turn and
@@ -223,14 +245,21 @@ mod tests {
 
     #[test]
     fn u8_tables_shared_or_per_band_give_the_pointwise_values() {
-        // brightness alone: one table for every band; with contrast: one per band (own means)
+        // brightness alone: one table for every band, a saturating add (up or down); gamma: one
+        // shared table that is no shift; with contrast: one table per band (own means)
         let pixels: Vec<u8> = (0..3 * 300).map(|i| (i * 37 % 256) as u8).collect();
-        for contrast in [None, Some(1.4)] {
-            let p = Photometric {
-                brightness: Some(0.07),
-                contrast,
-                ..Default::default()
-            };
+        let drawn = |brightness, contrast, gamma| Photometric {
+            brightness,
+            contrast,
+            gamma,
+            ..Default::default()
+        };
+        for p in [
+            drawn(Some(0.07), None, None),
+            drawn(Some(-0.23), None, None),
+            drawn(Some(0.3), None, Some(0.8)),
+            drawn(Some(0.07), Some(1.4), None),
+        ] {
             let mut tabled = img(Pixels::U8(pixels.clone()), 3);
             apply(&mut tabled, &p, &mut || 0.0);
             // the same operations through the f32 path (noise of zero turns the tables off)
@@ -240,9 +269,25 @@ mod tests {
                 ..p.clone()
             };
             apply(&mut direct, &with_noise, &mut || 0.0);
-            assert_eq!(tabled.pixels, direct.pixels, "contrast {contrast:?}");
+            assert_eq!(tabled.pixels, direct.pixels, "{p:?}");
             assert_ne!(tabled.pixels, Pixels::U8(pixels.clone()));
         }
+    }
+
+    #[test]
+    fn a_table_is_a_shift_only_when_every_entry_is() {
+        let shifted: [u8; 256] = std::array::from_fn(|v| (v as i32 + 40).min(255) as u8);
+        assert_eq!(constant_shift(&shifted), Some(40));
+        let down: [u8; 256] = std::array::from_fn(|v| (v as i32 - 7).max(0) as u8);
+        assert_eq!(constant_shift(&down), Some(-7));
+        let mut bent = shifted;
+        bent[3] += 1;
+        assert_eq!(constant_shift(&bent), None);
+        let mut bytes = vec![0u8, 7, 100, 250];
+        add_saturating(&mut bytes, -7);
+        assert_eq!(bytes, vec![0, 0, 93, 243]);
+        add_saturating(&mut bytes, 40);
+        assert_eq!(bytes, vec![40, 40, 133, 255]);
     }
 
     #[test]
