@@ -281,9 +281,26 @@ mod tests {
         rows
     }
 
+    type Row = unsafe fn(&[u8], (usize, usize, usize), (&[f64], &[f64]), Border, &[f32], &mut [u8]);
+
+    /// The SIMD bilinear rows of a band count that this CPU runs: SSE2, and AVX2 if it has it.
+    fn simd_rows(bands: usize) -> Vec<(&'static str, Row)> {
+        let mut rows: Vec<(&str, Row)> = match bands {
+            3 => vec![
+                ("SSE2", sse2::bilinear_row::<3>),
+                ("AVX2", avx2::bilinear_row::<3>),
+            ],
+            _ => vec![
+                ("SSE2", sse2::bilinear_row::<4>),
+                ("AVX2", avx2::bilinear_row::<4>),
+            ],
+        };
+        rows.retain(|(name, _)| *name != "AVX2" || is_x86_feature_detected!("avx2"));
+        rows
+    }
+
     #[test]
     fn sse2_and_avx2_bilinear_rows_give_the_scalar_bytes() {
-        let avx2 = is_x86_feature_detected!("avx2");
         for bands in [3usize, 4] {
             let (w, h) = (23usize, 17usize);
             let src: Vec<u8> = (0..w * h * bands).map(|i| (i * 7919 % 251) as u8).collect();
@@ -295,54 +312,11 @@ mod tests {
                 for (xs, ys) in position_rows(w, h, 17.0 + 40.0 * k as f64) {
                     let mut want = vec![0u8; xs.len() * bands];
                     bilinear_row(&src, (w, h, bands), (&xs, &ys), border, &fill, &mut want);
-                    let mut got = vec![0u8; want.len()];
-                    let pos = (&xs[..], &ys[..]);
-                    // SAFETY: SSE2 is x86-64 baseline; AVX2 only when the CPU has it
-                    unsafe {
-                        match bands {
-                            3 => sse2::bilinear_row::<3>(
-                                &src,
-                                (w, h, 3),
-                                pos,
-                                border,
-                                &fill,
-                                &mut got,
-                            ),
-                            _ => sse2::bilinear_row::<4>(
-                                &src,
-                                (w, h, 4),
-                                pos,
-                                border,
-                                &fill,
-                                &mut got,
-                            ),
-                        }
-                    }
-                    assert_eq!(got, want, "SSE2, {bands} bands, {border:?}");
-                    if avx2 {
-                        got.fill(0);
-                        // SAFETY: the CPU has AVX2
-                        unsafe {
-                            match bands {
-                                3 => avx2::bilinear_row::<3>(
-                                    &src,
-                                    (w, h, 3),
-                                    pos,
-                                    border,
-                                    &fill,
-                                    &mut got,
-                                ),
-                                _ => avx2::bilinear_row::<4>(
-                                    &src,
-                                    (w, h, 4),
-                                    pos,
-                                    border,
-                                    &fill,
-                                    &mut got,
-                                ),
-                            }
-                        }
-                        assert_eq!(got, want, "AVX2, {bands} bands, {border:?}");
+                    for (name, row) in simd_rows(bands) {
+                        let mut got = vec![0u8; want.len()];
+                        // SAFETY: `simd_rows` offers only rows the CPU runs
+                        unsafe { row(&src, (w, h, bands), (&xs, &ys), border, &fill, &mut got) };
+                        assert_eq!(got, want, "{name}, {bands} bands, {border:?}");
                     }
                 }
             }
