@@ -308,16 +308,11 @@ def build_release():
     print(f"  {time.perf_counter() - start:.0f} s")
 
 
-def best_of(runs, timed):
-    """The fastest of `runs` runs of timed() -> (seconds, ...): the first run also pays for a
-    cold page cache, and a shared machine's noise only ever adds time."""
-    return min((timed() for _ in range(runs)), key=lambda r: r[0])
-
-
 def best_of_turns(runs, timers):
-    """Each of `timers` (name -> timed()) at its fastest of `runs` rounds, the timers taking turns
-    within every round: a shared machine's slow minutes then fall on all of them alike, so the
-    ratios between them hold even when the absolute times drift."""
+    """Each of `timers` (name -> timed() -> (seconds, ...)) at its fastest of `runs` rounds, the
+    timers taking turns within every round: a shared machine's slow minutes then fall on all of
+    them alike, so the ratios between them hold even when the absolute times drift. The fastest,
+    because the first round also pays for a cold page cache and noise only ever adds time."""
     times = {name: [] for name in timers}
     for _ in range(runs):
         for name, timed in timers.items():
@@ -325,15 +320,11 @@ def best_of_turns(runs, timers):
     return {name: min(runs, key=lambda r: r[0]) for name, runs in times.items()}, times
 
 
-def segprep_once(pipeline, threads, out="out", cores=None):
+def segprep_once(pipeline, threads, cores=None):
     def once():
-        shutil.rmtree(pipeline.parent / out, ignore_errors=True)
-        return measured([SEGPREP, "build", pipeline.name, "--threads", threads, "--out", out], pipeline.parent, cores)
+        shutil.rmtree(pipeline.parent / "out", ignore_errors=True)
+        return measured([SEGPREP, "build", pipeline.name, "--threads", threads, "--out", "out"], pipeline.parent, cores)
     return once
-
-
-def segprep_build(pipeline, threads, out="out", runs=None, cores=None):
-    return best_of(runs or RUNS, segprep_once(pipeline, threads, out, cores))
 
 
 def peer_once(root, fields, threads, library="opencv"):
@@ -391,7 +382,7 @@ def main():
     big = a.data / f"quintal-{10 * a.pairs}"
     make_quintal(big, 10 * a.pairs)
     (big / "pipeline.toml").write_text((a.data / f"quintal-{a.pairs}" / "pipeline.toml").read_text())
-    big_s, big_mib, _ = segprep_build(big / "pipeline.toml", t, runs=1)  # memory, not speed
+    big_s, big_mib, _ = segprep_once(big / "pipeline.toml", t)()  # one run: memory, not speed
     shutil.rmtree(big / "out")
     print(f"quintal x10: segprep {big_s:.2f} s for {10 * a.pairs} pairs", flush=True)
 
