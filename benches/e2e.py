@@ -348,6 +348,10 @@ def main():
     a = ap.parse_args()
     if not a.no_build:
         build_release()
+    missing = [str(b.relative_to(REPO)) for b in (SEGPREP, FLOOR) if not b.is_file()]
+    if missing:
+        sys.exit(f"--no-build, but {' and '.join(missing)} not built: run without --no-build, or "
+                 "cargo build --release --bin segprep --example decode_floor")
     a.data.mkdir(parents=True, exist_ok=True)
     t = a.threads
     print(f"\nmachine: {os.cpu_count()} cores; threads {t}; pairs: quintal {a.pairs}, multiband {a.pairs // 2}\n")
