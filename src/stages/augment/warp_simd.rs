@@ -172,37 +172,219 @@ mod avx2 {
         fill: &[f32],
         out: &mut [u8],
     ) {
-        let stride = w * B;
-        let (last_x, last_y) = ((w as u32).wrapping_sub(1), (h as u32).wrapping_sub(1));
-        let pixels = out.len() / B;
-        let quads = pixels.min(xs.len()).min(ys.len()) / 4;
-        for q in 0..quads {
-            let (ix, fx) = floors_and_fractions(&xs[4 * q..]);
-            let (iy, fy) = floors_and_fractions(&ys[4 * q..]);
-            for lane in 0..4 {
-                let i = 4 * q + lane;
-                let px = &mut out[i * B..(i + 1) * B];
-                let inside = (ix[lane] as u32) < last_x && (iy[lane] as u32) < last_y;
-                let at = match inside {
-                    true => iy[lane] as usize * stride + ix[lane] as usize * B,
-                    false => usize::MAX,
-                };
-                // the taps load 8 bytes from each row: the image's last pixels go the scalar way
-                if at.saturating_add(stride + 8) > src.len() {
-                    scalar_pixel::<B>(src, (w, h), (xs[i], ys[i]), border, fill, px);
-                    continue;
+        let n = (out.len() / B).min(xs.len()).min(ys.len());
+        let octets = Octets::<B>::new(src.len(), (w, h));
+        let mut i = 0;
+        while i + 8 <= n {
+            let done = match octets {
+                Some(o) => o.row(src, (&xs[i..], &ys[i..]), &mut out[i * B..]),
+                None => false,
+            };
+            if !done {
+                for q in [i, i + 4] {
+                    quad::<B>(
+                        src,
+                        (w, h),
+                        (&xs[q..], &ys[q..]),
+                        border,
+                        fill,
+                        &mut out[q * B..],
+                    );
                 }
-                let (f, g) = (fx[lane], fy[lane]);
-                let weights = _mm256_set_m128(_mm_set1_ps(f), _mm_set1_ps(1.0 - f));
-                let top = row_taps::<B>(src, at, weights);
-                let bottom = row_taps::<B>(src, at + stride, weights);
-                store_rounded(mix(top, bottom, g), px);
             }
+            i += 8;
         }
-        for i in 4 * quads..pixels.min(xs.len()).min(ys.len()) {
+        if i + 4 <= n {
+            quad::<B>(
+                src,
+                (w, h),
+                (&xs[i..], &ys[i..]),
+                border,
+                fill,
+                &mut out[i * B..],
+            );
+            i += 4;
+        }
+        for i in i..n {
             let px = &mut out[i * B..(i + 1) * B];
             scalar_pixel::<B>(src, (w, h), (xs[i], ys[i]), border, fill, px);
         }
+    }
+
+    /// Four pixels, one at a time: both horizontal taps of a source row in one register. Pixels
+    /// whose taps are not all inside the image take the scalar way.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn quad<const B: usize>(
+        src: &[u8],
+        (w, h): (usize, usize),
+        (xs, ys): (&[f64], &[f64]),
+        border: Border,
+        fill: &[f32],
+        out: &mut [u8],
+    ) {
+        let stride = w * B;
+        let (last_x, last_y) = ((w as u32).wrapping_sub(1), (h as u32).wrapping_sub(1));
+        let (ix, fx) = floors_and_fractions(xs);
+        let (iy, fy) = floors_and_fractions(ys);
+        for lane in 0..4 {
+            let px = &mut out[lane * B..(lane + 1) * B];
+            let inside = (ix[lane] as u32) < last_x && (iy[lane] as u32) < last_y;
+            let at = match inside {
+                true => iy[lane] as usize * stride + ix[lane] as usize * B,
+                false => usize::MAX,
+            };
+            // the taps load 8 bytes from each row: the image's last pixels go the scalar way
+            if at.saturating_add(stride + 8) > src.len() {
+                scalar_pixel::<B>(src, (w, h), (xs[lane], ys[lane]), border, fill, px);
+                continue;
+            }
+            let (f, g) = (fx[lane], fy[lane]);
+            let weights = _mm256_set_m128(_mm_set1_ps(f), _mm_set1_ps(1.0 - f));
+            let top = row_taps::<B>(src, at, weights);
+            let bottom = row_taps::<B>(src, at + stride, weights);
+            store_rounded(mix(top, bottom, g), px);
+        }
+    }
+
+    /// Eight pixels at once, band by band, each corner's four bytes fetched by one gather: the
+    /// scalar row's f32 products and sums in eight lanes. For images whose byte offsets fit i32.
+    #[derive(Clone, Copy)]
+    pub(super) struct Octets<const B: usize> {
+        stride: i32,
+        /// `w - 1` and `h - 1`: the top-left tap must lie below both
+        last: (i32, i32),
+        /// The highest top-left offset whose four-byte gathers stay inside the source
+        max_at: i32,
+    }
+
+    impl<const B: usize> Octets<B> {
+        pub(super) fn new(len: usize, (w, h): (usize, usize)) -> Option<Self> {
+            let stride = i32::try_from(w * B).ok()?;
+            let len = i32::try_from(len).ok()?;
+            let last = (i32::try_from(w).ok()? - 1, i32::try_from(h).ok()? - 1);
+            let max_at = len.checked_sub(stride + B as i32 + 4)?;
+            Some(Self {
+                stride,
+                last,
+                max_at,
+            })
+        }
+
+        /// Writes eight pixels to `out`; false (nothing written) when a tap of one of them lies
+        /// off the image or a gather would read past the source.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        pub(super) fn row(self, src: &[u8], (xs, ys): (&[f64], &[f64]), out: &mut [u8]) -> bool {
+            let (ix, fx) = floors_and_fractions8(xs);
+            let (iy, fy) = floors_and_fractions8(ys);
+            let at = _mm256_add_epi32(
+                _mm256_mullo_epi32(iy, _mm256_set1_epi32(self.stride)),
+                _mm256_mullo_epi32(ix, _mm256_set1_epi32(B as i32)),
+            );
+            let ok = _mm256_and_si256(
+                _mm256_and_si256(below(ix, self.last.0), below(iy, self.last.1)),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(self.max_at + 1), at),
+            );
+            if _mm256_movemask_epi8(ok) != -1 {
+                return false;
+            }
+            let base = src.as_ptr().cast::<i32>();
+            let (step, down) = (_mm256_set1_epi32(B as i32), _mm256_set1_epi32(self.stride));
+            let bottom = _mm256_add_epi32(at, down);
+            // SAFETY: every offset is at most max_at + stride + B, so each four-byte read ends
+            // inside `src` (checked above)
+            let corners = unsafe {
+                [
+                    _mm256_i32gather_epi32::<1>(base, at),
+                    _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(at, step)),
+                    _mm256_i32gather_epi32::<1>(base, bottom),
+                    _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(bottom, step)),
+                ]
+            };
+            let one = _mm256_set1_ps(1.0);
+            let (gx, gy) = (_mm256_sub_ps(one, fx), _mm256_sub_ps(one, fy));
+            let mut pixels = _mm256_setzero_si256();
+            for band in 0..B {
+                let top = _mm256_add_ps(
+                    _mm256_mul_ps(byte(corners[0], band), gx),
+                    _mm256_mul_ps(byte(corners[1], band), fx),
+                );
+                let under = _mm256_add_ps(
+                    _mm256_mul_ps(byte(corners[2], band), gx),
+                    _mm256_mul_ps(byte(corners[3], band), fx),
+                );
+                let mixed = _mm256_add_ps(_mm256_mul_ps(top, gy), _mm256_mul_ps(under, fy));
+                let rounded = _mm256_cvttps_epi32(_mm256_add_ps(mixed, _mm256_set1_ps(0.5)));
+                let shifted = _mm256_sllv_epi32(rounded, _mm256_set1_epi32(8 * band as i32));
+                pixels = _mm256_or_si256(pixels, shifted);
+            }
+            store_pixels::<B>(pixels, &mut out[..8 * B]);
+            true
+        }
+    }
+
+    /// Byte `band` of each 32-bit lane, as an f32 lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn byte(words: __m256i, band: usize) -> __m256 {
+        let shifted = _mm256_srlv_epi32(words, _mm256_set1_epi32(8 * band as i32));
+        _mm256_cvtepi32_ps(_mm256_and_si256(shifted, _mm256_set1_epi32(0xff)))
+    }
+
+    /// Lanes with `0 <= v < limit` (the floors of far positions are i32::MIN, so never).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn below(v: __m256i, limit: i32) -> __m256i {
+        let nonnegative = _mm256_cmpgt_epi32(v, _mm256_set1_epi32(-1));
+        _mm256_and_si256(nonnegative, _mm256_cmpgt_epi32(_mm256_set1_epi32(limit), v))
+    }
+
+    /// Eight pixels, one per 32-bit lane (band b in byte b), written as 8 * B bytes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store_pixels<const B: usize>(pixels: __m256i, out: &mut [u8]) {
+        let mut bytes = [0u8; 32];
+        if B == 4 {
+            // SAFETY: `bytes` holds 32 bytes
+            unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast(), pixels) };
+        } else {
+            // each half's four pixels to its first 12 bytes, the halves then stored 12 apart
+            let keep = _mm256_setr_epi8(
+                0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, //
+                0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,
+            );
+            let packed = _mm256_shuffle_epi8(pixels, keep);
+            // SAFETY: 16 bytes at 0 and at 12, inside the 32 of `bytes`
+            unsafe {
+                _mm_storeu_si128(bytes.as_mut_ptr().cast(), _mm256_castsi256_si128(packed));
+                _mm_storeu_si128(
+                    bytes[12..].as_mut_ptr().cast(),
+                    _mm256_extracti128_si256(packed, 1),
+                );
+            }
+        }
+        out.copy_from_slice(&bytes[..out.len()]);
+    }
+
+    /// `floors_and_fractions` of eight positions, as vectors.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn floors_and_fractions8(v: &[f64]) -> (__m256i, __m256) {
+        // SAFETY: `v[..8]` holds the eight lanes read
+        let (low, high) = unsafe {
+            (
+                _mm256_loadu_pd(v[..8].as_ptr()),
+                _mm256_loadu_pd(v[4..8].as_ptr()),
+            )
+        };
+        let (fl, fh) = (_mm256_floor_pd(low), _mm256_floor_pd(high));
+        let ints = _mm256_set_m128i(_mm256_cvttpd_epi32(fh), _mm256_cvttpd_epi32(fl));
+        let fractions = _mm256_set_m128(
+            _mm256_cvtpd_ps(_mm256_sub_pd(high, fh)),
+            _mm256_cvtpd_ps(_mm256_sub_pd(low, fl)),
+        );
+        (ints, fractions)
     }
 
     /// `warp::nearest_row` four positions at a time; a quad with a position off the image, and
@@ -261,7 +443,7 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::warp::{affine, bilinear_row, invert, nearest_row, Mapping};
+    use super::super::warp::{affine, bilinear_row, bilinear_tap, invert, nearest_row, Mapping};
     use super::*;
 
     /// Source positions of a warp that reaches past every edge, then a row of far and odd ones.
@@ -321,6 +503,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Runs the eight-pixel AVX2 step over every octet of the rows: it must take exactly those
+    /// whose pixels all have their taps inside and their gathers inside the source, and give the
+    /// scalar row's bytes for them. Returns how many it took.
+    fn octets_against_scalar<const B: usize>(
+        w: usize,
+        h: usize,
+        rows: &[(Vec<f64>, Vec<f64>)],
+    ) -> usize {
+        let src: Vec<u8> = (0..w * h * B).map(|i| (i * 7919 % 251) as u8).collect();
+        let octets = avx2::Octets::<B>::new(src.len(), (w, h)).expect("a small image");
+        let mut taken = 0;
+        for (xs, ys) in rows {
+            let mut want = vec![0u8; xs.len() * B];
+            bilinear_row(
+                &src,
+                (w, h, B),
+                (xs, ys),
+                Border::Reflect,
+                &[9.0; B],
+                &mut want,
+            );
+            for i in (0..xs.len() / 8).map(|k| 8 * k) {
+                let gathers_fit = |(ix, iy): (i64, i64)| {
+                    (iy as usize * w + ix as usize) * B + w * B + B + 4 <= src.len()
+                };
+                let all_fit = (i..i + 8).all(|j| {
+                    let (taps, _, inside) = bilinear_tap(xs[j], ys[j], (w, h));
+                    inside && gathers_fit(taps)
+                });
+                let mut got = [0u8; 32];
+                // SAFETY: the caller checked that the CPU has AVX2
+                let took = unsafe { octets.row(&src, (&xs[i..], &ys[i..]), &mut got) };
+                assert_eq!(
+                    took, all_fit,
+                    "{B} bands: octet at {i} taken or declined wrongly"
+                );
+                if took {
+                    let want = &want[i * B..(i + 8) * B];
+                    assert_eq!(&got[..8 * B], want, "{B} bands, octet at {i}");
+                    taken += 1;
+                }
+            }
+        }
+        taken
+    }
+
+    #[test]
+    fn avx2_octets_give_the_scalar_bytes_and_decline_only_at_edges() {
+        if !is_x86_feature_detected!("avx2") {
+            return; // the octets run only on AVX2 CPUs
+        }
+        let (w, h) = (64usize, 48usize);
+        let mut rows = position_rows(w, h, 7.0);
+        // the last pixel with all four taps inside: a 3-band gather there would read one byte past
+        let corner = (w as f64 - 1.5, h as f64 - 1.5);
+        rows.push((vec![corner.0; 16], vec![corner.1; 16]));
+        assert!(octets_against_scalar::<3>(w, h, &rows) > 100);
+        assert!(octets_against_scalar::<4>(w, h, &rows) > 100);
     }
 
     #[test]
