@@ -69,6 +69,11 @@ pub fn resize_nearest<T: Copy>(
 /// `with_const_bands!`, so a pixel is a move, not a copy call).
 #[inline(always)]
 fn pick<T: Copy>(row: &[T], xs: &[usize], bands: usize, out: &mut Vec<T>) {
+    if bands == 1 {
+        // an iterator of known length: room is made once for the row, not checked per value
+        out.extend(xs.iter().map(|&sx| row[sx]));
+        return;
+    }
     for &sx in xs {
         out.extend_from_slice(&row[sx * bands..(sx + 1) * bands]);
     }
