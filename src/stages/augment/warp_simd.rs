@@ -175,34 +175,17 @@ mod avx2 {
         let n = (out.len() / B).min(xs.len()).min(ys.len());
         let octets = Octets::<B>::new(src.len(), (w, h));
         let mut i = 0;
-        while i + 8 <= n {
-            let done = match octets {
-                Some(o) => o.row(src, (&xs[i..], &ys[i..]), &mut out[i * B..]),
-                None => false,
+        while i + 4 <= n {
+            let octet = match octets {
+                Some(o) if i + 8 <= n => o.row(src, (&xs[i..], &ys[i..]), &mut out[i * B..]),
+                _ => false,
             };
-            if !done {
-                for q in [i, i + 4] {
-                    quad::<B>(
-                        src,
-                        (w, h),
-                        (&xs[q..], &ys[q..]),
-                        border,
-                        fill,
-                        &mut out[q * B..],
-                    );
-                }
+            if octet {
+                i += 8;
+                continue;
             }
-            i += 8;
-        }
-        if i + 4 <= n {
-            quad::<B>(
-                src,
-                (w, h),
-                (&xs[i..], &ys[i..]),
-                border,
-                fill,
-                &mut out[i * B..],
-            );
+            let pos = (&xs[i..], &ys[i..]);
+            quad::<B>(src, (w, h), pos, border, fill, &mut out[i * B..]);
             i += 4;
         }
         for i in i..n {
