@@ -348,8 +348,7 @@ def main():
     a = ap.parse_args()
     if not a.no_build:
         build_release()
-    missing = [str(b.relative_to(REPO)) for b in (SEGPREP, FLOOR) if not b.is_file()]
-    if missing:
+    elif missing := [str(b.relative_to(REPO)) for b in (SEGPREP, FLOOR) if not b.is_file()]:
         sys.exit(f"--no-build, but {' and '.join(missing)} not built: run without --no-build, or "
                  "cargo build --release --bin segprep --example decode_floor")
     a.data.mkdir(parents=True, exist_ok=True)

@@ -62,8 +62,9 @@ pub fn decode(
 /// Appends each pixel's first `KEEP` of its `BANDS` values: RGBA rows four pixels a shuffle where
 /// the CPU can ([`dropped_by_simd`]); otherwise each pixel is copied whole, `BANDS` bytes, to its
 /// `KEEP`-byte place: the bytes past `KEEP` land where the next pixel then goes, so it is one load
-/// and one store a pixel. The last spill goes to spare room ([`SPILL`]) cut off at the end. The pixels go straight into the vector's spare capacity:
-/// zeroing the room first cost a pass over every image.
+/// and one store a pixel. The last spill goes to spare room ([`SPILL`]) cut off at the end. The
+/// pixels go straight into the vector's spare capacity: zeroing the room first cost a pass over
+/// every image.
 pub(crate) fn push_dropping_last<const BANDS: usize, const KEEP: usize>(
     out: &mut Vec<u8>,
     row: &[u8],

@@ -131,20 +131,26 @@ mod avx2 {
     /// the f32 fractions toward the next pixel, as `bilinear_tap` computes them.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn floors_and_fractions(v: &[f64]) -> ([i32; 4], [f32; 4]) {
+    fn floor_lanes(v: &[f64]) -> (__m128i, __m128) {
         // SAFETY: `v[..4]` holds the four lanes read
         let v = unsafe { _mm256_loadu_pd(v[..4].as_ptr()) };
         let floor = _mm256_floor_pd(v);
-        let (mut ints, mut fractions) = ([0i32; 4], [0f32; 4]);
+        let fractions = _mm256_cvtpd_ps(_mm256_sub_pd(v, floor));
+        (_mm256_cvttpd_epi32(floor), fractions)
+    }
+
+    /// [`floor_lanes`] as arrays, for pixels taken one at a time.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn floors_and_fractions(v: &[f64]) -> ([i32; 4], [f32; 4]) {
+        let (floors, fractions) = floor_lanes(v);
+        let (mut ints, mut fracs) = ([0i32; 4], [0f32; 4]);
         // SAFETY: both arrays hold four lanes
         unsafe {
-            _mm_storeu_si128(ints.as_mut_ptr().cast(), _mm256_cvttpd_epi32(floor));
-            _mm_storeu_ps(
-                fractions.as_mut_ptr(),
-                _mm256_cvtpd_ps(_mm256_sub_pd(v, floor)),
-            );
+            _mm_storeu_si128(ints.as_mut_ptr().cast(), floors);
+            _mm_storeu_ps(fracs.as_mut_ptr(), fractions);
         }
-        (ints, fractions)
+        (ints, fracs)
     }
 
     /// Both horizontal taps of one source row from `at` (B bands each; the lanes past B of each
@@ -350,24 +356,13 @@ mod avx2 {
         out.copy_from_slice(&bytes[..out.len()]);
     }
 
-    /// `floors_and_fractions` of eight positions, as vectors.
+    /// [`floor_lanes`] of eight positions.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn floors_and_fractions8(v: &[f64]) -> (__m256i, __m256) {
-        // SAFETY: `v[..8]` holds the eight lanes read
-        let (low, high) = unsafe {
-            (
-                _mm256_loadu_pd(v[..8].as_ptr()),
-                _mm256_loadu_pd(v[4..8].as_ptr()),
-            )
-        };
-        let (fl, fh) = (_mm256_floor_pd(low), _mm256_floor_pd(high));
-        let ints = _mm256_set_m128i(_mm256_cvttpd_epi32(fh), _mm256_cvttpd_epi32(fl));
-        let fractions = _mm256_set_m128(
-            _mm256_cvtpd_ps(_mm256_sub_pd(high, fh)),
-            _mm256_cvtpd_ps(_mm256_sub_pd(low, fl)),
-        );
-        (ints, fractions)
+        let ((int_low, frac_low), (int_high, frac_high)) = (floor_lanes(v), floor_lanes(&v[4..]));
+        let ints = _mm256_set_m128i(int_high, int_low);
+        (ints, _mm256_set_m128(frac_high, frac_low))
     }
 
     /// `warp::nearest_row` four positions at a time; a quad with a position off the image, and
