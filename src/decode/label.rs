@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::masks::MaskMerge;
-use super::raw_label::{read_raw_label, RawLabel, RawPixels};
+use super::raw_label::{
+    read_raw_label, read_raw_label_rows, LabelRows, PixelsRef, RawLabel, RawPixels,
+};
 use super::DecodeLimits;
 use crate::error::{Error, Result as DataResult};
 use crate::pipeline::classes::ClassSet;
@@ -136,15 +138,38 @@ impl LabelDecoder {
         }
     }
 
+    /// Class ids of a label file; 8-bit PNG rows are mapped as they are decoded, while still in
+    /// cache, rather than gathered into the file's raw samples first.
     pub fn decode(&self, path: &Path) -> Result<DecodedLabel, String> {
-        self.map_label(&read_raw_label(path, &self.limits)?)
+        let mut rows = MappedRows {
+            decoder: self,
+            kind: None,
+            ids: Vec::new(),
+            unknown: BTreeMap::new(),
+        };
+        let raw = read_raw_label_rows(path, &self.limits, &mut rows)?;
+        match rows.kind {
+            Some(_) => self.mapped(&raw, rows.ids, rows.unknown),
+            None => self.map_label(&raw),
+        }
     }
 
     /// Class ids of a label read as stored (values or colours through the tables).
     pub fn map_label(&self, raw: &RawLabel) -> Result<DecodedLabel, String> {
         self.check_kind(raw)?;
         let mut unknown: BTreeMap<RawValue, u64> = BTreeMap::new();
-        let ids = self.map_pixels(raw, &mut unknown);
+        let mut ids = Vec::with_capacity(raw.width as usize * raw.height as usize);
+        self.map_pixels(raw.pixels.as_ref(), &mut ids, &mut unknown);
+        self.mapped(raw, ids, unknown)
+    }
+
+    /// The decoded label from its ids, or the error listing values the tables do not declare.
+    fn mapped(
+        &self,
+        raw: &RawLabel,
+        ids: Vec<u16>,
+        unknown: BTreeMap<RawValue, u64>,
+    ) -> Result<DecodedLabel, String> {
         let unknown_pixels: u64 = unknown.values().sum();
         if unknown_pixels > 0 && self.unknown == UnknownPolicy::Error {
             return Err(self.unknown_message(raw, &unknown));
@@ -197,44 +222,45 @@ impl LabelDecoder {
         ))
     }
 
-    fn map_pixels(&self, raw: &RawLabel, unknown: &mut BTreeMap<RawValue, u64>) -> Vec<u16> {
+    /// Appends the ids of `pixels` to `ids`, tallying undeclared values in `unknown`.
+    fn map_pixels(
+        &self,
+        pixels: PixelsRef,
+        ids: &mut Vec<u16>,
+        unknown: &mut BTreeMap<RawValue, u64>,
+    ) {
         let by_value = |v: u16, unknown: &mut BTreeMap<RawValue, u64>| {
             self.by_value[v as usize].unwrap_or_else(|| {
                 *unknown.entry(RawValue::Value(v)).or_default() += 1;
                 self.ignore_index
             })
         };
-        match &raw.pixels {
-            RawPixels::Gray8(v) => v.iter().map(|&x| by_value(x as u16, unknown)).collect(),
-            RawPixels::Gray16(v) => v.iter().map(|&x| by_value(x, unknown)).collect(),
-            RawPixels::Indexed { indices, palette } if self.format == LabelFormat::Rgb => {
+        match pixels {
+            PixelsRef::Gray8(v) => ids.extend(v.iter().map(|&x| by_value(x as u16, unknown))),
+            PixelsRef::Gray16(v) => ids.extend(v.iter().map(|&x| by_value(x, unknown))),
+            PixelsRef::Indexed(indices, palette) if self.format == LabelFormat::Rgb => {
                 let colors: Vec<[u8; 3]> = indices
                     .iter()
                     .map(|&i| palette.get(i as usize).copied().unwrap_or([0, 0, 0]))
                     .collect();
-                self.map_colors(&colors, unknown)
+                self.map_colors(&colors, ids, unknown)
             }
-            RawPixels::Indexed { indices, .. } => indices
-                .iter()
-                .map(|&x| by_value(x as u16, unknown))
-                .collect(),
-            RawPixels::Color { data, channels } if self.format == LabelFormat::Ade20k => data
-                .chunks_exact(*channels)
-                .map(|p| by_value(ade20k_class(p), unknown))
-                .collect(),
+            PixelsRef::Indexed(indices, _) => {
+                ids.extend(indices.iter().map(|&x| by_value(x as u16, unknown)))
+            }
+            PixelsRef::Color(data, channels) if self.format == LabelFormat::Ade20k => ids.extend(
+                data.chunks_exact(channels)
+                    .map(|p| by_value(ade20k_class(p), unknown)),
+            ),
             // Constant channel counts, so each pixel is a fixed load and compare.
-            RawPixels::Color { data, channels: 3 } => {
-                self.map_colors(data.as_chunks::<3>().0, unknown)
-            }
-            RawPixels::Color { data, channels: 4 } => {
-                self.map_colors(data.as_chunks::<4>().0, unknown)
-            }
-            RawPixels::Color { data, channels } => {
+            PixelsRef::Color(data, 3) => self.map_colors(data.as_chunks::<3>().0, ids, unknown),
+            PixelsRef::Color(data, 4) => self.map_colors(data.as_chunks::<4>().0, ids, unknown),
+            PixelsRef::Color(data, channels) => {
                 let rgb: Vec<[u8; 3]> = data
-                    .chunks_exact(*channels)
+                    .chunks_exact(channels)
                     .map(|p| [p[0], p[1], p[2]])
                     .collect();
-                self.map_colors(&rgb, unknown)
+                self.map_colors(&rgb, ids, unknown)
             }
         }
     }
@@ -243,10 +269,10 @@ impl LabelDecoder {
     fn map_colors<const N: usize>(
         &self,
         pixels: &[[u8; N]],
+        ids: &mut Vec<u16>,
         unknown: &mut BTreeMap<RawValue, u64>,
-    ) -> Vec<u16> {
+    ) {
         let rgb = |p: &[u8; N]| [p[0], p[1], p[2]];
-        let mut ids = Vec::with_capacity(pixels.len());
         // Labels come in runs of one colour: look each run's colour up once, fill the run.
         let mut rest = pixels;
         while let Some(first) = rest.first() {
@@ -269,7 +295,6 @@ impl LabelDecoder {
             ids.extend(std::iter::repeat_n(id, run));
             rest = &rest[run..];
         }
-        ids
     }
 
     fn unknown_message(&self, raw: &RawLabel, unknown: &BTreeMap<RawValue, u64>) -> String {
@@ -343,6 +368,34 @@ impl LabelDecoder {
             }
         };
         Ok((raw, hist))
+    }
+}
+
+/// A label's rows mapped to ids as they are decoded: the label's kind once started.
+struct MappedRows<'a> {
+    decoder: &'a LabelDecoder,
+    kind: Option<RawPixels>,
+    ids: Vec<u16>,
+    unknown: BTreeMap<RawValue, u64>,
+}
+
+impl LabelRows for MappedRows<'_> {
+    fn start(&mut self, header: &RawLabel) -> bool {
+        // a kind the format refuses is read whole, for map_label's error
+        if self.decoder.check_kind(header).is_err() {
+            return false;
+        }
+        self.ids = Vec::with_capacity(header.width as usize * header.height as usize);
+        self.kind = Some(header.pixels.clone());
+        true
+    }
+
+    fn row(&mut self, samples: &[u8]) {
+        if let Some(kind) = &self.kind {
+            let pixels = kind.with_samples(samples);
+            self.decoder
+                .map_pixels(pixels, &mut self.ids, &mut self.unknown);
+        }
     }
 }
 
@@ -454,6 +507,77 @@ mod tests {
             pixels,
             bit_depth: 8,
         }
+    }
+
+    /// Writes an 8-bit PNG of `data` (w x h pixels of `color`; indexed with `palette`).
+    fn write_png(path: &Path, (w, h): (u32, u32), color: png::ColorType, data: &[u8]) {
+        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        let mut encoder = png::Encoder::new(file, w, h);
+        encoder.set_color(color);
+        encoder.set_depth(png::BitDepth::Eight);
+        if color == png::ColorType::Indexed {
+            encoder.set_palette([RED, GREEN, STRANGER].concat());
+        }
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(data).unwrap();
+    }
+
+    #[test]
+    fn files_mapped_row_by_row_match_pixel_by_pixel_lookup() {
+        use png::ColorType as C;
+        // 13 x 7: runs cross the row ends
+        let (w, h) = (13u32, 7u32);
+        let colors: Vec<[u8; 3]> = colors()
+            .into_iter()
+            .cycle()
+            .take((w * h) as usize)
+            .collect();
+        let (want_ids, want_unknown) = reference(&colors);
+        let palette = [RED, GREEN, STRANGER];
+        let indices: Vec<u8> = colors
+            .iter()
+            .map(|c| palette.iter().position(|p| p == c).unwrap() as u8)
+            .collect();
+        let rgba: Vec<u8> = colors.iter().flat_map(|c| [c[0], c[1], c[2], 7]).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let decoder = rgb_decoder();
+        for (name, color, data) in [
+            ("rgb", C::Rgb, colors.concat()),
+            ("rgba", C::Rgba, rgba),
+            ("palette", C::Indexed, indices),
+        ] {
+            let path = dir.path().join(format!("{name}.png"));
+            write_png(&path, (w, h), color, &data);
+            let label = decoder.decode(&path).unwrap();
+            assert_eq!(label.map.ids, want_ids, "{name}");
+            assert_eq!(label.unknown_pixels, want_unknown, "{name}");
+            assert_eq!((label.map.width, label.map.height), (w, h), "{name}");
+        }
+        // grey values through an index decoder: 0 and 1 declared, 255 the ignore index, 9 not
+        let grey: Vec<u8> = (0..w * h)
+            .map(|i| [0, 1, 9, 255][(i / 5 % 4) as usize])
+            .collect();
+        let path = dir.path().join("grey.png");
+        write_png(&path, (w, h), C::Grayscale, &grey);
+        let mut index = rgb_decoder();
+        index.format = LabelFormat::Index;
+        index.by_value = vec![None; 1 << 16];
+        for v in [0u16, 1, 255] {
+            index.by_value[v as usize] = Some(v);
+        }
+        let label = index.decode(&path).unwrap();
+        let want: Vec<u16> = grey
+            .iter()
+            .map(|&v| if v == 9 { 255 } else { v as u16 })
+            .collect();
+        assert_eq!(label.map.ids, want);
+        assert_eq!(
+            label.unknown_pixels,
+            grey.iter().filter(|&&v| v == 9).count() as u64
+        );
+        // a grey file under the colour format is refused, as when read whole
+        let error = decoder.decode(&path).unwrap_err();
+        assert!(error.contains("labels.format"), "{error}");
     }
 
     #[test]

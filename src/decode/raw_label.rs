@@ -30,6 +30,90 @@ pub struct RawLabel {
     pub bit_depth: u8,
 }
 
+/// A raw label's pixels, borrowed: a whole label's or one row's.
+#[derive(Debug, Clone, Copy)]
+pub enum PixelsRef<'a> {
+    Gray8(&'a [u8]),
+    Gray16(&'a [u16]),
+    Indexed(&'a [u8], &'a [[u8; 3]]),
+    Color(&'a [u8], usize),
+}
+
+impl RawPixels {
+    pub fn as_ref(&self) -> PixelsRef<'_> {
+        match self {
+            RawPixels::Gray8(v) => PixelsRef::Gray8(v),
+            RawPixels::Gray16(v) => PixelsRef::Gray16(v),
+            RawPixels::Indexed { indices, palette } => PixelsRef::Indexed(indices, palette),
+            RawPixels::Color { data, channels } => PixelsRef::Color(data, *channels),
+        }
+    }
+
+    /// 8-bit samples laid out as this kind's pixels (a row handed to [`LabelRows`]). Rows are
+    /// only ever 8-bit, so a 16-bit kind does not occur; its samples would read as grey.
+    pub fn with_samples<'a>(&'a self, samples: &'a [u8]) -> PixelsRef<'a> {
+        match self {
+            RawPixels::Gray8(_) | RawPixels::Gray16(_) => PixelsRef::Gray8(samples),
+            RawPixels::Indexed { palette, .. } => PixelsRef::Indexed(samples, palette),
+            RawPixels::Color { channels, .. } => PixelsRef::Color(samples, *channels),
+        }
+    }
+
+    /// The same kind holding `samples` (8-bit, as decoded rows hold them).
+    fn filled(self, samples: Vec<u8>) -> RawPixels {
+        match self {
+            RawPixels::Gray8(_) | RawPixels::Gray16(_) => RawPixels::Gray8(samples),
+            RawPixels::Indexed { palette, .. } => RawPixels::Indexed {
+                indices: samples,
+                palette,
+            },
+            RawPixels::Color { channels, .. } => RawPixels::Color {
+                data: samples,
+                channels,
+            },
+        }
+    }
+}
+
+/// Takes an 8-bit PNG label's rows as they are decoded, so a caller that maps each pixel (class
+/// ids from colours) does not gather the whole file's samples into one buffer first.
+pub trait LabelRows {
+    /// Before the first row, with the label's size and kind (its pixels empty); false has the
+    /// label read whole instead.
+    fn start(&mut self, header: &RawLabel) -> bool;
+    /// The next row: `width` pixels of the header's kind.
+    fn row(&mut self, samples: &[u8]);
+}
+
+/// Declines the rows: the label is read whole.
+struct Whole;
+
+impl LabelRows for Whole {
+    fn start(&mut self, _: &RawLabel) -> bool {
+        false
+    }
+
+    fn row(&mut self, _: &[u8]) {}
+}
+
+/// The rows gathered into one buffer: how a label is read whole.
+struct Gather(Vec<u8>);
+
+impl LabelRows for Gather {
+    fn start(&mut self, header: &RawLabel) -> bool {
+        let channels = match header.pixels {
+            RawPixels::Color { channels, .. } => channels,
+            _ => 1,
+        };
+        self.0 = Vec::with_capacity(header.width as usize * header.height as usize * channels);
+        true
+    }
+
+    fn row(&mut self, samples: &[u8]) {
+        self.0.extend_from_slice(samples);
+    }
+}
+
 impl RawLabel {
     pub fn kind(&self) -> &'static str {
         match self.pixels {
@@ -42,19 +126,33 @@ impl RawLabel {
 }
 
 pub fn read_raw_label(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
+    read_raw_label_rows(path, limits, &mut Whole)
+}
+
+/// Reads a label; an 8-bit PNG's rows go to `rows` as they are decoded if it starts them, and the
+/// label returned then holds no pixels. Other labels are read whole.
+pub fn read_raw_label_rows(
+    path: &Path,
+    limits: &DecodeLimits,
+    rows: &mut dyn LabelRows,
+) -> Result<RawLabel, String> {
     limits.check_file(path)?;
     let is_png = path
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if is_png {
-        read_png(path, limits)
+        read_png(path, limits, rows)
     } else {
         read_other(path, limits)
     }
 }
 
-fn read_png(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
+fn read_png(
+    path: &Path,
+    limits: &DecodeLimits,
+    rows: &mut dyn LabelRows,
+) -> Result<RawLabel, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let allocation = png::Limits {
         bytes: super::MAX_DECODE_BYTES as usize,
@@ -65,7 +163,7 @@ fn read_png(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
         .read_info()
         .map_err(|e| format!("not a readable PNG: {e}"))?;
     limits.check_size(reader.info().width, reader.info().height)?;
-    if let Some(label) = read_png_8bit_rows(&mut reader)? {
+    if let Some(label) = read_png_8bit_rows(&mut reader, rows)? {
         return Ok(label);
     }
     let size = reader
@@ -114,48 +212,65 @@ fn read_png(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
     })
 }
 
-/// 8-bit grey, palette, RGB and RGBA labels, row by row straight into their pixel vector (no
-/// zeroed frame buffer to decode into and copy out of); `None` for other modes.
+/// 8-bit grey, palette, RGB and RGBA labels, row by row as decoded (no zeroed frame buffer to
+/// decode into and copy out of): to `rows` if it starts them, else into the label's pixels.
+/// `None` for other modes.
 fn read_png_8bit_rows<R: std::io::BufRead + std::io::Seek>(
     reader: &mut png::Reader<R>,
+    rows: &mut dyn LabelRows,
 ) -> Result<Option<RawLabel>, String> {
     use png::ColorType as C;
     let info = reader.info();
     let (w, h, color) = (info.width, info.height, info.color_type);
-    let channels = match color {
-        C::Grayscale | C::Indexed => 1,
-        C::Rgb => 3,
-        C::Rgba => 4,
+    let (pixels, channels) = match color {
+        C::Grayscale => (RawPixels::Gray8(Vec::new()), 1),
+        C::Indexed => (
+            RawPixels::Indexed {
+                indices: Vec::new(),
+                palette: palette(reader),
+            },
+            1,
+        ),
+        C::Rgb | C::Rgba => {
+            let channels = if color == C::Rgb { 3 } else { 4 };
+            let data = Vec::new();
+            (RawPixels::Color { data, channels }, channels)
+        }
         C::GrayscaleAlpha => return Ok(None),
     };
     if info.bit_depth != png::BitDepth::Eight || info.interlaced {
         return Ok(None);
     }
-    let size = w as usize * h as usize * channels;
-    let mut data = Vec::with_capacity(size);
-    while let Some(row) = reader
-        .next_row()
-        .map_err(|e| format!("corrupt or truncated PNG: {e}"))?
-    {
-        data.extend_from_slice(row.data());
-    }
-    if data.len() != size {
-        return Err("corrupt or truncated PNG: it ended before its last row".into());
-    }
-    let pixels = match color {
-        C::Grayscale => RawPixels::Gray8(data),
-        C::Indexed => RawPixels::Indexed {
-            indices: data,
-            palette: palette(reader),
-        },
-        _ => RawPixels::Color { data, channels },
-    };
-    Ok(Some(RawLabel {
+    let mut label = RawLabel {
         width: w,
         height: h,
         pixels,
         bit_depth: 8,
-    }))
+    };
+    let mut gather = Gather(Vec::new());
+    let streamed = rows.start(&label);
+    let sink: &mut dyn LabelRows = match streamed {
+        true => rows,
+        false => {
+            gather.start(&label);
+            &mut gather
+        }
+    };
+    let mut samples = 0;
+    while let Some(row) = reader
+        .next_row()
+        .map_err(|e| format!("corrupt or truncated PNG: {e}"))?
+    {
+        sink.row(row.data());
+        samples += row.data().len();
+    }
+    if samples != w as usize * h as usize * channels {
+        return Err("corrupt or truncated PNG: it ended before its last row".into());
+    }
+    if !streamed {
+        label.pixels = label.pixels.filled(gather.0);
+    }
+    Ok(Some(label))
 }
 
 fn be_u16(bytes: &[u8]) -> Vec<u16> {
