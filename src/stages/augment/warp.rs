@@ -367,12 +367,14 @@ fn warp_rows<T: BilinearRow>(
     let nearest_fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
     let (mut label_sources, mut image_sources) = (vec![0usize; out.0], vec![0usize; out.0]);
     for_each_row(map, out, |y, xs, ys| {
-        nearest_sources(xs, ys, (w, h), rules.label_border, &mut label_sources);
-        label.row(y, &label_sources);
         let row = &mut pixels[y * row_len..(y + 1) * row_len];
         if rules.bilinear {
+            label.row_at(y, (xs, ys), (w, h), rules.label_border, &mut label_sources);
             T::bilinear_row(src, (w, h, bands), (xs, ys), rules.image_border, fill, row)
         } else {
+            // a nearest image shares the label's sources when their border rules agree
+            nearest_sources(xs, ys, (w, h), rules.label_border, &mut label_sources);
+            label.row(y, &label_sources);
             let sources = if rules.image_border == rules.label_border {
                 &label_sources
             } else {
@@ -385,13 +387,38 @@ fn warp_rows<T: BilinearRow>(
     pixels
 }
 
+/// A label sampled nearest: its ids, its padding mask if any, and the ignore index that a pixel
+/// from outside under a constant border gets.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NearestLabel<'a> {
+    pub ids: &'a [u16],
+    pub padding: Option<&'a [bool]>,
+    pub ignore_index: u16,
+}
+
+impl NearestLabel<'_> {
+    /// Each output pixel from its source (`OUTSIDE`: the ignore index, marked as padding);
+    /// true if a source was outside.
+    #[inline]
+    pub(super) fn fill(&self, sources: &[usize], labels: &mut [u16], pads: &mut [bool]) -> bool {
+        let mut any_outside = false;
+        for ((label, pad), &i) in labels.iter_mut().zip(pads).zip(sources) {
+            if i == OUTSIDE {
+                (*label, *pad) = (self.ignore_index, true);
+                any_outside = true;
+            } else {
+                (*label, *pad) = (self.ids[i], self.padding.is_some_and(|m| m[i]));
+            }
+        }
+        any_outside
+    }
+}
+
 /// The warped label (nearest) and padding mask, filled row by row: a pixel whose source falls
 /// outside under a constant border gets the ignore index and is padding; the mask exists when
 /// the input had one or a pixel fell outside.
 struct LabelWarp<'a> {
-    ids: &'a [u16],
-    padding: Option<&'a [bool]>,
-    ignore_index: u16,
+    source: NearestLabel<'a>,
     width: usize,
     labels: Vec<u16>,
     pads: Vec<bool>,
@@ -401,9 +428,11 @@ struct LabelWarp<'a> {
 impl<'a> LabelWarp<'a> {
     fn new(ids: &'a [u16], padding: Option<&'a [bool]>, out: (usize, usize), ignore: u16) -> Self {
         LabelWarp {
-            ids,
-            padding,
-            ignore_index: ignore,
+            source: NearestLabel {
+                ids,
+                padding,
+                ignore_index: ignore,
+            },
             width: out.0,
             labels: vec![0u16; out.0 * out.1],
             pads: vec![false; out.0 * out.1],
@@ -414,19 +443,36 @@ impl<'a> LabelWarp<'a> {
     /// Output row `y` from the source pixel of each of its positions.
     fn row(&mut self, y: usize, sources: &[usize]) {
         let row = y * self.width..(y + 1) * self.width;
-        let targets = self.labels[row.clone()].iter_mut().zip(&mut self.pads[row]);
-        for ((label, pad), &i) in targets.zip(sources) {
-            if i == OUTSIDE {
-                (*label, *pad) = (self.ignore_index, true);
-                self.any_outside = true;
-            } else {
-                (*label, *pad) = (self.ids[i], self.padding.is_some_and(|m| m[i]));
+        let (labels, pads) = (&mut self.labels[row.clone()], &mut self.pads[row]);
+        self.any_outside |= self.source.fill(sources, labels, pads);
+    }
+
+    /// Output row `y` from its source positions in a `dims` label: eight pixels at a time by
+    /// SIMD where the CPU has it, else through `sources`; the same labels either way.
+    fn row_at(
+        &mut self,
+        y: usize,
+        (xs, ys): (&[f64], &[f64]),
+        dims: (usize, usize),
+        border: Border,
+        sources: &mut [usize],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let row = y * self.width..(y + 1) * self.width;
+            let out = (&mut self.labels[row.clone()], &mut self.pads[row]);
+            let label = &self.source;
+            if let Some(outside) = super::warp_simd::label_row((xs, ys), dims, border, label, out) {
+                self.any_outside |= outside;
+                return;
             }
         }
+        nearest_row(xs, ys, dims, border, sources);
+        self.row(y, sources);
     }
 
     fn finish(self) -> (Vec<u16>, Option<Vec<bool>>) {
-        let masked = self.padding.is_some() || self.any_outside;
+        let masked = self.source.padding.is_some() || self.any_outside;
         (self.labels, masked.then_some(self.pads))
     }
 }

@@ -1,7 +1,9 @@
 //! SIMD rows of the warp for x86-64, each giving the very bytes of the scalar row in `warp`: the
 //! same f32 products and sums in the same order, only several lanes at a time. AVX2 is used when
 //! the CPU has it (checked at run time, once per row); SSE2, part of the x86-64 baseline, otherwise.
-use super::warp::{bilinear_at_border, bilinear_tap, nearest_row as scalar_nearest, Border};
+use super::warp::{
+    bilinear_at_border, bilinear_tap, nearest_row as scalar_nearest, Border, NearestLabel,
+};
 use std::arch::x86_64::*;
 
 /// Bilinear row of an 8-bit 3- or 4-band image; false when the band count has no SIMD row.
@@ -41,6 +43,23 @@ pub fn nearest_row(
     // SAFETY: the CPU has AVX2, checked above
     unsafe { avx2::nearest_row(xs, ys, dims, border, out) };
     true
+}
+
+/// A label row sampled nearest at the positions (xs, ys) of a `dims` label (as `warp::nearest_row`
+/// then `NearestLabel::fill`), writing its ids and padding flags; whether a source fell outside.
+/// `None` (nothing written) when the CPU lacks AVX2.
+pub fn label_row(
+    pos: (&[f64], &[f64]),
+    dims: (usize, usize),
+    border: Border,
+    label: &NearestLabel,
+    out: (&mut [u16], &mut [bool]),
+) -> Option<bool> {
+    if !is_x86_feature_detected!("avx2") {
+        return None;
+    }
+    // SAFETY: the CPU has AVX2, checked above
+    Some(unsafe { avx2::label_row(pos, dims, border, label, out) })
 }
 
 /// The scalar tail and edge pixels of a bilinear row, as `warp::bilinear_row` does them.
@@ -403,19 +422,135 @@ mod avx2 {
     /// `floor(v + 0.5)` of four positions as i32 (round half up; out of range: i32::MIN).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn rounded(v: &[f64]) -> [i32; 4] {
+    fn rounded_lanes(v: &[f64]) -> __m128i {
         // SAFETY: `v[..4]` holds the four lanes read
         let v = unsafe { _mm256_loadu_pd(v[..4].as_ptr()) };
         let v = _mm256_add_pd(v, _mm256_set1_pd(0.5));
+        _mm256_cvttpd_epi32(_mm256_floor_pd(v))
+    }
+
+    /// [`rounded_lanes`] of eight positions.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rounded8(v: &[f64]) -> __m256i {
+        _mm256_set_m128i(rounded_lanes(&v[4..]), rounded_lanes(v))
+    }
+
+    /// [`rounded_lanes`] as an array.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rounded(v: &[f64]) -> [i32; 4] {
         let mut ints = [0i32; 4];
         // SAFETY: the array holds four lanes
-        unsafe {
-            _mm_storeu_si128(
-                ints.as_mut_ptr().cast(),
-                _mm256_cvttpd_epi32(_mm256_floor_pd(v)),
-            )
-        };
+        unsafe { _mm_storeu_si128(ints.as_mut_ptr().cast(), rounded_lanes(v)) };
         ints
+    }
+
+    /// See [`super::label_row`]: octets whose eight sources all lie inside are gathered at once,
+    /// the others (and the row's tail) take the scalar way.
+    #[target_feature(enable = "avx2")]
+    pub fn label_row(
+        (xs, ys): (&[f64], &[f64]),
+        (w, h): (usize, usize),
+        border: Border,
+        label: &NearestLabel,
+        (ids, pads): (&mut [u16], &mut [bool]),
+    ) -> bool {
+        let n = ids.len().min(pads.len()).min(xs.len()).min(ys.len());
+        let octets = LabelOctets::new(label, (w, h));
+        let (mut outside, mut sources) = (false, [0usize; 8]);
+        for start in (0..n).step_by(8) {
+            let end = (start + 8).min(n);
+            let (ids, pads) = (&mut ids[start..end], &mut pads[start..end]);
+            let pos = (&xs[start..end], &ys[start..end]);
+            let octet = match octets {
+                Some(o) if end - start == 8 => o.row(label, pos, (&mut *ids, &mut *pads)),
+                _ => false,
+            };
+            if octet {
+                continue;
+            }
+            let sources = &mut sources[..end - start];
+            scalar_nearest(pos.0, pos.1, (w, h), border, sources);
+            outside |= label.fill(sources, ids, pads);
+        }
+        outside
+    }
+
+    /// Eight label pixels at once, ids and padding flags each fetched by one gather, for labels
+    /// whose pixel offsets fit i32.
+    #[derive(Clone, Copy)]
+    pub(super) struct LabelOctets {
+        dims: (i32, i32),
+        /// The highest source offset whose four-byte gathers stay inside the ids (two ids read)
+        /// and the padding mask (four flags read).
+        max_at: i32,
+    }
+
+    impl LabelOctets {
+        pub(super) fn new(label: &NearestLabel, (w, h): (usize, usize)) -> Option<Self> {
+            let len = i32::try_from(label.ids.len()).ok()?;
+            let spare = if label.padding.is_some() { 4 } else { 2 };
+            let fits = label.padding.is_none_or(|m| m.len() == label.ids.len());
+            Some(Self {
+                dims: (i32::try_from(w).ok()?, i32::try_from(h).ok()?),
+                max_at: len.checked_sub(spare).filter(|_| fits)?,
+            })
+        }
+
+        /// Writes eight pixels; false (nothing written) when a source lies off the label or a
+        /// gather would read past it.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        pub(super) fn row(
+            self,
+            label: &NearestLabel,
+            (xs, ys): (&[f64], &[f64]),
+            (ids, pads): (&mut [u16], &mut [bool]),
+        ) -> bool {
+            let (ix, iy) = (rounded8(xs), rounded8(ys));
+            let at = _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(self.dims.0)), ix);
+            let ok = _mm256_and_si256(
+                _mm256_and_si256(below(ix, self.dims.0), below(iy, self.dims.1)),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(self.max_at + 1), at),
+            );
+            if _mm256_movemask_epi8(ok) != -1 {
+                return false;
+            }
+            // SAFETY: every offset is at most max_at, so each four-byte read ends inside the ids
+            // (two ids) and the mask (four flags), checked above and in `new`
+            let gathered = unsafe { _mm256_i32gather_epi32::<2>(label.ids.as_ptr().cast(), at) };
+            let words = low_words(_mm256_and_si256(gathered, _mm256_set1_epi32(0xffff)));
+            // SAFETY: `ids` holds the eight words written
+            unsafe { _mm_storeu_si128(ids[..8].as_mut_ptr().cast(), words) };
+            match label.padding {
+                None => pads[..8].fill(false),
+                Some(mask) => {
+                    // SAFETY: as above
+                    let flags = unsafe { _mm256_i32gather_epi32::<1>(mask.as_ptr().cast(), at) };
+                    let flags = low_words(_mm256_and_si256(flags, _mm256_set1_epi32(0xff)));
+                    let mut bytes = [0u8; 16];
+                    // SAFETY: `bytes` holds the sixteen bytes written
+                    unsafe {
+                        _mm_storeu_si128(bytes.as_mut_ptr().cast(), _mm_packus_epi16(flags, flags))
+                    };
+                    for (pad, &flag) in pads[..8].iter_mut().zip(&bytes) {
+                        *pad = flag != 0;
+                    }
+                }
+            }
+            true
+        }
+    }
+
+    /// The eight lanes (each in 0..=65535) as eight u16 in the low 128 bits, in order.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn low_words(lanes: __m256i) -> __m128i {
+        // packs within each 128-bit half: [0..4, 0..4 | 4..8, 4..8]; then the halves' first
+        // 64 bits side by side
+        let packed = _mm256_packus_epi32(lanes, lanes);
+        _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b1000>(packed))
     }
 }
 
@@ -541,6 +676,75 @@ mod tests {
         rows.push((vec![corner.0; 16], vec![corner.1; 16]));
         assert!(octets_against_scalar::<3>(w, h, &rows) > 100);
         assert!(octets_against_scalar::<4>(w, h, &rows) > 100);
+    }
+
+    /// The label row of the scalar path: sources, then fill.
+    fn scalar_label_row(
+        label: &NearestLabel,
+        (xs, ys): (&[f64], &[f64]),
+        dims: (usize, usize),
+        border: Border,
+    ) -> (Vec<u16>, Vec<bool>, bool) {
+        let mut sources = vec![0usize; xs.len()];
+        nearest_row(xs, ys, dims, border, &mut sources);
+        let (mut ids, mut pads) = (vec![0u16; xs.len()], vec![false; xs.len()]);
+        let outside = label.fill(&sources, &mut ids, &mut pads);
+        (ids, pads, outside)
+    }
+
+    #[test]
+    fn avx2_label_rows_give_the_scalar_labels_and_octets_decline_only_at_edges() {
+        if !is_x86_feature_detected!("avx2") {
+            return; // the scalar row is the one used on this CPU
+        }
+        let (w, h) = (23usize, 17usize);
+        let ids: Vec<u16> = (0..w * h).map(|i| (i * 7919 % 65521) as u16).collect();
+        let mask: Vec<bool> = (0..w * h).map(|i| i % 3 == 0 || i % 7 == 0).collect();
+        let mut rows = position_rows(w, h, 33.0);
+        // the last pixels, where a gather would read past the ids or the mask
+        for back in 1..=5 {
+            rows.push((vec![(w - back) as f64; 8], vec![h as f64 - 1.0; 8]));
+        }
+        for padding in [None, Some(&mask[..])] {
+            let label = NearestLabel {
+                ids: &ids,
+                padding,
+                ignore_index: 255,
+            };
+            let octets = avx2::LabelOctets::new(&label, (w, h)).expect("a small label");
+            let spare = if padding.is_some() { 4 } else { 2 };
+            let mut taken = 0;
+            for border in [Border::Constant, Border::Reflect, Border::Edge] {
+                for (xs, ys) in &rows {
+                    let want = scalar_label_row(&label, (xs, ys), (w, h), border);
+                    let (mut got_ids, mut got_pads) = (vec![1u16; xs.len()], vec![true; xs.len()]);
+                    let out = (&mut got_ids[..], &mut got_pads[..]);
+                    let outside = label_row((xs, ys), (w, h), border, &label, out);
+                    assert_eq!(
+                        outside,
+                        Some(want.2),
+                        "{border:?}, mask {}",
+                        padding.is_some()
+                    );
+                    assert_eq!((got_ids, got_pads), (want.0, want.1), "{border:?}");
+                    for i in (0..xs.len() / 8).map(|k| 8 * k) {
+                        let fits = (i..i + 8).all(|j| {
+                            let (x, y) = ((xs[j] + 0.5).floor(), (ys[j] + 0.5).floor());
+                            let inside =
+                                (0.0..w as f64).contains(&x) && (0.0..h as f64).contains(&y);
+                            inside && y as usize * w + x as usize + spare <= ids.len()
+                        });
+                        let (mut ids8, mut pads8) = ([0u16; 8], [false; 8]);
+                        let pos = (&xs[i..i + 8], &ys[i..i + 8]);
+                        // SAFETY: the CPU has AVX2, checked above
+                        let took = unsafe { octets.row(&label, pos, (&mut ids8, &mut pads8)) };
+                        assert_eq!(took, fits, "octet at {i} taken or declined wrongly");
+                        taken += took as usize;
+                    }
+                }
+            }
+            assert!(taken > 30, "only {taken} octets taken");
+        }
     }
 
     #[test]
