@@ -509,21 +509,9 @@ mod tests {
         }
     }
 
-    /// Writes an 8-bit PNG of `data` (w x h pixels of `color`; indexed with `palette`).
-    fn write_png(path: &Path, (w, h): (u32, u32), color: png::ColorType, data: &[u8]) {
-        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-        let mut encoder = png::Encoder::new(file, w, h);
-        encoder.set_color(color);
-        encoder.set_depth(png::BitDepth::Eight);
-        if color == png::ColorType::Indexed {
-            encoder.set_palette([RED, GREEN, STRANGER].concat());
-        }
-        let mut writer = encoder.write_header().unwrap();
-        writer.write_image_data(data).unwrap();
-    }
-
     #[test]
     fn files_mapped_row_by_row_match_pixel_by_pixel_lookup() {
+        use crate::decode::raw_label::test_png;
         use png::ColorType as C;
         // 13 x 7: runs cross the row ends
         let (w, h) = (13u32, 7u32);
@@ -547,7 +535,7 @@ mod tests {
             ("palette", C::Indexed, indices),
         ] {
             let path = dir.path().join(format!("{name}.png"));
-            write_png(&path, (w, h), color, &data);
+            test_png::write(&path, (w, h), (color, &palette), &data);
             let label = decoder.decode(&path).unwrap();
             assert_eq!(label.map.ids, want_ids, "{name}");
             assert_eq!(label.unknown_pixels, want_unknown, "{name}");
@@ -558,7 +546,7 @@ mod tests {
             .map(|i| [0, 1, 9, 255][(i / 5 % 4) as usize])
             .collect();
         let path = dir.path().join("grey.png");
-        write_png(&path, (w, h), C::Grayscale, &grey);
+        test_png::write(&path, (w, h), (C::Grayscale, &[]), &grey);
         let mut index = rgb_decoder();
         index.format = LabelFormat::Index;
         index.by_value = vec![None; 1 << 16];

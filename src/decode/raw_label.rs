@@ -360,6 +360,30 @@ fn read_other(path: &Path, limits: &DecodeLimits) -> Result<RawLabel, String> {
     })
 }
 
+/// Small 8-bit PNGs written for the decoders' tests.
+#[cfg(test)]
+pub(crate) mod test_png {
+    use std::path::Path;
+
+    /// Writes `data` as a w x h PNG of `color`, with `palette` if indexed.
+    pub fn write(
+        path: &Path,
+        (w, h): (u32, u32),
+        color: (png::ColorType, &[[u8; 3]]),
+        data: &[u8],
+    ) {
+        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        let mut encoder = png::Encoder::new(file, w, h);
+        encoder.set_color(color.0);
+        encoder.set_depth(png::BitDepth::Eight);
+        if color.0 == png::ColorType::Indexed {
+            encoder.set_palette(color.1.concat());
+        }
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(data).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,19 +393,6 @@ mod tests {
         // 0b00_01_10_11 -> 0, 1, 2, 3
         assert_eq!(unpack(&[0b0001_1011], 4, 2), vec![0, 1, 2, 3]);
         assert_eq!(unpack(&[0b1000_0000], 1, 1), vec![1]);
-    }
-
-    /// Writes an 8-bit PNG of `data` in `color` (a two-colour palette for indexed).
-    fn write_png(path: &Path, (w, h): (u32, u32), color: png::ColorType, data: &[u8]) {
-        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-        let mut encoder = png::Encoder::new(file, w, h);
-        encoder.set_color(color);
-        encoder.set_depth(png::BitDepth::Eight);
-        if color == png::ColorType::Indexed {
-            encoder.set_palette(vec![0, 0, 0, 200, 10, 30]);
-        }
-        let mut writer = encoder.write_header().unwrap();
-        writer.write_image_data(data).unwrap();
     }
 
     #[test]
@@ -406,7 +417,8 @@ mod tests {
                 })
                 .collect();
             let path = dir.path().join(format!("{name}.png"));
-            write_png(&path, (w, h), color, &data);
+            let palette = [[0, 0, 0], [200, 10, 30]];
+            test_png::write(&path, (w, h), (color, &palette), &data);
             let label = read_raw_label(&path, &DecodeLimits::default()).unwrap();
             assert_eq!(
                 (label.width, label.height, label.bit_depth),
