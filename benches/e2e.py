@@ -339,6 +339,34 @@ def floor_once(pipeline, threads):
     return lambda: (json.loads(measured([FLOOR, pipeline.name, threads], pipeline.parent)[2])["seconds"],)
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, or the platform's guess elsewhere."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
+def peer_versions():
+    """Python and the versions of the libraries the peers run on."""
+    from importlib import metadata
+
+    def version(*names):
+        for name in names:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pass
+        return "not installed"
+
+    return (f"Python {sys.version.split()[0]}, OpenCV {version('opencv-python-headless', 'opencv-python')}, "
+            f"Pillow {version('pillow')}, numpy {version('numpy')}, albumentations {version('albumentations')}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=300)
@@ -353,7 +381,10 @@ def main():
                  "cargo build --release --bin segprep --example decode_floor")
     a.data.mkdir(parents=True, exist_ok=True)
     t = a.threads
-    print(f"\nmachine: {os.cpu_count()} cores; threads {t}; pairs: quintal {a.pairs}, multiband {a.pairs // 2}\n")
+    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores; threads {t}; pairs: quintal {a.pairs}, "
+          f"multiband {a.pairs // 2}")
+    # the peers' speed moves with these versions (albumentations is not pinned), so the ratios do too
+    print(f"peer: {peer_versions()}\n")
     rows = []
     for name, pipeline, fields in pipelines(a.data, a.pairs):
         root = pipeline.parent
