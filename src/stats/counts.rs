@@ -111,9 +111,10 @@ fn class_histogram(ids: &[u16], max_class: usize, ignore: u16) -> Result<(Vec<u6
     Ok((histogram, ignored))
 }
 
-/// Pixels per id over 0..slots, or the first id at or past `slots`. Four tables, one per pixel
-/// position mod 4, summed at the end: labels come in long runs of one id, and with one table every
-/// pixel would wait for the previous pixel's increment of the same slot.
+/// Pixels per id over 0..slots, or the first id at or past `slots`. Labels come in long runs of
+/// one id: a block of 16 equal ids is one addition. Other blocks go pixel by pixel into four
+/// tables, one per position mod 4, summed at the end, so that a pixel does not wait for the
+/// previous pixel's increment of the same slot.
 fn dense_histogram(ids: &[u16], slots: usize) -> Result<Vec<u64>, u16> {
     let mut tables = [
         vec![0u64; slots],
@@ -121,6 +122,26 @@ fn dense_histogram(ids: &[u16], slots: usize) -> Result<Vec<u64>, u16> {
         vec![0u64; slots],
         vec![0u64; slots],
     ];
+    let (blocks, rest) = ids.as_chunks::<16>();
+    for block in blocks {
+        let first = block[0];
+        // a fold without early exit, so the comparison runs in vector lanes
+        if block.iter().fold(0, |differ, &id| differ | (id ^ first)) == 0 {
+            *tables[0].get_mut(first as usize).ok_or(first)? += 16;
+        } else {
+            count_by_position(block, &mut tables)?;
+        }
+    }
+    count_by_position(rest, &mut tables)?;
+    let [mut sum, b, c, d] = tables;
+    for (i, n) in sum.iter_mut().enumerate() {
+        *n += b[i] + c[i] + d[i];
+    }
+    Ok(sum)
+}
+
+/// Counts `ids` into the table of each one's position mod 4; the first id past the tables fails.
+fn count_by_position(ids: &[u16], tables: &mut [Vec<u64>; 4]) -> Result<(), u16> {
     let (quads, rest) = ids.as_chunks::<4>();
     for quad in quads {
         for (table, &id) in tables.iter_mut().zip(quad) {
@@ -130,11 +151,7 @@ fn dense_histogram(ids: &[u16], slots: usize) -> Result<Vec<u64>, u16> {
     for &id in rest {
         *tables[0].get_mut(id as usize).ok_or(id)? += 1;
     }
-    let [mut sum, b, c, d] = tables;
-    for (i, n) in sum.iter_mut().enumerate() {
-        *n += b[i] + c[i] + d[i];
-    }
-    Ok(sum)
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -282,16 +299,32 @@ mod tests {
 
     #[test]
     fn dense_histogram_counts_every_position_and_stops_at_an_undeclared_id() {
-        // lengths around multiples of four, so every table and the remainder are used
-        for len in 0..13usize {
-            let ids: Vec<u16> = (0..len).map(|i| (i * 7 % 5) as u16).collect();
-            let mut want = vec![0u64; 5];
-            ids.iter().for_each(|&id| want[id as usize] += 1);
-            assert_eq!(dense_histogram(&ids, 5), Ok(want), "{len} ids");
-            for at in 0..len {
-                let mut bad = ids.clone();
-                bad[at] = 9;
-                assert_eq!(dense_histogram(&bad, 5), Err(9), "{len} ids, 9 at {at}");
+        // lengths around multiples of four and of sixteen, so every table, whole blocks of one
+        // id, mixed blocks and the remainders are used; ids mixed, or in runs of 5 and of 40
+        for len in 0..70usize {
+            for run in [1, 5, 40] {
+                let ids: Vec<u16> = (0..len).map(|i| (i / run * 7 % 5) as u16).collect();
+                let mut want = vec![0u64; 5];
+                ids.iter().for_each(|&id| want[id as usize] += 1);
+                assert_eq!(
+                    dense_histogram(&ids, 5),
+                    Ok(want),
+                    "{len} ids, runs of {run}"
+                );
+                for at in 0..len {
+                    let mut bad = ids.clone();
+                    bad[at] = 9;
+                    assert_eq!(dense_histogram(&bad, 5), Err(9), "{len} ids, 9 at {at}");
+                    // a block of one undeclared id, and the first undeclared id is the one named
+                    bad[at..(at + 16).min(len)].fill(11);
+                    bad[len - 1] = 12;
+                    let first = if at == len - 1 { 12 } else { 11 };
+                    assert_eq!(
+                        dense_histogram(&bad, 5),
+                        Err(first),
+                        "{len} ids, 11 from {at}"
+                    );
+                }
             }
         }
     }
