@@ -238,12 +238,16 @@ impl LabelDecoder {
         match pixels {
             PixelsRef::Gray8(v) => ids.extend(v.iter().map(|&x| by_value(x as u16, unknown))),
             PixelsRef::Gray16(v) => ids.extend(v.iter().map(|&x| by_value(x, unknown))),
+            // runs of one index are runs of one colour; no colour buffer per call (per row when
+            // decoding row by row)
             PixelsRef::Indexed(indices, palette) if self.format == LabelFormat::Rgb => {
-                let colors: Vec<[u8; 3]> = indices
-                    .iter()
-                    .map(|&i| palette.get(i as usize).copied().unwrap_or([0, 0, 0]))
-                    .collect();
-                self.map_colors(&colors, ids, unknown)
+                let mut rest = indices;
+                while let Some(&first) = rest.first() {
+                    let run = rest.iter().position(|&i| i != first).unwrap_or(rest.len());
+                    let color = palette.get(first as usize).copied().unwrap_or([0, 0, 0]);
+                    ids.extend(std::iter::repeat_n(self.color_id(color, run, unknown), run));
+                    rest = &rest[run..];
+                }
             }
             PixelsRef::Indexed(indices, _) => {
                 ids.extend(indices.iter().map(|&x| by_value(x as u16, unknown)))
@@ -288,13 +292,18 @@ impl LabelDecoder {
                 .iter()
                 .position(|p| !same(p))
                 .map_or(rest.len(), |i| start + i);
-            let id = self.by_color.get(&color).copied().unwrap_or_else(|| {
-                *unknown.entry(RawValue::Color(color)).or_default() += run as u64;
-                self.ignore_index
-            });
-            ids.extend(std::iter::repeat_n(id, run));
+            ids.extend(std::iter::repeat_n(self.color_id(color, run, unknown), run));
             rest = &rest[run..];
         }
+    }
+
+    /// The id of a run of `run` pixels of `color`; an undeclared colour tallies the run in
+    /// `unknown` and gives the ignore index.
+    fn color_id(&self, color: [u8; 3], run: usize, unknown: &mut BTreeMap<RawValue, u64>) -> u16 {
+        self.by_color.get(&color).copied().unwrap_or_else(|| {
+            *unknown.entry(RawValue::Color(color)).or_default() += run as u64;
+            self.ignore_index
+        })
     }
 
     fn unknown_message(&self, raw: &RawLabel, unknown: &BTreeMap<RawValue, u64>) -> String {
