@@ -3,9 +3,11 @@ pub mod image;
 pub mod label;
 pub mod masks;
 mod png_rows;
+mod png_stream;
 pub mod raw_label;
 pub mod stack;
 pub mod tiff;
+mod unfilter;
 
 /// Largest allocation a decoder may make for one file; guards against decompression bombs.
 pub const MAX_DECODE_BYTES: u64 = 4 << 30;

@@ -3,7 +3,7 @@
 //! and drops alpha in a second pass over it: for a 1024x1024 RGBA photo that is 4 MiB zeroed and
 //! read again for nothing. Same bytes either way (the same `png` decoder and transformation);
 //! 16-bit and interlaced PNGs, and other formats, take the image crate's path.
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek};
 use std::path::Path;
 
 use super::DecodeLimits;
@@ -12,7 +12,7 @@ use crate::sample::{Image, Pixels};
 const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// The decoded image, or `None` when the file is not an 8-bit, non-interlaced PNG.
-pub fn decode(
+pub(crate) fn decode(
     path: &Path,
     limits: &DecodeLimits,
     drop_alpha: bool,
@@ -25,6 +25,10 @@ pub fn decode(
     }
     limits.check_file(path)?;
     let bad = |e: png::DecodingError| format!("cannot decode image: {e}");
+    if let Some(rows) = super::png_stream::open(&mut input).map_err(bad)? {
+        return decode_rows(rows, limits, drop_alpha).map(Some);
+    }
+    input.rewind().map_err(|e| format!("cannot read: {e}"))?;
     let bytes = super::MAX_DECODE_BYTES as usize;
     let mut decoder = png::Decoder::new_with_limits(input, png::Limits { bytes });
     let header = decoder.read_header_info().map_err(bad)?;
@@ -57,6 +61,29 @@ pub fn decode(
         bands: kept,
         pixels: Pixels::U8(pixels),
     }))
+}
+
+/// The image of a PNG segprep un-filters itself ([`super::png_stream`]), alpha dropped as asked.
+fn decode_rows<R: BufRead>(
+    rows: super::png_stream::PngRows<R>,
+    limits: &DecodeLimits,
+    drop_alpha: bool,
+) -> Result<Image, String> {
+    let (width, height, bands) = (rows.width, rows.height, rows.bands);
+    limits.check_size(width, height)?;
+    let kept = bands - usize::from(bands == 4 && drop_alpha);
+    let mut pixels = Vec::with_capacity(width as usize * height as usize * kept + SPILL);
+    rows.for_each_row(|row| match (bands, kept) {
+        (4, 3) => push_dropping_last::<4, 3>(&mut pixels, row),
+        _ => pixels.extend_from_slice(row),
+    })
+    .map_err(|e| format!("cannot decode image: {e}"))?;
+    Ok(Image {
+        width,
+        height,
+        bands: kept,
+        pixels: Pixels::U8(pixels),
+    })
 }
 
 /// Appends each pixel's first `KEEP` of its `BANDS` values: RGBA rows four pixels a shuffle where

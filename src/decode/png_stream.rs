@@ -1,0 +1,383 @@
+//! 8-bit RGB and RGBA PNGs read as rows with segprep's un-filtering: the png crate's streaming
+//! decoder parses the chunks, checks their CRCs and inflates the image data; the rows are then
+//! un-filtered two at a time ([`super::unfilter::pair`]), which the png crate's reader does one
+//! at a time. Un-filtering was a fifth of a build's time. Other PNGs are left to the png crate's
+//! reader ([`open`] says which).
+use std::io::BufRead;
+
+use png::{BitDepth, ColorType, Decoded, DecodingError, StreamingDecoder, UnfilterRegion};
+
+use super::unfilter;
+
+/// Inflated bytes are kept until this many before the inflater's window can be dropped at once:
+/// the copy that drops them moves only the window and the rows not yet taken.
+const DROP_AT_LEAST: usize = 128 << 10;
+/// Room the inflater is given beyond what it has written (it writes at most 8 KiB a call).
+const GROWTH: usize = 16 << 10;
+
+/// A PNG positioned at its image data, whose rows this module un-filters.
+pub(crate) struct PngRows<R> {
+    input: R,
+    decoder: StreamingDecoder,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes a pixel: 3 (RGB) or 4 (RGBA).
+    pub bands: usize,
+}
+
+/// Reads the PNG's chunks up to its image data. `None` when the PNG is not one this module reads
+/// (not 8-bit RGB or RGBA, interlaced, with a transparency chunk to expand, or a CPU without the
+/// fast path): the caller rewinds and takes the png crate's reader.
+pub(crate) fn open<R: BufRead>(mut input: R) -> Result<Option<PngRows<R>>, DecodingError> {
+    let mut decoder = StreamingDecoder::new();
+    // nothing downstream reads text or colour profiles: skip them, and their inflating
+    decoder.set_ignore_text_chunk(true);
+    decoder.set_ignore_iccp_chunk(true);
+    loop {
+        match next_event(&mut decoder, &mut input, None)? {
+            Decoded::ChunkBegin(_, png::chunk::IDAT) => break,
+            Decoded::ChunkComplete(png::chunk::IEND) => {
+                return Err(std::io::Error::other("the PNG has no image data").into())
+            }
+            _ => {}
+        }
+    }
+    let info = decoder.info().expect("the header precedes the image data");
+    let bands = match info.color_type {
+        ColorType::Rgb => 3,
+        ColorType::Rgba => 4,
+        _ => return Ok(None),
+    };
+    let plain = info.bit_depth == BitDepth::Eight && !info.interlaced && info.trns.is_none();
+    if !plain || !unfilter::fast_for(bands) {
+        return Ok(None);
+    }
+    let (width, height) = (info.width, info.height);
+    Ok(Some(PngRows {
+        input,
+        decoder,
+        width,
+        height,
+        bands,
+    }))
+}
+
+impl<R: BufRead> PngRows<R> {
+    /// Hands every row, un-filtered (`width * bands` bytes), to `f` in order. Rows are allocated
+    /// here, so the caller checks the header's size against its limits first.
+    pub fn for_each_row(self, mut f: impl FnMut(&[u8])) -> Result<(), DecodingError> {
+        let row_bytes = self.width as usize * self.bands;
+        let mut stream = Inflated::new(self, row_bytes)?;
+        let bpp = stream.rows.bands;
+        let mut above = vec![0u8; row_bytes];
+        let mut two = [vec![0u8; row_bytes], vec![0u8; row_bytes]];
+        let mut left = stream.rows.height as usize;
+        while left > 0 {
+            let taken = left.min(2);
+            let filtered = stream.take(taken)?;
+            let (first, second) = filtered.split_at(row_bytes + 1);
+            let [out0, out1] = &mut two;
+            let done = if taken == 2 {
+                let raw = [&first[1..], &second[1..row_bytes + 1]];
+                unfilter::pair(bpp, [first[0], second[0]], &above, raw, [out0, out1])
+            } else {
+                unfilter::row(bpp, first[0], &above, &first[1..], out0)
+            };
+            done.map_err(|filter| format_error(format!("unknown row filter type {filter}")))?;
+            two[..taken].iter().for_each(|row| f(row));
+            std::mem::swap(&mut above, &mut two[taken - 1]);
+            left -= taken;
+        }
+        Ok(())
+    }
+}
+
+/// The image data inflated as it is needed: `data[start..filled]` are the filtered rows not yet
+/// taken; the inflater may read back up to 32 KiB before `filled` (from `region.available`).
+struct Inflated<R> {
+    rows: PngRows<R>,
+    data: Vec<u8>,
+    region: UnfilterRegion,
+    start: usize,
+    /// Image data bytes not inflated yet.
+    remaining: usize,
+    row_bytes: usize,
+}
+
+impl<R: BufRead> Inflated<R> {
+    fn new(rows: PngRows<R>, row_bytes: usize) -> Result<Self, DecodingError> {
+        let total = (row_bytes + 1)
+            .checked_mul(rows.height as usize)
+            .ok_or_else(|| format_error("the image is too large to address".into()))?;
+        Ok(Inflated {
+            rows,
+            data: Vec::new(),
+            region: UnfilterRegion::default(),
+            start: 0,
+            remaining: total,
+            row_bytes: row_bytes + 1,
+        })
+    }
+
+    /// The next `n` filtered rows, each with its filter byte.
+    fn take(&mut self, n: usize) -> Result<&[u8], DecodingError> {
+        let want = n * self.row_bytes;
+        while self.region.filled - self.start < want {
+            if self.remaining == 0 {
+                return Err(short_image());
+            }
+            self.make_room();
+            let filled = self.region.filled;
+            let event = next_event(
+                &mut self.rows.decoder,
+                &mut self.rows.input,
+                Some(&mut self.region.as_buf(&mut self.data)),
+            )?;
+            self.remaining -= self.region.filled - filled;
+            if self.remaining == 0 {
+                // no more back-references will come: all of it may be dropped once taken
+                self.region.available = self.region.filled;
+            }
+            let ended = matches!(
+                event,
+                Decoded::ImageDataFlushed | Decoded::ChunkComplete(png::chunk::IEND)
+            );
+            if ended && self.region.filled - self.start < want {
+                return Err(short_image());
+            }
+        }
+        let rows = &self.data[self.start..self.start + want];
+        self.start += want;
+        Ok(rows)
+    }
+
+    /// Drops taken bytes outside the window once there are many, and sizes the buffer so the
+    /// inflater has room but never more than the image data left: the png crate's inflater takes
+    /// a full buffer at the end of the data for a complete image.
+    fn make_room(&mut self) {
+        let droppable = self.start.min(self.region.available);
+        if self.data.len() - self.region.filled < GROWTH && droppable >= DROP_AT_LEAST {
+            self.data.copy_within(droppable..self.region.filled, 0);
+            self.start -= droppable;
+            self.region.available -= droppable;
+            self.region.filled -= droppable;
+        }
+        let len = self.region.filled + GROWTH.min(self.remaining);
+        if self.data.len() < len {
+            self.data.resize(len, 0);
+        } else {
+            self.data.truncate(self.region.filled + self.remaining);
+        }
+    }
+}
+
+/// Feeds the decoder from `input` until it reports an event; end of input is an error.
+fn next_event<R: BufRead>(
+    decoder: &mut StreamingDecoder,
+    input: &mut R,
+    image_data: Option<&mut png::UnfilterBuf<'_>>,
+) -> Result<Decoded, DecodingError> {
+    let buf = input.fill_buf()?;
+    if buf.is_empty() {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
+    let (used, event) = decoder.update(buf, image_data)?;
+    input.consume(used);
+    Ok(event)
+}
+
+fn short_image() -> DecodingError {
+    format_error("the PNG ended before its last row".into())
+}
+
+fn format_error(why: String) -> DecodingError {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::DecodeLimits;
+    use crate::sample::Pixels;
+    use std::path::Path;
+
+    /// A PNG made by hand from filtered rows (filter byte first), its zlib stream in stored
+    /// blocks and its image data cut into IDAT chunks of `chunk` bytes: any filter bytes, any
+    /// chunking. `trns` adds a transparency chunk.
+    fn png_of_filtered(path: &Path, (w, h): (u32, u32), rgba: bool, rows: &[u8], chunk: usize) {
+        fn put(out: &mut Vec<u8>, kind: &[u8], body: &[u8]) {
+            out.extend((body.len() as u32).to_be_bytes());
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(kind);
+            crc.update(body);
+            out.extend(kind);
+            out.extend(body);
+            out.extend(crc.finalize().to_be_bytes());
+        }
+        let mut zlib = vec![0x78, 0x01];
+        let blocks: Vec<&[u8]> = rows.chunks(65535).collect();
+        for (i, block) in blocks.iter().enumerate() {
+            zlib.push(u8::from(i + 1 == blocks.len()));
+            let n = block.len() as u16;
+            zlib.extend(n.to_le_bytes());
+            zlib.extend((!n).to_le_bytes());
+            zlib.extend(*block);
+        }
+        let (mut a, mut b) = (1u32, 0u32);
+        for &x in rows {
+            a = (a + u32::from(x)) % 65521;
+            b = (b + a) % 65521;
+        }
+        zlib.extend(((b << 16) | a).to_be_bytes());
+        let mut file = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut header = [w.to_be_bytes(), h.to_be_bytes()].concat();
+        header.extend([8, if rgba { 6 } else { 2 }, 0, 0, 0]);
+        put(&mut file, b"IHDR", &header);
+        for part in zlib.chunks(chunk) {
+            put(&mut file, b"IDAT", part);
+        }
+        put(&mut file, b"IEND", &[]);
+        std::fs::write(path, file).unwrap();
+    }
+
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 32) as u8
+            })
+            .collect()
+    }
+
+    /// The png crate's reading of a file: every band, alpha kept.
+    fn png_crate_pixels(path: &Path) -> Vec<u8> {
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let mut reader = png::Decoder::new(file).read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let frame = reader.next_frame(&mut pixels).unwrap();
+        pixels.truncate(frame.buffer_size());
+        pixels
+    }
+
+    fn ours(path: &Path) -> Result<Vec<u8>, String> {
+        let image = crate::decode::png_rows::decode(path, &DecodeLimits::default(), false)?;
+        match image.expect("a PNG").pixels {
+            Pixels::U8(v) => Ok(v),
+            other => panic!("{:?}", other.dtype()),
+        }
+    }
+
+    /// Random filter bytes on random rows, at widths and heights around the two-row steps and the
+    /// 3-byte pixels' exact last steps, in IDAT chunks of a few bytes: the png crate's pixels.
+    #[test]
+    fn rows_with_any_filters_and_chunking_give_the_png_crates_pixels() {
+        if !unfilter::fast_for(3) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.png");
+        for rgba in [false, true] {
+            let bpp = if rgba { 4 } else { 3 };
+            for (w, h) in [(1, 1), (1, 2), (2, 1), (2, 3), (3, 5), (17, 4), (300, 9)] {
+                let row = w as usize * bpp + 1;
+                let mut rows = bytes(row * h as usize, u64::from(w * 31 + h));
+                for (i, r) in rows.chunks_mut(row).enumerate() {
+                    r[0] = (i * 3 + w as usize) as u8 % 5;
+                }
+                for chunk in [7, 1000] {
+                    png_of_filtered(&path, (w, h), rgba, &rows, chunk);
+                    let at = format!("{w}x{h}, {bpp} bytes a pixel, IDAT of {chunk}");
+                    assert_eq!(ours(&path).unwrap(), png_crate_pixels(&path), "{at}");
+                }
+            }
+        }
+    }
+
+    /// Encoded by the png crate with each filter at real compression, large enough that the
+    /// buffer drops inflated bytes many times while the inflater reads back into its window.
+    #[test]
+    fn compressed_images_of_every_filter_give_the_png_crates_pixels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.png");
+        let (w, h) = (301u32, 411u32);
+        for (color, bpp) in [(png::ColorType::Rgb, 3), (png::ColorType::Rgba, 4)] {
+            // smooth gradients with noise: every filter finds matches and literals
+            let noise = bytes((w * h) as usize * bpp, 5);
+            let data: Vec<u8> = (0..noise.len())
+                .map(|i| ((i / bpp) % w as usize + i / (bpp * w as usize)) as u8 ^ (noise[i] & 7))
+                .collect();
+            use png::Filter as F;
+            for filter in [F::NoFilter, F::Sub, F::Up, F::Avg, F::Paeth, F::Adaptive] {
+                let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+                let mut encoder = png::Encoder::new(file, w, h);
+                encoder.set_color(color);
+                encoder.set_depth(png::BitDepth::Eight);
+                encoder.set_filter(filter);
+                encoder.set_compression(png::Compression::High);
+                let mut writer = encoder.write_header().unwrap();
+                writer.write_image_data(&data).unwrap();
+                writer.finish().unwrap();
+                assert!(ours(&path).unwrap() == data, "{color:?}, {filter:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_undefined_filter_byte_and_missing_rows_are_errors() {
+        if !unfilter::fast_for(3) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.png");
+        let mut rows = vec![0u8; (3 * 4 + 1) * 5];
+        rows[13 * 3] = 9;
+        png_of_filtered(&path, (4, 5), false, &rows, 100);
+        let e = ours(&path).unwrap_err();
+        assert!(e.contains("unknown row filter type 9"), "{e}");
+        // the zlib stream ends complete, two rows short of the header's height
+        png_of_filtered(&path, (4, 7), false, &[0u8; 13 * 5], 100);
+        let e = ours(&path).unwrap_err();
+        assert!(e.contains("ended before its last row"), "{e}");
+    }
+
+    #[test]
+    fn pngs_this_reader_does_not_take_are_left_to_the_png_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let open_file = |name: &str| {
+            let file = std::fs::File::open(dir.path().join(name)).unwrap();
+            open(std::io::BufReader::new(file)).unwrap().is_some()
+        };
+        let write = |name: &str, color: png::ColorType, trns: Option<&[u8]>| {
+            let file = std::fs::File::create(dir.path().join(name)).unwrap();
+            let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 2, 2);
+            encoder.set_color(color);
+            encoder.set_depth(png::BitDepth::Eight);
+            if let Some(t) = trns {
+                encoder.set_trns(t.to_vec());
+            }
+            let mut writer = encoder.write_header().unwrap();
+            writer
+                .write_image_data(&vec![9; 2 * 2 * color.samples()])
+                .unwrap();
+        };
+        write("rgb.png", png::ColorType::Rgb, None);
+        write("trns.png", png::ColorType::Rgb, Some(&[0, 9, 0, 9, 0, 9]));
+        write("grey.png", png::ColorType::Grayscale, None);
+        assert_eq!(open_file("rgb.png"), unfilter::fast_for(3));
+        assert!(
+            !open_file("trns.png"),
+            "tRNS expands to RGBA: the png crate's reader"
+        );
+        assert!(!open_file("grey.png"));
+        // and the tRNS image still decodes, as RGBA
+        let image = crate::decode::png_rows::decode(
+            &dir.path().join("trns.png"),
+            &DecodeLimits::default(),
+            false,
+        );
+        assert_eq!(image.unwrap().unwrap().bands, 4);
+    }
+}
