@@ -3,7 +3,8 @@
 //! runs at the latency of that chain, not at the CPU's throughput (Paeth: about 13 cycles a pixel
 //! in the png crate). Row r+1's pixel x needs only row r's pixels up to x, so the AVX2 path runs
 //! row r's pixel x and row r+1's pixel x-1 in the two halves of one register: two pixels a step
-//! of the same chain. Same bytes as the spec's arithmetic ([`row_scalar`]), tested against it.
+//! of the same chain. Rows without such a chain (None, Sub, Up) run alone, as plain loops. Same
+//! bytes as the spec's arithmetic ([`row_scalar`]), tested against it.
 
 /// The five filter types, as the byte that starts each filtered row.
 const FILTERS: u8 = 5;
@@ -22,12 +23,16 @@ pub(crate) fn pair(
         return Err(bad);
     }
     let [out0, out1] = out;
+    // None and Up rows have no chain, Sub a one-add chain: two of them run faster alone
+    let chained = |f: u8| f == AVERAGE || f == PAETH;
     #[cfg(target_arch = "x86_64")]
-    if avx2::pair(bpp, filters, prev, raw, [&mut *out0, &mut *out1]) {
+    if filters.iter().any(|&f| chained(f))
+        && avx2::pair(bpp, filters, prev, raw, [&mut *out0, &mut *out1])
+    {
         return Ok(());
     }
-    row_scalar(bpp, filters[0], prev, raw[0], out0);
-    row_scalar(bpp, filters[1], out0, raw[1], out1);
+    row_alone(bpp, filters[0], prev, raw[0], out0);
+    row_alone(bpp, filters[1], out0, raw[1], out1);
     Ok(())
 }
 
@@ -42,8 +47,59 @@ pub(crate) fn row(
     if filter >= FILTERS {
         return Err(filter);
     }
-    row_scalar(bpp, filter, prev, raw, out);
+    row_alone(bpp, filter, prev, raw, out);
     Ok(())
+}
+
+const SUB: u8 = 1;
+const UP: u8 = 2;
+const AVERAGE: u8 = 3;
+const PAETH: u8 = 4;
+
+/// One row on its own: whole pixels as arrays the compiler keeps in registers for 3 and 4 bytes
+/// a pixel, the spec's byte loop otherwise.
+fn row_alone(bpp: usize, filter: u8, prev: &[u8], raw: &[u8], out: &mut [u8]) {
+    match bpp {
+        3 => row_of::<3>(filter, prev, raw, out),
+        4 => row_of::<4>(filter, prev, raw, out),
+        _ => row_scalar(bpp, filter, prev, raw, out),
+    }
+}
+
+fn row_of<const BPP: usize>(filter: u8, prev: &[u8], raw: &[u8], out: &mut [u8]) {
+    let avg = |a: u8, b: u8| ((u16::from(a) + u16::from(b)) / 2) as u8;
+    // one loop per filter (the predictor inlined), not a choice per byte
+    match filter {
+        0 => out.copy_from_slice(raw),
+        SUB => pixels::<BPP>(prev, raw, out, |a, _, _| a),
+        UP => {
+            for ((out, raw), b) in out.iter_mut().zip(raw).zip(prev) {
+                *out = raw.wrapping_add(*b);
+            }
+        }
+        AVERAGE => pixels::<BPP>(prev, raw, out, |a, b, _| avg(a, b)),
+        _ => pixels::<BPP>(prev, raw, out, paeth),
+    }
+}
+
+/// `out = raw + predict(a, b, c)` pixel by pixel, a pixel's bands side by side.
+#[inline(always)]
+fn pixels<const BPP: usize>(
+    prev: &[u8],
+    raw: &[u8],
+    out: &mut [u8],
+    predict: impl Fn(u8, u8, u8) -> u8,
+) {
+    let rows = raw
+        .as_chunks::<BPP>()
+        .0
+        .iter()
+        .zip(prev.as_chunks::<BPP>().0);
+    let (mut a, mut c) = ([0u8; BPP], [0u8; BPP]);
+    for ((raw, b), out) in rows.zip(out.as_chunks_mut::<BPP>().0) {
+        *out = std::array::from_fn(|i| raw[i].wrapping_add(predict(a[i], b[i], c[i])));
+        (a, c) = (*out, *b);
+    }
 }
 
 /// Whether [`pair`] has a fast path for rows of `bpp` bytes a pixel on this CPU: callers with
@@ -93,7 +149,8 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    /// The two-row path for 3 and 4 bytes a pixel; false (nothing written) otherwise.
+    /// The two-row path for 3 and 4 bytes a pixel when one row is Average or Paeth; false
+    /// (nothing written) otherwise.
     pub fn pair(
         bpp: usize,
         filters: [u8; 2],
@@ -111,18 +168,19 @@ mod avx2 {
         );
         assert!(len.is_multiple_of(bpp), "whole pixels");
         // one instance for each pair of filters, so each step computes only its two predictors
+        // (pairs without Average or Paeth have no chain worth pairing)
         macro_rules! dispatch {
             ($bpp:literal; $($f0:literal, $f1:literal);*) => {
                 match (filters[0], filters[1]) {
                     $(($f0, $f1) => rows::<$bpp, $f0, $f1>(prev, raw, out),)*
-                    _ => unreachable!("filters checked by the caller"),
+                    _ => return false,
                 }
             };
         }
         macro_rules! all_pairs {
             ($bpp:literal) => {
-                dispatch!($bpp; 0,0; 0,1; 0,2; 0,3; 0,4; 1,0; 1,1; 1,2; 1,3; 1,4; 2,0; 2,1; 2,2;
-                    2,3; 2,4; 3,0; 3,1; 3,2; 3,3; 3,4; 4,0; 4,1; 4,2; 4,3; 4,4)
+                dispatch!($bpp; 0,3; 0,4; 1,3; 1,4; 2,3; 2,4; 3,0; 3,1; 3,2; 3,3; 3,4; 4,0; 4,1;
+                    4,2; 4,3; 4,4)
             };
         }
         // SAFETY: the CPU has AVX2 (`fast_for`), and the rows have the lengths `rows` requires
