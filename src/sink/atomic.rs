@@ -5,7 +5,7 @@
 //! own whole file into place, and the bytes are the same.
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -134,6 +134,62 @@ pub fn write_atomically(
     atomic.commit(file)
 }
 
+/// A file that asks the kernel to start writing its pages to disk every [`WRITEBACK_EVERY`]
+/// bytes. A shard is synced before it is committed; left to that sync, a whole shard's pages went
+/// to disk at once while the writer waited (a shard takes the disk about a third of a second).
+/// Started early, the disk writes while the shard is computed. Linux only; elsewhere a plain file.
+pub struct EarlyWriteback {
+    file: File,
+    unflushed: u64,
+}
+
+const WRITEBACK_EVERY: u64 = 16 << 20;
+
+impl EarlyWriteback {
+    pub fn new(file: File) -> Self {
+        EarlyWriteback { file, unflushed: 0 }
+    }
+
+    /// The file, for its sync and commit.
+    pub fn into_file(self) -> File {
+        self.file
+    }
+
+    fn start_writeback(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor; the call only starts asynchronous writeback of the
+            // file's dirty pages, and its failure changes nothing (the commit's sync still runs)
+            unsafe {
+                libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
+    }
+}
+
+impl Write for EarlyWriteback {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unflushed += n as u64;
+        if self.unflushed >= WRITEBACK_EVERY {
+            self.unflushed = 0;
+            self.start_writeback();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Seek for EarlyWriteback {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
 pub fn sha256_of(path: &Path) -> std::io::Result<(u64, String)> {
     let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
     let mut h = Sha256::new();
@@ -162,4 +218,32 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
         Ok(f)
     })
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past several writeback starts, seeking back to patch bytes as the zip writer does: the
+    /// file holds exactly what was written.
+    #[test]
+    fn early_writeback_keeps_every_byte_and_seek() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut file = EarlyWriteback::new(File::create(&path).unwrap());
+        let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+        let mut want = Vec::new();
+        for i in 0..((3 * WRITEBACK_EVERY) >> 20) + 1 {
+            let b: Vec<u8> = block.iter().map(|v| v.wrapping_add(i as u8)).collect();
+            file.write_all(&b).unwrap();
+            want.extend(b);
+        }
+        file.seek(std::io::SeekFrom::Start(5)).unwrap();
+        file.write_all(b"patch").unwrap();
+        want[5..10].copy_from_slice(b"patch");
+        let file = file.into_file();
+        file.sync_all().unwrap();
+        drop(file);
+        assert!(std::fs::read(&path).unwrap() == want);
+    }
 }

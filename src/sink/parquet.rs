@@ -22,11 +22,10 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::atomic::AtomicFile;
+use super::atomic::{AtomicFile, EarlyWriteback};
 use super::{
     label_bytes, sample_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions,
 };
@@ -57,7 +56,7 @@ struct OpenShard {
     plan: ShardPlan,
     samples: usize,
     /// Created with the first batch, whose first sample fixes the schema.
-    writer: Option<(AtomicFile, ArrowWriter<File>, SchemaRef)>,
+    writer: Option<(AtomicFile, ArrowWriter<EarlyWriteback>, SchemaRef)>,
 }
 
 impl ParquetSink {
@@ -216,13 +215,13 @@ impl ParquetSink {
         &self,
         plan: &ShardPlan,
         first: &Sample,
-    ) -> Result<(AtomicFile, ArrowWriter<File>, SchemaRef)> {
+    ) -> Result<(AtomicFile, ArrowWriter<EarlyWriteback>, SchemaRef)> {
         let path = self.dir.join(shard_name(plan, "parquet"));
         let schema = self.schema(first);
         let (atomic, file) = AtomicFile::create(&path)?;
         let props =
             self.properties(self.batch_samples(sample_bytes(first, self.options.label_dtype)));
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
+        let writer = ArrowWriter::try_new(EarlyWriteback::new(file), schema.clone(), Some(props))
             .map_err(|e| Error::data(&path, "write", e.to_string()))?;
         Ok((atomic, writer, schema))
     }
@@ -270,7 +269,8 @@ impl Sink for ParquetSink {
         writer.append_key_value_metadata(self.shard_metadata(&open.plan, open.samples, counts));
         let file = writer
             .into_inner()
-            .map_err(|e| Error::data(atomic.path(), "write", e.to_string()))?;
+            .map_err(|e| Error::data(atomic.path(), "write", e.to_string()))?
+            .into_file();
         Ok(Box::new(move || {
             let (bytes, sha256) = atomic.commit(file)?;
             Ok(vec![FileRecord {

@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 use zip::write::SimpleFileOptions;
+
+use super::atomic::EarlyWriteback;
 use zip::ZipWriter;
 
 use crate::pipeline::schema::Compression;
@@ -32,17 +34,22 @@ pub fn start_entry<W: Write + Seek>(
 }
 
 /// A zip file being written: buffered, and quiet once a write has failed (see [`QuietAfterError`]).
-pub type ZipFile = ZipWriter<QuietAfterError<BufWriter<File>>>;
+pub type ZipFile = ZipWriter<QuietAfterError<BufWriter<EarlyWriteback>>>;
 
 /// Starts a zip archive on `file`, writing through a buffer of `buffer` bytes.
 pub fn zip_file(file: File, buffer: usize) -> ZipFile {
+    let file = EarlyWriteback::new(file);
     ZipWriter::new(QuietAfterError::new(BufWriter::with_capacity(buffer, file)))
 }
 
 /// Writes the zip directory and gives back the file.
 pub fn finish_zip(zip: ZipFile) -> std::io::Result<File> {
     let quiet = zip.finish().map_err(std::io::Error::other)?;
-    quiet.inner.into_inner().map_err(|e| e.into_error())
+    quiet
+        .inner
+        .into_inner()
+        .map(EarlyWriteback::into_file)
+        .map_err(|e| e.into_error())
 }
 
 /// The file under a zip writer. After its first failed write or seek it accepts and drops
