@@ -154,10 +154,29 @@ fn read_png(
     rows: &mut dyn LabelRows,
 ) -> Result<RawLabel, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut input = BufReader::new(file);
+    // 8-bit RGB(A) colour labels: rows un-filtered two at a time, as images are
+    let corrupt = |e: png::DecodingError| format!("corrupt or truncated PNG: {e}");
+    if let Some(png_rows) = super::png_stream::open(&mut input).map_err(corrupt)? {
+        limits.check_size(png_rows.width, png_rows.height)?;
+        let header = RawLabel {
+            width: png_rows.width,
+            height: png_rows.height,
+            pixels: RawPixels::Color {
+                data: Vec::new(),
+                channels: png_rows.bands,
+            },
+            bit_depth: 8,
+        };
+        return deliver_rows(header, rows, |sink| {
+            png_rows.for_each_row(|row| sink.row(row)).map_err(corrupt)
+        });
+    }
+    std::io::Seek::rewind(&mut input).map_err(|e| format!("cannot read: {e}"))?;
     let allocation = png::Limits {
         bytes: super::MAX_DECODE_BYTES as usize,
     };
-    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), allocation);
+    let mut decoder = png::Decoder::new_with_limits(input, allocation);
     decoder.set_transformations(png::Transformations::IDENTITY);
     let mut reader = decoder
         .read_info()
@@ -241,36 +260,45 @@ fn read_png_8bit_rows<R: std::io::BufRead + std::io::Seek>(
     if info.bit_depth != png::BitDepth::Eight || info.interlaced {
         return Ok(None);
     }
-    let mut label = RawLabel {
+    let header = RawLabel {
         width: w,
         height: h,
         pixels,
         bit_depth: 8,
     };
-    let mut gather = Gather(Vec::new());
-    let streamed = rows.start(&label);
-    let sink: &mut dyn LabelRows = match streamed {
-        true => rows,
-        false => {
-            gather.start(&label);
-            &mut gather
+    let label = deliver_rows(header, rows, |sink| {
+        let mut samples = 0;
+        while let Some(row) = reader
+            .next_row()
+            .map_err(|e| format!("corrupt or truncated PNG: {e}"))?
+        {
+            sink.row(row.data());
+            samples += row.data().len();
         }
-    };
-    let mut samples = 0;
-    while let Some(row) = reader
-        .next_row()
-        .map_err(|e| format!("corrupt or truncated PNG: {e}"))?
-    {
-        sink.row(row.data());
-        samples += row.data().len();
-    }
-    if samples != w as usize * h as usize * channels {
-        return Err("corrupt or truncated PNG: it ended before its last row".into());
-    }
-    if !streamed {
-        label.pixels = label.pixels.filled(gather.0);
-    }
+        if samples != w as usize * h as usize * channels {
+            return Err("corrupt or truncated PNG: it ended before its last row".into());
+        }
+        Ok(())
+    })?;
     Ok(Some(label))
+}
+
+/// Hands the rows `read` decodes to `rows` if it starts them (the label returned then holds no
+/// pixels), else gathers them into the label's pixels.
+fn deliver_rows(
+    mut label: RawLabel,
+    rows: &mut dyn LabelRows,
+    read: impl FnOnce(&mut dyn LabelRows) -> Result<(), String>,
+) -> Result<RawLabel, String> {
+    if rows.start(&label) {
+        read(rows)?;
+        return Ok(label);
+    }
+    let mut gather = Gather(Vec::new());
+    gather.start(&label);
+    read(&mut gather)?;
+    label.pixels = label.pixels.filled(gather.0);
+    Ok(label)
 }
 
 fn be_u16(bytes: &[u8]) -> Vec<u16> {
