@@ -490,13 +490,17 @@ pub fn move_pixels<T: Copy>(
     let mut flipped = src.to_vec();
     for (y, out_row) in flipped.chunks_exact_mut(stride.max(1)).enumerate() {
         let sy = if vflip { h - 1 - y } else { y };
-        out_row.copy_from_slice(&src[sy * stride..(sy + 1) * stride]);
+        let row = &src[sy * stride..(sy + 1) * stride];
         if hflip {
-            // reversing the row reverses the bands too; reversing each pixel back restores them
-            out_row.reverse();
-            if bands > 1 {
-                out_row.chunks_exact_mut(bands).for_each(<[T]>::reverse);
-            }
+            // whole pixels, last first (a constant band count: each pixel one move)
+            with_const_bands!(bands, |b| {
+                let pixels = out_row.chunks_exact_mut(b.max(1));
+                pixels
+                    .zip(row.chunks_exact(b.max(1)).rev())
+                    .for_each(|(to, from)| to.copy_from_slice(from))
+            });
+        } else if vflip {
+            out_row.copy_from_slice(row);
         }
     }
     match turns % 4 {
@@ -650,6 +654,32 @@ mod tests {
             move_pixels(&src, (3, 2, 1), false, true, 0).0,
             vec![3, 4, 5, 0, 1, 2]
         );
+    }
+
+    /// Flips of 1-, 2-, 3- and 4-band images move whole pixels, bands in order: pixel (x, y) of
+    /// the result is pixel (w-1-x or x, h-1-y or y) of the source.
+    #[test]
+    fn flips_move_whole_pixels_at_every_band_count() {
+        let (w, h) = (5, 3);
+        for bands in 1..=4 {
+            let src: Vec<u16> = (0..(w * h * bands) as u16).collect();
+            for (hflip, vflip) in [(true, false), (false, true), (true, true)] {
+                let (got, gw, gh) = move_pixels(&src, (w, h, bands), hflip, vflip, 0);
+                assert_eq!((gw, gh), (w, h));
+                for (y, x, b) in (0..h)
+                    .flat_map(|y| (0..w).flat_map(move |x| (0..bands).map(move |b| (y, x, b))))
+                {
+                    let sx = if hflip { w - 1 - x } else { x };
+                    let sy = if vflip { h - 1 - y } else { y };
+                    let at = format!("{bands} bands, flips {hflip} {vflip}, ({x}, {y}) band {b}");
+                    assert_eq!(
+                        got[(y * w + x) * bands + b],
+                        src[(sy * w + sx) * bands + b],
+                        "{at}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
