@@ -197,6 +197,7 @@ fn format_error(why: String) -> DecodingError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::unfilter::test_bytes as bytes;
     use crate::decode::DecodeLimits;
     use crate::sample::Pixels;
     use std::path::Path;
@@ -238,18 +239,6 @@ mod tests {
         }
         put(&mut file, b"IEND", &[]);
         std::fs::write(path, file).unwrap();
-    }
-
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 32) as u8
-            })
-            .collect()
     }
 
     /// The png crate's reading of a file: every band, alpha kept.

@@ -352,25 +352,29 @@ mod avx2 {
     }
 }
 
+/// Pseudo-random bytes from a seed (xorshift), for tests of rows and files.
+#[cfg(test)]
+pub(crate) fn test_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 32) as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Pseudo-random bytes, a third of them 0 to 3: runs of equal and near values make the
+    /// Paeth ties that uniform bytes rarely give.
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                // runs of equal and near values make the Paeth ties the random bytes rarely give
-                if s.is_multiple_of(3) {
-                    (s >> 40) as u8 & 0x03
-                } else {
-                    (s >> 32) as u8
-                }
-            })
-            .collect()
+        let tie_prone = |b: u8| if b.is_multiple_of(3) { b & 0x03 } else { b };
+        test_bytes(n, seed).into_iter().map(tie_prone).collect()
     }
 
     /// Every pair of filters, at 1, 2, 3, 4, 6 and 8 bytes a pixel and widths from 0 to 9 pixels
