@@ -215,11 +215,12 @@ mod avx2 {
         let zero = _mm_setzero_si128();
         // row 0's pixel -1 and row 1's pixel -2: zero, as is everything left of the image
         let (mut left, mut above_left) = (zero, zero);
-        let exact = n.saturating_sub(1).max(1);
+        // steps before n-1 load and store four bytes inside the rows; the last two, exact bytes
+        let fast = n - 1;
         // SAFETY (all loads and stores): pixel x of a row of n pixels spans bytes BPP*x..BPP*x+4,
         // within the row for x < n-1 (BPP <= 4); the exact steps access BPP bytes
         unsafe {
-            for x in 0..exact.min(n) {
+            for x in 0..fast {
                 let above = _mm_unpacklo_epi64(load(p.add(BPP * x)), left);
                 let row1 = if x == 0 {
                     zero
@@ -234,7 +235,7 @@ mod avx2 {
                 }
                 above_left = above;
             }
-            for x in exact..=n {
+            for x in fast..=n {
                 let inside = x < n;
                 let (p_x, r0_x) = if inside {
                     (
@@ -244,13 +245,19 @@ mod avx2 {
                 } else {
                     (zero, zero)
                 };
+                let row1 = if x == 0 {
+                    zero
+                } else {
+                    load_exact::<BPP>(r1.add(BPP * (x - 1)))
+                };
                 let above = _mm_unpacklo_epi64(p_x, left);
-                let filtered = _mm_unpacklo_epi64(r0_x, load_exact::<BPP>(r1.add(BPP * (x - 1))));
-                left = step::<F0, F1>(left, above, above_left, filtered);
+                left = step::<F0, F1>(left, above, above_left, _mm_unpacklo_epi64(r0_x, row1));
                 if inside {
                     store_exact::<BPP>(o0.add(BPP * x), left);
                 }
-                store_exact::<BPP>(o1.add(BPP * (x - 1)), _mm_unpackhi_epi64(left, left));
+                if x > 0 {
+                    store_exact::<BPP>(o1.add(BPP * (x - 1)), _mm_unpackhi_epi64(left, left));
+                }
                 above_left = above;
             }
         }
@@ -377,6 +384,8 @@ mod tests {
         test_bytes(n, seed).into_iter().map(tie_prone).collect()
     }
 
+    const GUARD: u8 = 0xA5;
+
     /// Every pair of filters, at 1, 2, 3, 4, 6 and 8 bytes a pixel and widths from 0 to 9 pixels
     /// and one long row: the pair path gives the spec's bytes, row by row.
     #[test]
@@ -392,11 +401,15 @@ mod tests {
                         let (mut want0, mut want1) = (vec![0; len], vec![0; len]);
                         row_scalar(bpp, f0, &prev, &r0, &mut want0);
                         row_scalar(bpp, f1, &want0, &r1, &mut want1);
-                        let (mut got0, mut got1) = (vec![0; len], vec![0; len]);
-                        pair(bpp, [f0, f1], &prev, [&r0, &r1], [&mut got0, &mut got1]).unwrap();
+                        // guard bytes past each output row: nothing may be written there
+                        let (mut got0, mut got1) = (vec![GUARD; len + 8], vec![GUARD; len + 8]);
+                        let out = [&mut got0[..len], &mut got1[..len]];
+                        pair(bpp, [f0, f1], &prev, [&r0, &r1], out).unwrap();
                         let at = format!("bpp {bpp}, width {width}, filters {f0} {f1}");
-                        assert_eq!(got0, want0, "{at}: first row");
-                        assert_eq!(got1, want1, "{at}: second row");
+                        assert_eq!(got0[..len], want0, "{at}: first row");
+                        assert_eq!(got1[..len], want1, "{at}: second row");
+                        let intact = |g: &[u8]| g[len..].iter().all(|&b| b == GUARD);
+                        assert!(intact(&got0) && intact(&got1), "{at}: wrote past a row");
                     }
                 }
             }
