@@ -43,24 +43,11 @@ pub(crate) fn decode(
     let (width, height) = (reader.info().width, reader.info().height);
     let bands = color.samples();
     let has_alpha = matches!(color, png::ColorType::GrayscaleAlpha | png::ColorType::Rgba);
-    let kept = bands - usize::from(has_alpha && drop_alpha);
-    let mut pixels = Vec::with_capacity(width as usize * height as usize * kept + SPILL);
+    let mut image = Rows::new((width, height), bands, has_alpha && drop_alpha);
     while let Some(row) = reader.next_row().map_err(bad)? {
-        match (bands, kept) {
-            (4, 3) => push_dropping_last::<4, 3>(&mut pixels, row.data()),
-            (2, 1) => push_dropping_last::<2, 1>(&mut pixels, row.data()),
-            _ => pixels.extend_from_slice(row.data()),
-        }
+        image.push(row.data());
     }
-    if pixels.len() != width as usize * height as usize * kept {
-        return Err("cannot decode image: the PNG ended before its last row".into());
-    }
-    Ok(Some(Image {
-        width,
-        height,
-        bands: kept,
-        pixels: Pixels::U8(pixels),
-    }))
+    image.finish().map(Some)
 }
 
 /// The image of a PNG segprep un-filters itself ([`super::png_stream`]), alpha dropped as asked.
@@ -71,19 +58,53 @@ fn decode_rows<R: BufRead>(
 ) -> Result<Image, String> {
     let (width, height, bands) = (rows.width, rows.height, rows.bands);
     limits.check_size(width, height)?;
-    let kept = bands - usize::from(bands == 4 && drop_alpha);
-    let mut pixels = Vec::with_capacity(width as usize * height as usize * kept + SPILL);
-    rows.for_each_row(|row| match (bands, kept) {
-        (4, 3) => push_dropping_last::<4, 3>(&mut pixels, row),
-        _ => pixels.extend_from_slice(row),
-    })
-    .map_err(|e| format!("cannot decode image: {e}"))?;
-    Ok(Image {
-        width,
-        height,
-        bands: kept,
-        pixels: Pixels::U8(pixels),
-    })
+    let mut image = Rows::new((width, height), bands, bands == 4 && drop_alpha);
+    rows.for_each_row(|row| image.push(row))
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    image.finish()
+}
+
+/// An image gathered row by row as either reader decodes it, its last band dropped if asked.
+struct Rows {
+    size: (u32, u32),
+    bands: usize,
+    kept: usize,
+    pixels: Vec<u8>,
+}
+
+impl Rows {
+    fn new((width, height): (u32, u32), bands: usize, drop_last: bool) -> Self {
+        let kept = bands - usize::from(drop_last);
+        let pixels = Vec::with_capacity(width as usize * height as usize * kept + SPILL);
+        Rows {
+            size: (width, height),
+            bands,
+            kept,
+            pixels,
+        }
+    }
+
+    fn push(&mut self, row: &[u8]) {
+        match (self.bands, self.kept) {
+            (4, 3) => push_dropping_last::<4, 3>(&mut self.pixels, row),
+            (2, 1) => push_dropping_last::<2, 1>(&mut self.pixels, row),
+            _ => self.pixels.extend_from_slice(row),
+        }
+    }
+
+    /// The image, or an error if rows are missing.
+    fn finish(self) -> Result<Image, String> {
+        let (width, height) = self.size;
+        if self.pixels.len() != width as usize * height as usize * self.kept {
+            return Err("cannot decode image: the PNG ended before its last row".into());
+        }
+        Ok(Image {
+            width,
+            height,
+            bands: self.kept,
+            pixels: Pixels::U8(self.pixels),
+        })
+    }
 }
 
 /// Appends each pixel's first `KEEP` of its `BANDS` values: RGBA rows four pixels a shuffle where

@@ -70,7 +70,7 @@ impl<R: BufRead> PngRows<R> {
     /// here, so the caller checks the header's size against its limits first.
     pub fn for_each_row(self, mut f: impl FnMut(&[u8])) -> Result<(), DecodingError> {
         let row_bytes = self.width as usize * self.bands;
-        let mut stream = Inflated::new(self, row_bytes)?;
+        let mut stream = Inflated::new(self)?;
         let bpp = stream.rows.bands;
         let mut above = vec![0u8; row_bytes];
         let mut two = [vec![0u8; row_bytes], vec![0u8; row_bytes]];
@@ -104,12 +104,14 @@ struct Inflated<R> {
     start: usize,
     /// Image data bytes not inflated yet.
     remaining: usize,
-    row_bytes: usize,
+    /// Bytes of a filtered row: its filter byte and its pixels.
+    filtered_row: usize,
 }
 
 impl<R: BufRead> Inflated<R> {
-    fn new(rows: PngRows<R>, row_bytes: usize) -> Result<Self, DecodingError> {
-        let total = (row_bytes + 1)
+    fn new(rows: PngRows<R>) -> Result<Self, DecodingError> {
+        let filtered_row = 1 + rows.width as usize * rows.bands;
+        let total = filtered_row
             .checked_mul(rows.height as usize)
             .ok_or_else(|| format_error("the image is too large to address".into()))?;
         Ok(Inflated {
@@ -118,13 +120,13 @@ impl<R: BufRead> Inflated<R> {
             region: UnfilterRegion::default(),
             start: 0,
             remaining: total,
-            row_bytes: row_bytes + 1,
+            filtered_row,
         })
     }
 
     /// The next `n` filtered rows, each with its filter byte.
     fn take(&mut self, n: usize) -> Result<&[u8], DecodingError> {
-        let want = n * self.row_bytes;
+        let want = n * self.filtered_row;
         while self.region.filled - self.start < want {
             if self.remaining == 0 {
                 return Err(short_image());

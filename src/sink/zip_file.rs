@@ -4,10 +4,9 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 use zip::write::SimpleFileOptions;
-
-use super::atomic::EarlyWriteback;
 use zip::ZipWriter;
 
+use super::atomic::EarlyWriteback;
 use crate::pipeline::schema::Compression;
 
 /// Zip entry options: fixed time and permissions; zip64 when an entry may pass 4 GiB.

@@ -487,6 +487,7 @@ pub fn move_pixels<T: Copy>(
     turns: u32,
 ) -> (Vec<T>, usize, usize) {
     let stride = w * bands;
+    // the rows as they are (all a turn alone needs); a flip rewrites each one
     let mut flipped = src.to_vec();
     for (y, out_row) in flipped.chunks_exact_mut(stride.max(1)).enumerate() {
         let sy = if vflip { h - 1 - y } else { y };
