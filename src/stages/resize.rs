@@ -243,6 +243,12 @@ fn algorithm(filter: Filter) -> fir::ResizeAlg {
     }
 }
 
+thread_local! {
+    /// One resizer per thread: it keeps its scratch buffer between images instead of allocating
+    /// and zeroing a new one for each (as big as the source, 0.35% of a build).
+    static RESIZER: std::cell::RefCell<fir::Resizer> = std::cell::RefCell::new(fir::Resizer::new());
+}
+
 fn resize_interleaved(
     img: &Image,
     bands: usize,
@@ -257,8 +263,8 @@ fn resize_interleaved(
     let options = fir::ResizeOptions::new()
         .resize_alg(algorithm(filter))
         .use_alpha(false);
-    fir::Resizer::new()
-        .resize(&src, &mut dst, &options)
+    RESIZER
+        .with_borrow_mut(|resizer| resizer.resize(&src, &mut dst, &options))
         .map_err(|e| format!("resize: {e}"))?;
     let bytes = dst.into_vec();
     Ok(match img.pixels {
