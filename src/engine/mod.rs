@@ -290,17 +290,36 @@ pub fn measure_worker_moments(
 
 /// The first sample (in key order) that processes, per split: its shape is what every sample of
 /// that split must have. Splits may differ in size (an augment crop makes train samples smaller
-/// than val's) but not in bands or dtype.
+/// than val's) but not in bands or dtype. Each split's first pair is processed in parallel, and
+/// its samples are kept for the run, which would otherwise process it a second time.
 fn reference_samples(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Result<References> {
+    use rayon::prelude::*;
+    let firsts: BTreeMap<&String, usize> = splits
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, s)| (s, i))
+        .collect();
+    let mut early: BTreeMap<usize, Result<Vec<Sample>>> = firsts
+        .into_values()
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|i| (i, process(p, &p.stages, &pairs[i], &splits[i])))
+        .collect();
     let mut by_split: BTreeMap<String, Sample> = BTreeMap::new();
+    let mut processed = Vec::new();
     let mut first_error = None;
-    for (pair, split) in pairs.iter().zip(splits) {
+    for (i, (pair, split)) in pairs.iter().zip(splits).enumerate() {
         if by_split.contains_key(split) {
             continue;
         }
-        match process(p, &p.stages, pair, split) {
-            Ok(mut s) if !s.is_empty() => {
-                by_split.insert(split.clone(), s.swap_remove(0));
+        let result = early
+            .remove(&i)
+            .unwrap_or_else(|| process(p, &p.stages, pair, split));
+        match result {
+            Ok(samples) if !samples.is_empty() => {
+                by_split.insert(split.clone(), samples[0].clone());
+                processed.push((pair.clone(), split.clone(), samples));
             }
             Ok(_) => {}
             Err(e) if p.config.run.on_error == OnError::Fail => return Err(e),
@@ -325,17 +344,32 @@ fn reference_samples(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Resu
     for s in by_split.values() {
         plan::check_shape(s, &first, false)?;
     }
-    Ok(References { first, by_split })
+    Ok(References {
+        first,
+        by_split,
+        processed: std::sync::Mutex::new(processed),
+    })
 }
 
 /// Reference samples: the first split's, and each split's own.
 pub struct References {
     pub first: Sample,
     pub by_split: BTreeMap<String, Sample>,
+    /// The reference pairs' samples (pair, split, samples), until the run takes them.
+    processed: std::sync::Mutex<Vec<(PairRef, String, Vec<Sample>)>>,
 }
 
 impl References {
     pub fn of(&self, split: &str) -> &Sample {
         self.by_split.get(split).unwrap_or(&self.first)
+    }
+
+    /// The samples of `pair` in `split` if it is a reference pair not yet taken.
+    pub fn take_processed(&self, pair: &PairRef, split: &str) -> Option<Vec<Sample>> {
+        let mut processed = self.processed.lock().unwrap_or_else(|e| e.into_inner());
+        let at = processed
+            .iter()
+            .position(|(p, s, _)| p == pair && s == split)?;
+        Some(processed.swap_remove(at).2)
     }
 }

@@ -171,7 +171,11 @@ fn compute_shards(
     }
     let work = |job: &Job| {
         let split = &plans[job.shard].split;
-        let result = process_pair(p, job.pair, split, references.of(split));
+        let processed = match references.take_processed(job.pair, split) {
+            Some(samples) => Ok(samples),
+            None => process(p, &p.stages, job.pair, split),
+        };
+        let result = processed.and_then(|s| count_pair(p, job.pair, s, references.of(split)));
         progress.advance(1);
         result
     };
@@ -313,8 +317,12 @@ pub fn skipped_sample(pair: &PairRef, e: Error) -> SkippedSample {
 }
 
 /// A pair's samples, checked against the reference shape, with their class counts.
-fn process_pair(p: &Pipeline, pair: &PairRef, split: &str, reference: &Sample) -> PairResult {
-    let samples = process(p, &p.stages, pair, split)?;
+fn count_pair(
+    p: &Pipeline,
+    pair: &PairRef,
+    samples: Vec<Sample>,
+    reference: &Sample,
+) -> PairResult {
     samples
         .into_iter()
         .map(|mut s| {
