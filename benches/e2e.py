@@ -335,8 +335,8 @@ def peer_once(root, fields, threads, library="opencv"):
     return once
 
 
-def floor_once(pipeline, threads):
-    return lambda: (json.loads(measured([FLOOR, pipeline.name, threads], pipeline.parent)[2])["seconds"],)
+def floor_once(pipeline, threads, *flags):
+    return lambda: (json.loads(measured([FLOOR, pipeline.name, threads, *flags], pipeline.parent)[2])["seconds"],)
 
 
 def cpu_model():
@@ -395,8 +395,10 @@ def main():
         timers = {"segprep": segprep_once(pipeline, t), "peer": peer_once(root, fields, t),
                   "floor": floor_once(pipeline, t), "one": segprep_once(pipeline, 1),
                   "core": segprep_once(pipeline, 1, cores={0})}
-        if name == "quintal":  # Pillow cannot read the 4-band 16-bit TIFFs
+        if name == "quintal":  # Pillow and the image crate cannot read the 4-band 16-bit TIFFs
             timers["pillow"] = peer_once(root, fields, t, library="pillow")
+            # context: the floor with the `image` crate's decoders, the issue's own estimate
+            timers["floor_image"] = floor_once(pipeline, t, "--image-crate")
         best, every = best_of_turns(RUNS, timers)
         seg_s = best["segprep"][0]
         # peak memory varies from run to run with how far threads run ahead of the writer: the
@@ -406,11 +408,13 @@ def main():
         pillow_s = best["pillow"][0] if "pillow" in best else None
         one_s, core_s = best["one"][0], best["core"][0]
         stats_s, _, _ = measured([SEGPREP, "stats", pipeline.name, "--threads", t, "--format", "json", "--out", "stats.json"], root)
+        floor_image_s = best["floor_image"][0] if "floor_image" in best else None
         rows.append(dict(name=name, pairs=n, segprep=n / seg_s, peer=n / peer_s, floor=n / floor_s,
                          mib=seg_mib, one=n / one_s, core=n / core_s, stats_s=stats_s, build_s=seg_s,
-                         pillow=pillow_s and n / pillow_s))
+                         pillow=pillow_s and n / pillow_s, floor_image=floor_image_s and n / floor_image_s))
         pil = f", Pillow peer {pillow_s:.2f} s" if pillow_s else ""
-        print(f"{name}: segprep {seg_s:.2f} s, OpenCV peer {peer_s:.2f} s{pil}, decode only {floor_s:.2f} s, "
+        fi = f" (image crate {floor_image_s:.2f} s)" if floor_image_s else ""
+        print(f"{name}: segprep {seg_s:.2f} s, OpenCV peer {peer_s:.2f} s{pil}, decode only {floor_s:.2f} s{fi}, "
               f"--threads 1 {one_s:.2f} s, on one core {core_s:.2f} s, stats {stats_s:.2f} s", flush=True)
     # memory against dataset size: 10x the pairs (at both sizes every shard fills, so the
     # difference is what grows with the dataset)
@@ -436,6 +440,7 @@ def main():
         ("segprep / OpenCV peer >= 4", q["segprep"] / q["peer"], 4, True),
         ("segprep / Pillow peer >= 4", q["segprep"] / q["pillow"], 4, True),
         ("build time / decode-only time <= 1.3", q["floor"] / q["segprep"], 1.3, False),
+        ("build / decode-only with the image crate", q["floor_image"] / q["segprep"], None, False),
         ("peak memory 10x data / 1x data <= 1.1", big_mib / q["mib"], 1.1, False),
         ("peak memory MiB < 1024", q["mib"], 1024, False),
         ("2 threads / 1 thread (one core) >= 1.8", q["segprep"] / q["core"], 1.8, True),

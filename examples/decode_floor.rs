@@ -2,7 +2,10 @@
 //! decoders a build uses and the same thread count, nothing else. `benches/e2e.py` compares a
 //! build's time with this one.
 //!
-//!   cargo run --release --example decode_floor -- PIPELINE [THREADS]
+//!   cargo run --release --example decode_floor -- PIPELINE [THREADS] [--image-crate]
+//!
+//! `--image-crate` decodes every file with the `image` crate's decoders instead, the ones the
+//! performance issue's own estimate of the floor was measured with: a figure for context.
 //!
 //! Prints one JSON line: pairs, seconds, pairs_per_s.
 use rayon::prelude::*;
@@ -16,10 +19,14 @@ use segprep::sample::LabelSource;
 fn main() {
     // The build's allocator settings, so the floor gains what the build gains.
     segprep::memory::keep_freed_pixel_buffers();
-    let mut args = std::env::args().skip(1);
-    let pipeline = PathBuf::from(args.next().expect("usage: decode_floor PIPELINE [THREADS]"));
+    let (flags, mut args): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a.starts_with("--"));
+    let image_crate = flags.iter().any(|f| f == "--image-crate");
+    args.reverse();
+    let usage = "usage: decode_floor PIPELINE [THREADS] [--image-crate]";
+    let pipeline = PathBuf::from(args.pop().expect(usage));
     let threads: usize = args
-        .next()
+        .pop()
         .map_or(0, |t| t.parse().expect("THREADS is a number"));
     let p = segprep::pipeline::load(&pipeline).unwrap_or_else(|e| panic!("{e}"));
     let pairs = segprep::source::discover(&p)
@@ -31,6 +38,16 @@ fn main() {
     let start = Instant::now();
     pool.install(|| {
         pairs.par_iter().for_each(|pair| {
+            if image_crate {
+                let label = match &pair.label {
+                    LabelSource::File(label) => Some(label),
+                    _ => None,
+                };
+                for file in pair.image_files().chain(label) {
+                    std::hint::black_box(decode_with_image_crate(file));
+                }
+                return;
+            }
             for file in pair.image_files() {
                 std::hint::black_box(decode_file(file, &rules).expect("image decodes"));
             }
@@ -45,4 +62,12 @@ fn main() {
         pairs.len(),
         pairs.len() as f64 / seconds
     );
+}
+
+fn decode_with_image_crate(file: &std::path::Path) -> image::DynamicImage {
+    image::ImageReader::open(file)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(image::ImageError::IoError)
+        .and_then(|r| r.decode())
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
