@@ -19,14 +19,18 @@ use segprep::sample::LabelSource;
 fn main() {
     // The build's allocator settings, so the floor gains what the build gains.
     segprep::memory::keep_freed_pixel_buffers();
-    let (flags, mut args): (Vec<String>, Vec<String>) =
-        std::env::args().skip(1).partition(|a| a.starts_with("--"));
-    let image_crate = flags.iter().any(|f| f == "--image-crate");
-    args.reverse();
     let usage = "usage: decode_floor PIPELINE [THREADS] [--image-crate]";
-    let pipeline = PathBuf::from(args.pop().expect(usage));
+    let (flags, args): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a.starts_with("--"));
+    let image_crate = match flags.as_slice() {
+        [] => false,
+        [flag] if flag == "--image-crate" => true,
+        _ => panic!("{usage}"),
+    };
+    let mut args = args.into_iter();
+    let pipeline = PathBuf::from(args.next().expect(usage));
     let threads: usize = args
-        .pop()
+        .next()
         .map_or(0, |t| t.parse().expect("THREADS is a number"));
     let p = segprep::pipeline::load(&pipeline).unwrap_or_else(|e| panic!("{e}"));
     let pairs = segprep::source::discover(&p)

@@ -294,6 +294,7 @@ pub fn measure_worker_moments(
 /// its samples are kept for the run, which would otherwise process it a second time.
 fn reference_samples(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Result<References> {
     use rayon::prelude::*;
+    // each split's first pair: walked backwards, the lowest index is the last one inserted
     let firsts: BTreeMap<&String, usize> = splits
         .iter()
         .enumerate()

@@ -53,12 +53,14 @@ pub fn resize_nearest<T: Copy>(
     new_w: u32,
     new_h: u32,
 ) -> Vec<T> {
-    let xs: Vec<usize> = (0..new_w as u64)
+    // halving a one-band buffer (a label), the common downscale: the centres are the odd columns,
+    // so no column table
+    let halving = bands == 1 && w == 2 * new_w;
+    let columns = if halving { 0 } else { new_w as u64 };
+    let xs: Vec<usize> = (0..columns)
         .map(|x| (((2 * x + 1) * w as u64) / (2 * new_w as u64)).min(w as u64 - 1) as usize)
         .collect();
     let mut out = Vec::with_capacity(new_w as usize * new_h as usize * bands);
-    // halving a one-band buffer (a label), the common downscale: the centres are the odd columns
-    let halving = bands == 1 && w == 2 * new_w;
     for y in 0..new_h as u64 {
         let sy = (((2 * y + 1) * h as u64) / (2 * new_h as u64)).min(h as u64 - 1) as usize;
         let row = &src[sy * w as usize * bands..(sy + 1) * w as usize * bands];
