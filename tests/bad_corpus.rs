@@ -312,14 +312,15 @@ fn every_bad_input_is_named_never_a_panic() {
             r.stderr
         );
         assert!(
-            !d.path().join("out/index.json").exists(),
+            !build_file(&d.path().join("out/index.json")).exists(),
             "{name}: a failed build looks finished"
         );
 
         write_pipeline(d.path(), &input, "skip");
         let r = run(d.path(), &["build", "p.toml"]);
         assert_eq!(r.code, 0, "{name}: skip should complete\n{}", r.stderr);
-        let errors = std::fs::read_to_string(d.path().join("out/errors.jsonl")).unwrap_or_default();
+        let errors = std::fs::read_to_string(build_file(&d.path().join("out/errors.jsonl")))
+            .unwrap_or_default();
         assert_eq!(errors.lines().count(), 1, "{name}: {errors}");
         assert!(
             errors.contains(&base),
@@ -358,7 +359,7 @@ fn discovery_problems_stop_the_build_naming_the_file() {
             r.stderr
         );
         assert!(
-            !d.path().join("out/index.json").exists(),
+            !build_file(&d.path().join("out/index.json")).exists(),
             "{name}: a failed build looks finished"
         );
     }

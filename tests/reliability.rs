@@ -57,7 +57,7 @@ fn kill_and_resume(output: &str, trials: usize) {
             let finished = child.try_wait().unwrap().is_some();
             child.kill().ok();
             child.wait().unwrap();
-            let killed = !finished && !d.path().join(&out).join("index.json").exists();
+            let killed = !finished && !build_file(&d.path().join(&out).join("index.json")).exists();
             interrupted += usize::from(killed);
             if killed || attempt == 3 {
                 break;
@@ -119,7 +119,7 @@ fn skip_policy_lists_every_bad_input_and_completes() {
         "{}",
         r.stderr
     );
-    let errors = std::fs::read_to_string(d.path().join("out/errors.jsonl")).unwrap();
+    let errors = std::fs::read_to_string(build_file(&d.path().join("out/errors.jsonl"))).unwrap();
     let lines: Vec<serde_json::Value> = errors
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

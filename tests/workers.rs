@@ -120,7 +120,7 @@ fn four_workers_and_merge_equal_one_process() {
     }
     let multi = d.path().join("multi");
     assert!(
-        !multi.join("index.json").exists(),
+        !build_file(&multi.join("index.json")).exists(),
         "workers leave the index to merge"
     );
     let r = run(d.path(), &["merge", "multi"]);
@@ -182,7 +182,7 @@ fn merge_lists_missing_shards_and_a_rerun_worker_fills_them_without_touching_oth
         "{}",
         r.stderr
     );
-    assert!(!d.path().join("multi/index.json").exists());
+    assert!(!build_file(&d.path().join("multi/index.json")).exists());
     let before = modified_times(&d.path().join("multi"));
     // worker 1 killed part way, then run again with the same index
     let mut child = worker(d.path(), p, "multi", &[], &["--worker", "1/3"]);

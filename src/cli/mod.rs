@@ -4,6 +4,7 @@ mod apply;
 mod build;
 mod check;
 mod completions;
+mod fetch;
 mod init;
 mod merge;
 mod preview;
@@ -75,6 +76,15 @@ With standardize mode = \"dataset\", first run `segprep stats pipeline.toml --wo
     /// Join the shards of worker builds into one dataset: checks, stats.json, index.json.
     #[command(long_about = MERGE_HELP)]
     Merge(MergeArgs),
+    /// Copy a finished build from object storage into a local folder, every file checked.
+    #[command(long_about = "\
+Copies the finished build at URL (s3://, gs://, az://, file://) into the local folder --to: every
+file that index.json lists, checked against its size and sha256, then stats.json, errors.jsonl and,
+last, index.json. Files already in the folder and intact are kept, so fetching again after a
+change downloads only what changed. The Python package's segprep.open(URL) calls this.
+
+  segprep fetch s3://bucket/datasets/camvid --to ~/.cache/segprep/camvid")]
+    Fetch(FetchArgs),
     /// Dry run: report what a build would meet, write nothing.
     #[command(long_about = "\
 Dry run: reads every image header and every label, writes nothing, and reports pairs found,
@@ -346,6 +356,15 @@ pub struct MergeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// The build's URL (the --out a build or its workers wrote to).
+    pub url: String,
+    /// The local folder to copy it into.
+    #[arg(long)]
+    pub to: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// The pipeline file (TOML).
     pub pipeline: PathBuf,
@@ -413,6 +432,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Build(a) => build::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Fetch(a) => fetch::run(a),
         Command::Check(a) => check::run(a),
         Command::Init(a) => init::run(a),
         Command::Stats(a) => stats::run(a),

@@ -8,8 +8,9 @@ use super::index::{complete, IndexBase, BASE_FILE};
 use super::output::{OutputDir, ShardRecord, STATE_DIR};
 use crate::error::{Error, Result};
 use crate::pipeline::classes::ClassSet;
-use crate::sink::manifest::{Index, ERRORS_FILE, INDEX_FILE, STATS_FILE};
-use crate::stats::counts::{SplitCounts, Stats};
+use crate::sink::manifest::{BuildFiles, Index};
+use crate::stats::counts::SplitCounts;
+use crate::stats::stats_file::Stats;
 
 /// Writes the derived files from every shard's record; index.json last, so its presence means the
 /// build is whole.
@@ -38,13 +39,15 @@ pub fn write_derived(
         .flat_map(|r| &r.skipped)
         .map(|s| serde_json::to_string(s).expect("serializes") + "\n")
         .collect();
-    out.write_text(STATS_FILE, &to_json(&stats))?;
+    stats.weigh();
+    let names = BuildFiles::for_format(&index.format);
+    out.write_text(names.stats, &to_json(&stats))?;
     if errors.is_empty() {
-        out.remove(ERRORS_FILE)?;
+        out.remove(names.errors)?;
     } else {
-        out.write_text(ERRORS_FILE, &errors)?;
+        out.write_text(names.errors, &errors)?;
     }
-    out.write_text(INDEX_FILE, &to_json(&index))?;
+    out.write_text(names.index, &to_json(&index))?;
     Ok(index)
 }
 

@@ -6,6 +6,7 @@
 //! manifest. The output depends only on the pipeline and the inputs, never
 //! on scheduling or on where an interrupted run stopped.
 mod dataset_stats;
+pub mod fetch;
 mod index;
 pub mod merge;
 mod ordered;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::sink::atomic::{self, sha256_of};
-use crate::sink::manifest::{ERRORS_FILE, INDEX_FILE, STATS_FILE};
+use crate::sink::manifest::BuildFiles;
 use crate::sink::FileRecord;
 use crate::stats::counts::SplitCounts;
 use crate::storage::Remote;
@@ -363,7 +363,7 @@ fn holds_results(dir: &Path) -> bool {
     let records = std::fs::read_dir(dir.join(STATE_DIR).join("records"))
         .map(|mut e| e.next().is_some())
         .unwrap_or(false);
-    records || dir.join(INDEX_FILE).exists()
+    records || dir.join(BuildFiles::in_dir(dir).index).exists()
 }
 
 fn read_stamp(path: &Path) -> Option<PlanStamp> {
@@ -453,7 +453,7 @@ fn refuse_inside_inputs(out: &Path, inputs: &[PathBuf]) -> Result<()> {
 /// files and its state folder.
 fn remove_previous_build(dir: &Path) -> Result<()> {
     let mut files: Vec<String> = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(dir.join(INDEX_FILE)) {
+    if let Ok(text) = std::fs::read_to_string(dir.join(BuildFiles::in_dir(dir).index)) {
         let index: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         files.extend(
             index["files"]
@@ -478,7 +478,7 @@ fn remove_previous_build(dir: &Path) -> Result<()> {
         let _ = std::fs::remove_file(dir.join(f));
         atomic::remove_partials(&dir.join(f));
     }
-    for name in [INDEX_FILE, STATS_FILE, ERRORS_FILE] {
+    for name in BuildFiles::every_name() {
         let _ = std::fs::remove_file(dir.join(name));
     }
     match std::fs::remove_dir_all(dir.join(STATE_DIR)) {

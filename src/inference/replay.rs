@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::classes::{Class, ClassSet};
 use crate::pipeline::schema::PipelineFile;
 use crate::sample::PixelType;
-use crate::sink::manifest::INDEX_FILE;
+use crate::sink::manifest::BuildFiles;
 use crate::stages::standardize::StandardizeMode;
 use crate::stages::{BuildContext, Stage};
 
@@ -49,7 +49,7 @@ struct BuiltImage {
 /// Reads `build_dir/index.json`. A build made by another segprep version is refused unless
 /// `any_version`: the stages' arithmetic is only promised identical within one version.
 pub fn load(build_dir: &Path, any_version: bool) -> Result<Replay> {
-    let path = build_dir.join(INDEX_FILE);
+    let path = build_dir.join(BuildFiles::in_dir(build_dir).index);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::data(
             &path,

@@ -3,14 +3,68 @@
 //! Written last, atomically: a folder without it is not a finished build.
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::FileRecord;
 use crate::pipeline::classes::Class;
 use crate::sample::PixelType;
 
-pub const INDEX_FILE: &str = "index.json";
-pub const STATS_FILE: &str = "stats.json";
-pub const ERRORS_FILE: &str = "errors.jsonl";
+/// A build's own files beside its shards. Parquet builds name them with a leading `_` (as Spark's
+/// `_SUCCESS` and `_metadata`), which Parquet folder readers skip, so that
+/// `pyarrow.dataset.dataset(OUT)` reads the folder as its shards alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildFiles {
+    pub index: &'static str,
+    pub stats: &'static str,
+    pub errors: &'static str,
+}
+
+const PLAIN: BuildFiles = BuildFiles {
+    index: "index.json",
+    stats: "stats.json",
+    errors: "errors.jsonl",
+};
+const PARQUET: BuildFiles = BuildFiles {
+    index: "_index.json",
+    stats: "_stats.json",
+    errors: "_errors.jsonl",
+};
+
+impl BuildFiles {
+    /// The names a build of `format` writes.
+    pub fn for_format(format: &str) -> BuildFiles {
+        match format {
+            "parquet" => PARQUET,
+            _ => PLAIN,
+        }
+    }
+
+    /// The names of the build in `dir`: Parquet's where its index is, else the plain ones (also
+    /// for a folder that holds no index yet, so messages name `index.json`).
+    pub fn in_dir(dir: &Path) -> BuildFiles {
+        match dir.join(PARQUET.index).exists() && !dir.join(PLAIN.index).exists() {
+            true => PARQUET,
+            false => PLAIN,
+        }
+    }
+
+    /// Every name either kind of build uses.
+    pub fn every_name() -> [&'static str; 6] {
+        [
+            PLAIN.index,
+            PLAIN.stats,
+            PLAIN.errors,
+            PARQUET.index,
+            PARQUET.stats,
+            PARQUET.errors,
+        ]
+    }
+
+    /// Both kinds, plain first (for readers of a remote build, which cannot look first).
+    pub fn both() -> [BuildFiles; 2] {
+        [PLAIN, PARQUET]
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArrayInfo {

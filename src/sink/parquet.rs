@@ -150,7 +150,10 @@ impl ParquetSink {
             fields.push(Field::new("image_mean", DataType::Float64, true));
             fields.push(Field::new("image_std", DataType::Float64, true));
         }
-        let mut metadata = HashMap::new();
+        // the build's classes, ignore index and stages, where `pyarrow.parquet.read_table(f)
+        // .schema.metadata` shows them (pyarrow shows the Arrow schema's metadata, not the
+        // footer's other keys); the footer's `segprep` entry adds the shard and its counts
+        let mut metadata = HashMap::from([(METADATA_KEY.to_string(), self.manifest.to_string())]);
         if !self.tensor {
             metadata.insert(
                 "huggingface".to_string(),

@@ -259,24 +259,6 @@ impl SplitCounts {
     }
 }
 
-/// The content of `stats.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stats {
-    pub ignore_index: u16,
-    pub note: &'static str,
-    pub splits: BTreeMap<String, SplitCounts>,
-}
-
-impl Stats {
-    pub fn new(ignore_index: u16) -> Self {
-        Stats {
-            ignore_index,
-            note: "pixels: per class; images: images containing the class; image_pixels: labelled pixels of those images; ignore, pad and unknown pixels are counted apart",
-            splits: BTreeMap::new(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{class_histogram, dense_histogram};

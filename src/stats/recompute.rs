@@ -30,7 +30,7 @@ pub struct Built {
 }
 
 pub fn read_index(dir: &Path) -> Result<Built> {
-    let path = dir.join(crate::sink::manifest::INDEX_FILE);
+    let path = dir.join(crate::sink::manifest::BuildFiles::in_dir(dir).index);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::data(
             &path,

@@ -192,9 +192,10 @@ pub fn write_palette(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> u8) {
     writer.write_image_data(&data).unwrap();
 }
 
-/// A JSON file (index.json, stats.json) parsed.
+/// A JSON file (index.json, stats.json) parsed; a Parquet build's `_index.json` and
+/// `_stats.json` are found under the plain names too.
 pub fn json(path: impl AsRef<Path>) -> serde_json::Value {
-    let path = path.as_ref();
+    let path = &build_file(path.as_ref());
     serde_json::from_slice(
         &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
@@ -227,4 +228,18 @@ pub fn many_pairs() -> tempfile::TempDir {
         }
     }
     d
+}
+
+/// `path`, or the Parquet build's `_`-prefixed name for it where only that exists.
+pub fn build_file(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    match name {
+        Some(n)
+            if !path.exists()
+                && ["index.json", "stats.json", "errors.jsonl"].contains(&n.as_str()) =>
+        {
+            path.with_file_name(format!("_{n}"))
+        }
+        _ => path.to_path_buf(),
+    }
 }

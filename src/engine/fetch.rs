@@ -1,0 +1,111 @@
+//! `segprep fetch`: a finished build behind a URL copied into a local folder, for readers that want
+//! files (the Python package's `segprep.open("s3://...")`). Every file is checked against the size
+//! and sha256 that index.json records; files already there and intact are kept, so a second fetch
+//! of an unchanged build reads only index.json. index.json is written last, so the local folder is
+//! a finished build only when every file in it checks out.
+use std::path::{Component, Path};
+
+use crate::error::{Error, Result};
+use crate::sink::atomic::{sha256_of, write_bytes};
+use crate::sink::manifest::{BuildFiles, Index};
+use crate::sink::FileRecord;
+use crate::storage::Remote;
+
+/// What a fetch did.
+pub struct Fetched {
+    pub downloaded: usize,
+    pub kept: usize,
+    pub bytes: u64,
+}
+
+pub fn fetch(url: &str, to: &Path) -> Result<Fetched> {
+    let remote = Remote::open(url)?;
+    let (names, index_bytes) = remote_index(&remote)?;
+    let index: Index = serde_json::from_slice(&index_bytes)
+        .map_err(|e| Error::data(remote.describe(names.index), "fetch", e.to_string()))?;
+    // until every file checks out, the local copy must not look finished
+    for stale in BuildFiles::both().map(|n| to.join(n.index)) {
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&stale, "fetch", e))
+            }
+            _ => {}
+        }
+    }
+    let mut done = Fetched {
+        downloaded: 0,
+        kept: 0,
+        bytes: 0,
+    };
+    for record in &index.files {
+        let local = to.join(checked_relative(&remote, names, record)?);
+        if intact(&local, record) {
+            done.kept += 1;
+            continue;
+        }
+        if let Some(parent) = local.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "fetch", e))?;
+        }
+        remote.download(&record.file, &local)?;
+        if !intact(&local, record) {
+            let _ = std::fs::remove_file(&local);
+            return Err(Error::data(
+                remote.describe(&record.file),
+                "fetch",
+                format!(
+                    "its size or sha256 differs from index.json ({} bytes, sha256 {}): the object was altered or is being rewritten",
+                    record.bytes, record.sha256
+                ),
+            ));
+        }
+        done.downloaded += 1;
+        done.bytes += record.bytes;
+    }
+    for name in [names.stats, names.errors] {
+        if let Some(bytes) = remote.get(name)? {
+            write_bytes(&to.join(name), &bytes)?;
+        }
+    }
+    write_bytes(&to.join(names.index), &index_bytes)?;
+    Ok(done)
+}
+
+/// The build's index and the names its files go by (Parquet builds prefix them with `_`).
+fn remote_index(remote: &Remote) -> Result<(BuildFiles, Vec<u8>)> {
+    for names in BuildFiles::both() {
+        if let Some(bytes) = remote.get(names.index)? {
+            return Ok((names, bytes));
+        }
+    }
+    Err(Error::data(
+        remote.describe("index.json"),
+        "fetch",
+        "no such object: not a finished segprep build (index.json is written last)",
+    ))
+}
+
+/// The record's path, refused if it would leave the folder (an index.json from elsewhere).
+fn checked_relative<'a>(
+    remote: &Remote,
+    names: BuildFiles,
+    record: &'a FileRecord,
+) -> Result<&'a Path> {
+    let rel = Path::new(&record.file);
+    let inside = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    match inside {
+        true => Ok(rel),
+        false => Err(Error::data(
+            remote.describe(names.index),
+            "fetch",
+            format!(
+                "lists {:?}, which is not a path inside the build",
+                record.file
+            ),
+        )),
+    }
+}
+
+fn intact(path: &Path, record: &FileRecord) -> bool {
+    let same_size = std::fs::metadata(path).is_ok_and(|m| m.len() == record.bytes);
+    same_size && sha256_of(path).is_ok_and(|(_, sha)| sha == record.sha256)
+}
