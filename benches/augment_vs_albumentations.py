@@ -8,6 +8,7 @@ and transforming image and mask together.
   pip install albumentations   # not a test dependency
   python benches/augment_vs_albumentations.py [--rounds 40]
 """
+
 import argparse
 import json
 import os
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def albumentations_transforms():
     import albumentations as A
+
     return {
         "hflip": A.HorizontalFlip(p=1),
         "rot90": A.RandomRotate90(p=1),
@@ -53,6 +55,7 @@ def load_pairs():
 
 def time_albumentations(transform, pairs, rounds):
     import albumentations as A
+
     compose = A.Compose([transform])
     compose(image=pairs[0][0].copy(), mask=pairs[0][1].copy())  # warm-up
     start = time.perf_counter()
@@ -70,8 +73,9 @@ def main():
     args = ap.parse_args()
     cv2.setNumThreads(1)
     env = dict(os.environ, ROUNDS=str(args.rounds), RAYON_NUM_THREADS="1")
-    out = subprocess.run(["cargo", "bench", "--bench", "augment"], cwd=REPO, env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["cargo", "bench", "--bench", "augment"], cwd=REPO, env=env, check=True, capture_output=True, text=True
+    ).stdout
     ours = {r["transform"]: r["images_per_s"] for r in map(json.loads, filter(None, out.splitlines()))}
     pairs = load_pairs()
     theirs = {name: time_albumentations(t, pairs, args.rounds) for name, t in albumentations_transforms().items()}

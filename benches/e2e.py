@@ -26,6 +26,7 @@ copies of each train sample (hflip, rotate, brightness), split 0.8/0.2, stored N
   pip install albumentations        # not a test dependency
   python benches/e2e.py [--pairs 300] [--threads 2]
 """
+
 import argparse
 import json
 import os
@@ -73,6 +74,7 @@ shard_samples = {shard}
 
 # ---------------------------------------------------------------- data
 
+
 def make_quintal(root, pairs):
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} is absent: the benchmark needs ../shared/data/quintal beside the repository")
@@ -99,8 +101,10 @@ def link(src, dst):
 
 def make_multiband(root, pairs):
     sys.path.insert(0, str(REPO / "tests" / "python"))
-    from tiffwrite import write_tiff
     import cv2
+
+    from tiffwrite import write_tiff
+
     images, labels = root / "images", root / "labels"
     if images.is_dir() and len(list(images.iterdir())) == pairs:
         return
@@ -124,12 +128,18 @@ def pipelines(data, pairs):
         root = data / f"{name}-{n}"
         if name == "quintal":
             make_quintal(root, n)
-            fields = dict(images="stills", labels="labels", suffix="_L", size=512,
-                          labels_table='format = "rgb"\ncolors = "label_colors.txt"')
+            fields = dict(
+                images="stills",
+                labels="labels",
+                suffix="_L",
+                size=512,
+                labels_table='format = "rgb"\ncolors = "label_colors.txt"',
+            )
         else:
             make_multiband(root, n)
-            fields = dict(images="images", labels="labels", suffix="", size=256,
-                          labels_table='format = "index"\nnum_classes = 5')
+            fields = dict(
+                images="images", labels="labels", suffix="", size=256, labels_table='format = "index"\nnum_classes = 5'
+            )
         path = root / "pipeline.toml"
         path.write_text(PIPELINE.format(out="out", shard=SHARD_SAMPLES, **fields))
         out.append((name, path, fields))
@@ -137,6 +147,7 @@ def pipelines(data, pairs):
 
 
 # ---------------------------------------------------------------- measuring
+
 
 def high_water_kib(pid):
     """The process's peak RSS so far (VmHWM), from /proc; 0 once it is gone."""
@@ -156,8 +167,9 @@ def measured(cmd, cwd, cores=None):
     `wait4` figure: Linux carries the forking Python's own peak over into it."""
     start = time.perf_counter()
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-    proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=pin)
+    proc = subprocess.Popen(
+        [str(c) for c in cmd], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=pin
+    )
     peak = [0]
     done = threading.Event()
 
@@ -187,13 +199,16 @@ def peer_init(table):
     global _AUG, _TABLE
     import albumentations as A
     import cv2
+
     cv2.setNumThreads(1)
     _TABLE = table
-    _AUG = A.Compose([
-        A.HorizontalFlip(p=0.5),
-        A.Affine(rotate=(-15, 15), p=1),
-        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0, p=1),
-    ])
+    _AUG = A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(rotate=(-15, 15), p=1),
+            A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0, p=1),
+        ]
+    )
 
 
 def colour_ids(rgb):
@@ -205,6 +220,7 @@ def colour_ids(rgb):
 
 def fit_pad(img, lab, size):
     import cv2
+
     h, w = lab.shape
     s = min(size / w, size / h)
     nw, nh = max(1, int(w * s + 0.5)), max(1, int(h * s + 0.5))
@@ -219,6 +235,7 @@ def fit_pad(img, lab, size):
 def read_pillow(image, label, rgb, size):
     """The Pillow way: open, convert, resize with Image.resize, pad with numpy."""
     from PIL import Image
+
     im = Image.open(image)
     im = im.convert("RGB") if rgb else im
     lab = Image.open(label)
@@ -237,6 +254,7 @@ def read_pillow(image, label, rgb, size):
 
 def peer_prepare(task):
     import cv2
+
     key, image, label, split, size, rgb, library = task
     if library == "pillow":
         img, lab = read_pillow(image, label, rgb, size)
@@ -282,8 +300,12 @@ def python_peer(root, fields, threads, library="opencv"):
 
     def flush(split):
         batch = held[split]
-        np.savez(out / f"{split}-{counts[split]:05d}.npz", image=np.stack([b[1] for b in batch]),
-                 label=np.stack([b[2] for b in batch]), key=np.array([b[0] for b in batch]))
+        np.savez(
+            out / f"{split}-{counts[split]:05d}.npz",
+            image=np.stack([b[1] for b in batch]),
+            label=np.stack([b[2] for b in batch]),
+            key=np.array([b[0] for b in batch]),
+        )
         counts[split] += 1
         held[split] = []
 
@@ -301,10 +323,13 @@ def python_peer(root, fields, threads, library="opencv"):
 
 # ---------------------------------------------------------------- main
 
+
 def build_release():
     print("building release binaries (cargo build --release --bin segprep --example decode_floor) ...", flush=True)
     start = time.perf_counter()
-    subprocess.run(["cargo", "build", "--release", "--bin", "segprep", "--example", "decode_floor"], cwd=REPO, check=True)
+    subprocess.run(
+        ["cargo", "build", "--release", "--bin", "segprep", "--example", "decode_floor"], cwd=REPO, check=True
+    )
     print(f"  {time.perf_counter() - start:.0f} s")
 
 
@@ -324,6 +349,7 @@ def segprep_once(pipeline, threads, cores=None):
     def once():
         shutil.rmtree(pipeline.parent / "out", ignore_errors=True)
         return measured([SEGPREP, "build", pipeline.name, "--threads", threads, "--out", "out"], pipeline.parent, cores)
+
     return once
 
 
@@ -332,6 +358,7 @@ def peer_once(root, fields, threads, library="opencv"):
         start = time.perf_counter()
         python_peer(root, fields, threads, library=library)
         return (time.perf_counter() - start,)
+
     return once
 
 
@@ -348,6 +375,7 @@ def cpu_model():
     except OSError:
         pass
     import platform
+
     return platform.processor() or "unknown CPU"
 
 
@@ -363,8 +391,10 @@ def peer_versions():
                 pass
         return "not installed"
 
-    return (f"Python {sys.version.split()[0]}, OpenCV {version('opencv-python-headless', 'opencv-python')}, "
-            f"Pillow {version('pillow')}, numpy {version('numpy')}, albumentations {version('albumentations')}")
+    return (
+        f"Python {sys.version.split()[0]}, OpenCV {version('opencv-python-headless', 'opencv-python')}, "
+        f"Pillow {version('pillow')}, numpy {version('numpy')}, albumentations {version('albumentations')}"
+    )
 
 
 def main():
@@ -377,13 +407,17 @@ def main():
     if not a.no_build:
         build_release()
     elif missing := [str(b.relative_to(REPO)) for b in (SEGPREP, FLOOR) if not b.is_file()]:
-        sys.exit(f"--no-build, but {' and '.join(missing)} not built: run without --no-build, or "
-                 "cargo build --release --bin segprep --example decode_floor")
+        sys.exit(
+            f"--no-build, but {' and '.join(missing)} not built: run without --no-build, or "
+            "cargo build --release --bin segprep --example decode_floor"
+        )
     a.data.mkdir(parents=True, exist_ok=True)
     measuring = time.perf_counter()
     t = a.threads
-    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores; threads {t}; pairs: quintal {a.pairs}, "
-          f"multiband {a.pairs // 2}")
+    print(
+        f"\nmachine: {cpu_model()}, {os.cpu_count()} cores; threads {t}; pairs: quintal {a.pairs}, "
+        f"multiband {a.pairs // 2}"
+    )
     # the peers' speed moves with these versions (albumentations is not pinned), so the ratios do too
     print(f"peer: {peer_versions()}\n")
     rows = []
@@ -392,9 +426,13 @@ def main():
         n = len(list((root / fields["images"]).iterdir()))
         # `--threads 1` still writes on its own thread, on the other core: one core is the
         # honest single-thread baseline for scaling
-        timers = {"segprep": segprep_once(pipeline, t), "peer": peer_once(root, fields, t),
-                  "floor": floor_once(pipeline, t), "one": segprep_once(pipeline, 1),
-                  "core": segprep_once(pipeline, 1, cores={0})}
+        timers = {
+            "segprep": segprep_once(pipeline, t),
+            "peer": peer_once(root, fields, t),
+            "floor": floor_once(pipeline, t),
+            "one": segprep_once(pipeline, 1),
+            "core": segprep_once(pipeline, 1, cores={0}),
+        }
         if name == "quintal":  # Pillow and the image crate cannot read the 4-band 16-bit TIFFs
             timers["pillow"] = peer_once(root, fields, t, library="pillow")
             # context: the floor with the `image` crate's decoders, the issue's own estimate
@@ -407,15 +445,33 @@ def main():
         peer_s, floor_s = best["peer"][0], best["floor"][0]
         pillow_s = best["pillow"][0] if "pillow" in best else None
         one_s, core_s = best["one"][0], best["core"][0]
-        stats_s, _, _ = measured([SEGPREP, "stats", pipeline.name, "--threads", t, "--format", "json", "--out", "stats.json"], root)
+        stats_s, _, _ = measured(
+            [SEGPREP, "stats", pipeline.name, "--threads", t, "--format", "json", "--out", "stats.json"], root
+        )
         floor_image_s = best["floor_image"][0] if "floor_image" in best else None
-        rows.append(dict(name=name, pairs=n, segprep=n / seg_s, peer=n / peer_s, floor=n / floor_s,
-                         mib=seg_mib, one=n / one_s, core=n / core_s, stats_s=stats_s, build_s=seg_s,
-                         pillow=pillow_s and n / pillow_s, floor_image=floor_image_s and n / floor_image_s))
+        rows.append(
+            dict(
+                name=name,
+                pairs=n,
+                segprep=n / seg_s,
+                peer=n / peer_s,
+                floor=n / floor_s,
+                mib=seg_mib,
+                one=n / one_s,
+                core=n / core_s,
+                stats_s=stats_s,
+                build_s=seg_s,
+                pillow=pillow_s and n / pillow_s,
+                floor_image=floor_image_s and n / floor_image_s,
+            )
+        )
         pil = f", Pillow peer {pillow_s:.2f} s" if pillow_s else ""
         fi = f" (image crate {floor_image_s:.2f} s)" if floor_image_s else ""
-        print(f"{name}: segprep {seg_s:.2f} s, OpenCV peer {peer_s:.2f} s{pil}, decode only {floor_s:.2f} s{fi}, "
-              f"--threads 1 {one_s:.2f} s, on one core {core_s:.2f} s, stats {stats_s:.2f} s", flush=True)
+        print(
+            f"{name}: segprep {seg_s:.2f} s, OpenCV peer {peer_s:.2f} s{pil}, decode only {floor_s:.2f} s{fi}, "
+            f"--threads 1 {one_s:.2f} s, on one core {core_s:.2f} s, stats {stats_s:.2f} s",
+            flush=True,
+        )
     # memory against dataset size: 10x the pairs (at both sizes every shard fills, so the
     # difference is what grows with the dataset)
     big = a.data / f"quintal-{10 * a.pairs}"
@@ -425,16 +481,26 @@ def main():
     shutil.rmtree(big / "out")
     print(f"quintal x10: segprep {big_s:.2f} s for {10 * a.pairs} pairs", flush=True)
 
-    print(f"\n{'set':<10} {'pairs':>6} {'segprep/s':>10} {'opencv/s':>9} {'pillow/s':>9} {'decode/s':>9} "
-          f"{'a/b cv':>7} {'a/b pil':>8} {'c/a':>6} {'peak MiB':>9} {'2t/1t':>6} {'2t/1core':>9} {'build/stats':>12}")
+    print(
+        f"\n{'set':<10} {'pairs':>6} {'segprep/s':>10} {'opencv/s':>9} {'pillow/s':>9} {'decode/s':>9} "
+        f"{'a/b cv':>7} {'a/b pil':>8} {'c/a':>6} {'peak MiB':>9} {'2t/1t':>6} {'2t/1core':>9} {'build/stats':>12}"
+    )
     for r in rows:
-        pil, pil_ratio = (f"{r['pillow']:>9.1f}", f"{r['segprep'] / r['pillow']:>8.2f}") if r["pillow"] else (f"{'-':>9}", f"{'-':>8}")
-        print(f"{r['name']:<10} {r['pairs']:>6} {r['segprep']:>10.1f} {r['peer']:>9.1f} {pil} {r['floor']:>9.1f} "
-              f"{r['segprep'] / r['peer']:>7.2f} {pil_ratio} {r['floor'] / r['segprep']:>6.2f} {r['mib']:>9.0f} "
-              f"{r['segprep'] / r['one']:>6.2f} {r['segprep'] / r['core']:>9.2f} {r['build_s'] / r['stats_s']:>12.1f}")
+        pil, pil_ratio = (
+            (f"{r['pillow']:>9.1f}", f"{r['segprep'] / r['pillow']:>8.2f}")
+            if r["pillow"]
+            else (f"{'-':>9}", f"{'-':>8}")
+        )
+        print(
+            f"{r['name']:<10} {r['pairs']:>6} {r['segprep']:>10.1f} {r['peer']:>9.1f} {pil} {r['floor']:>9.1f} "
+            f"{r['segprep'] / r['peer']:>7.2f} {pil_ratio} {r['floor'] / r['segprep']:>6.2f} {r['mib']:>9.0f} "
+            f"{r['segprep'] / r['one']:>6.2f} {r['segprep'] / r['core']:>9.2f} {r['build_s'] / r['stats_s']:>12.1f}"
+        )
     q = rows[0]
-    print(f"\nquintal peak memory: {q['mib']:.0f} MiB at {a.pairs} pairs, {big_mib:.0f} MiB at {10 * a.pairs} "
-          f"(ratio {big_mib / q['mib']:.2f})")
+    print(
+        f"\nquintal peak memory: {q['mib']:.0f} MiB at {a.pairs} pairs, {big_mib:.0f} MiB at {10 * a.pairs} "
+        f"(ratio {big_mib / q['mib']:.2f})"
+    )
     print("\ntargets (quintal, the issue's pipeline):")
     checks = [
         ("segprep / OpenCV peer >= 4", q["segprep"] / q["peer"], 4, True),

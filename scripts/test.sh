@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (a Python venv with the
-# read-back libraries), builds in the dev profile, runs the Rust tests, then the Python checks.
+# read-back libraries, Keras and JAX for the training test), builds in the dev profile, runs the
+# Rust tests, builds the wheel (the segprep command and `import segprep`) once and installs it into
+# the venv, then runs the Python checks against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,11 +12,16 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
-# dev profile throughout (a release build of polars takes several times longer); benches compile here too
+# dev profile throughout (a release build of polars takes several times longer); `--all-targets`
+# compiles the benches and examples too, so they cannot rot, without a release-profile build
 cargo build --all-targets
 cargo test
 
-SEGPREP_BIN="$PWD/target/debug/segprep" "$VENV/bin/python" -m pytest tests/python -q -rs
+# the wheel, dev profile (maturin reuses target/debug); the Python tests import the package from it
+rm -rf target/test-wheel
+"$VENV/bin/maturin" build --quiet --out target/test-wheel
+WHEEL=$(ls target/test-wheel/segprep-*.whl)
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 
-# the criterion benches compile in the bench profile (release); running them is benches/e2e.py's job
-cargo bench --no-run
+export SEGPREP_BIN="$PWD/target/debug/segprep" SEGPREP_WHEEL="$PWD/$WHEEL" KERAS_BACKEND=jax
+"$VENV/bin/python" -m pytest tests/python -q -rs

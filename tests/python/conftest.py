@@ -1,4 +1,5 @@
 """Shared helpers: run the segprep binary built by `cargo build`, on temp copies of the fixtures."""
+
 import hashlib
 import json
 import os
@@ -65,8 +66,19 @@ def map_colours_numpy(label_path, table):
     return ids
 
 
+def index_path(out):
+    """A build's index.json (Parquet builds name it _index.json, which Parquet folder readers skip)."""
+    plain = Path(out) / "index.json"
+    return plain if plain.exists() else Path(out) / "_index.json"
+
+
+def stats_path(out):
+    """A build's stats.json (_stats.json in a Parquet build)."""
+    return index_path(out).with_name(index_path(out).name.replace("index", "stats"))
+
+
 def load_index(out):
-    return json.loads((Path(out) / "index.json").read_text())
+    return json.loads(index_path(out).read_text())
 
 
 def sha256(path):

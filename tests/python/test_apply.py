@@ -2,9 +2,9 @@
 equal their shard samples byte for byte; new sizes get the documented geometry; predictions taken
 back equal the original labels exactly where the resize was an integer factor, and within
 nearest-neighbour boundary differences otherwise."""
+
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,34 +22,46 @@ pad = { multiple_of = 32 }
 # each: stages, output format; every one must be reproduced byte for byte
 PARITY = {
     "fit_pad": (QUICKSTART_STAGES, "npz"),
-    "fill_crop_per_image": ("""
+    "fill_crop_per_image": (
+        """
 [[stage]]
 resize = { size = [200, 120], mode = "fill", filter = "bicubic" }
 [[stage]]
 standardize = { mode = "per_image" }
-""", "npz"),
-    "stretch_dataset_std": ("""
+""",
+        "npz",
+    ),
+    "stretch_dataset_std": (
+        """
 [[stage]]
 remap = { map = { areia = "ignore", muro = "cimento" } }
 [[stage]]
 resize = { size = [100, 70], filter = "lanczos3" }
 [[stage]]
 standardize = { mode = "dataset" }
-""", "npz"),
-    "augment_then_fixed_std": ("""
+""",
+        "npz",
+    ),
+    "augment_then_fixed_std": (
+        """
 [[stage]]
 resize = { size = [96, 96], filter = "nearest" }
 [[stage]]
 augment = { copies = 2, hflip = 0.5, rotate = [-10, 10], brightness = [-0.1, 0.1] }
 [[stage]]
 standardize = { mode = "fixed", mean = [120, 110, 100], std = [50, 50, 50] }
-""", "npz"),
-    "pad_to_size_tensor": ("""
+""",
+        "npz",
+    ),
+    "pad_to_size_tensor": (
+        """
 [[stage]]
 resize = { size = [128, 128], mode = "fit" }
 [[stage]]
 pad = { size = [160, 144], image = [1, 2, 3], placement = "top_left" }
-""", "parquet"),
+""",
+        "parquet",
+    ),
 }
 
 
@@ -64,6 +76,7 @@ def shard_images(out):
                 got[str(k)] = (img, m)
         else:
             import pyarrow.parquet as pq
+
             t = pq.read_table(f)
             images = t.column("image").combine_chunks().to_numpy_ndarray()
             for k, img in zip(t.column("key").to_pylist(), images):
@@ -91,10 +104,25 @@ def test_apply_reproduces_training_samples_byte_for_byte(quintal, case):
     tmp, head = quintal
     stages, fmt = PARITY[case]
     layout = '\nlayout = "tensor"' if fmt == "parquet" else ""
-    out = build(tmp, head + stages + f'[split]\ntrain = 0.5\nval = 0.5\nseed = 3\n[output]\ndir = "out"\nformat = "{fmt}"{layout}\n')
+    out = build(
+        tmp,
+        head + stages + f'[split]\ntrain = 0.5\nval = 0.5\nseed = 3\n[output]\ndir = "out"\nformat = "{fmt}"{layout}\n',
+    )
     built = shard_images(out)
     for apply_format in ("npz", "npy"):
-        r = segprep("apply", "out", "--images", "q/stills", "--out", f"ap-{apply_format}", "--format", apply_format, "--batch", "4", cwd=tmp)
+        r = segprep(
+            "apply",
+            "out",
+            "--images",
+            "q/stills",
+            "--out",
+            f"ap-{apply_format}",
+            "--format",
+            apply_format,
+            "--batch",
+            "4",
+            cwd=tmp,
+        )
         assert r.returncode == 0, r.stderr
         got = applied(tmp / f"ap-{apply_format}")
         assert len(got) == 6
@@ -114,7 +142,10 @@ def test_apply_reproduces_training_samples_byte_for_byte(quintal, case):
 def fit_geometry(w, h, tw, th, multiple):
     """The documented `fit` then `pad multiple_of` rule, written out independently."""
     scale = min(tw / w, th / h)
-    half_up = lambda x: int(np.floor(x + 0.5))  # Rust's f64::round, not Python's banker's rounding
+
+    def half_up(x):
+        return int(np.floor(x + 0.5))  # Rust's f64::round, not Python's banker's rounding
+
     nw, nh = min(max(half_up(w * scale), 1), tw), min(max(half_up(h * scale), 1), th)
     steps = []
     if (nw, nh) != (w, h):
@@ -150,10 +181,10 @@ def test_apply_new_sizes_follow_the_documented_geometry(quintal):
         # content: Pillow's bilinear within a mean of 1 level; everything around it the fill 0
         x0, y0 = (250 - nw) // 2 + 3, (190 - nh) // 2 + 1
         ref = np.asarray(Image.open(new / f"{name}.png").resize((nw, nh), Image.BILINEAR)).astype(float)
-        content = img[y0:y0 + nh, x0:x0 + nw].astype(float)
+        content = img[y0 : y0 + nh, x0 : x0 + nw].astype(float)
         assert np.abs(content - ref).mean() <= 1.0, name
         outside = np.ones(img.shape[:2], bool)
-        outside[y0:y0 + nh, x0:x0 + nw] = False
+        outside[y0 : y0 + nh, x0 : x0 + nw] = False
         assert (img[outside] == 0).all(), name
 
 
@@ -193,7 +224,7 @@ def stacked_predictions(out, ap, pred):
 
 def test_restore_integer_factor_returns_the_original_labels(tmp_path):
     head = blocky_dataset(tmp_path)
-    stages = '[[stage]]\nresize = { size = [80, 60] }\n[[stage]]\npad = { size = [96, 64] }\n'
+    stages = "[[stage]]\nresize = { size = [80, 60] }\n[[stage]]\npad = { size = [96, 64] }\n"
     out = build(tmp_path, head + stages + '[output]\ndir = "out"\n')
     assert segprep("apply", "out", "--images", "images", "--out", "ap", cwd=tmp_path).returncode == 0
     stacked_predictions(out, tmp_path / "ap", tmp_path / "pred")
@@ -205,7 +236,7 @@ def test_restore_integer_factor_returns_the_original_labels(tmp_path):
         assert back.dtype == np.uint8 and back.shape == original.shape
         assert (back == original).all(), f"s{i}: {(back != original).sum()} pixels differ"
         colour = np.asarray(Image.open(tmp_path / "back" / f"s{i}_color.png"))
-        assert colour.shape == original.shape + (3,)
+        assert colour.shape == (*original.shape, 3)
         # one colour per class, the same everywhere
         for c in np.unique(original):
             assert len(np.unique(colour[original == c], axis=0)) == 1
@@ -241,7 +272,9 @@ def test_restore_probabilities_bilinear_and_channels_first(tmp_path):
     pred.mkdir()
     for k, l in labels.items():
         np.save(pred / f"{k}.npy", np.eye(4, dtype=np.float32)[l].transpose(2, 0, 1))
-    r = segprep("restore", "out", "--predictions", "pred", "--applied", "ap", "--out", "back", "--probabilities", cwd=tmp_path)
+    r = segprep(
+        "restore", "out", "--predictions", "pred", "--applied", "ap", "--out", "back", "--probabilities", cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     for i in range(4):
         original = np.asarray(Image.open(tmp_path / "labels" / f"s{i}.png"))
@@ -270,7 +303,7 @@ def test_restore_non_integer_factor_differs_only_at_boundaries(quintal):
         near = np.zeros(original.shape, bool)
         for dy in range(3):
             for dx in range(3):
-                near |= padded[dy:dy + original.shape[0], dx:dx + original.shape[1]] == back
+                near |= padded[dy : dy + original.shape[0], dx : dx + original.shape[1]] == back
         assert near.all(), f"{key}: a restored class is not within one pixel of the original"
         total += back.size
         differ += (back != original).sum()
@@ -328,7 +361,9 @@ def test_apply_and_restore_refuse_bad_input_by_name(tmp_path):
     (pred / "s2.npy").unlink()
     r = segprep("restore", "out", "--predictions", "pred", "--applied", "ap", "--out", "back", cwd=tmp_path)
     assert r.returncode == 1 and "no prediction for `s2`" in r.stderr, r.stderr
-    r = segprep("restore", "out", "--predictions", "pred", "--applied", "ap", "--out", "back", "--skip-missing", cwd=tmp_path)
+    r = segprep(
+        "restore", "out", "--predictions", "pred", "--applied", "ap", "--out", "back", "--skip-missing", cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "back").glob("*.png") if "_color" not in p.name) == ["s0.png", "s1.png"]
     # predictions written into the apply folder would be read as images
@@ -338,6 +373,7 @@ def test_apply_and_restore_refuse_bad_input_by_name(tmp_path):
 
 def test_completions_and_man_page_come_from_the_cli(tmp_path):
     import subprocess
+
     r = segprep("completions", "bash", cwd=tmp_path)
     assert r.returncode == 0
     for command in ("build", "apply", "restore", "stats", "completions"):
@@ -353,8 +389,9 @@ def test_completions_and_man_page_come_from_the_cli(tmp_path):
     pages = sorted(p.name for p in (tmp_path / "man1").iterdir())
     assert "segprep-apply.1" in pages and "segprep-restore.1" in pages and "segprep.1" in pages
     if shutil.which("groff"):
-        text = subprocess.run(["groff", "-man", "-Tutf8", str(tmp_path / "man1" / "segprep-apply.1")],
-                              capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["groff", "-man", "-Tutf8", str(tmp_path / "man1" / "segprep-apply.1")], capture_output=True, text=True
+        ).stdout
         assert "samples.jsonl" in text
 
 
@@ -363,17 +400,18 @@ def test_apply_and_restore_on_the_full_shared_quintal(tmp_path, capsys):
     resize fit 512, pad, dataset standardization; apply reproduces every sample, restore returns
     the labels within one pixel of the original at boundaries."""
     from conftest import SHARED
+
     src = SHARED / "quintal"
     if not src.is_dir():
         pytest.skip(f"{src} is absent: the extended check needs ../shared beside the repository")
     head = f"""
 [input]
-images = "{src / 'stills'}"
-labels = "{src / 'labelsRGB'}"
+images = "{src / "stills"}"
+labels = "{src / "labelsRGB"}"
 label_suffix = "_L"
 [labels]
 format = "rgb"
-colors = "{src / 'label_colors.txt'}"
+colors = "{src / "label_colors.txt"}"
 [[stage]]
 resize = {{ size = 512, mode = "fit" }}
 [[stage]]

@@ -1,17 +1,18 @@
 """Every input format against an independent reading of the same files with numpy and Pillow:
 the example pipelines on their fixtures, MVTec dictionaries, MVTec AD, per-instance masks,
 band folders, a generated 5-band 16-bit TIFF set, and JPEG EXIF orientation."""
+
 import io
 import json
 import shutil
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 from PIL import Image, ImageOps
 
-from conftest import REPO, SHARED, build, load_index, segprep, shards, stacked, union_numpy
+from conftest import REPO, SHARED, build, load_index, segprep, shards, stacked, stats_path, union_numpy
 from tiffwrite import write_tiff
 
 FIX = REPO / "fixtures"
@@ -36,7 +37,7 @@ def all_samples(out):
 
 
 def stats(out):
-    return json.loads((Path(out) / "stats.json").read_text())["splits"]
+    return json.loads(stats_path(out).read_text())["splits"]
 
 
 def class_pixels(split_stats):
@@ -44,6 +45,7 @@ def class_pixels(split_stats):
 
 
 # --- MVTec Deep Learning Tool dictionary ---------------------------------------------------------
+
 
 def test_mvtec_dictionary_matches_numpy(tmp_path):
     out, _ = build_example("mvtec_dlt", tmp_path)
@@ -71,12 +73,13 @@ def test_mvtec_dictionary_matches_numpy(tmp_path):
 
 # --- MVTec AD ----------------------------------------------------------------------------------
 
+
 def test_mvtec_ad_masks_become_defect_classes(tmp_path):
     out, _ = build_example("mvtec_ad", tmp_path)
     root = FIX / "datumaro" / "mvtec_dataset" / "category_0"
     samples = all_samples(out)
     for key, (_, label) in samples.items():
-        split, kind, stem = key.split("/")
+        _split, kind, stem = key.split("/")
         mask_path = root / "ground_truth" / kind / f"{stem}_mask.png"
         if kind == "label_0":
             assert not mask_path.exists() and (label == 0).all()
@@ -88,6 +91,7 @@ def test_mvtec_ad_masks_become_defect_classes(tmp_path):
 
 
 # --- per-instance masks (DSB 2018) -------------------------------------------------------------
+
 
 def check_instances(root, tmp_path):
     """A huggingface-layout build (sizes vary) read back by Hugging Face datasets."""
@@ -134,11 +138,15 @@ def test_overlapping_masks_follow_the_policy(tmp_path):
 
 # --- band folders and 16-bit TIFF --------------------------------------------------------------
 
+
 def test_band_folders_stack_in_declared_order_and_stay_16_bit(tmp_path):
     shutil.copytree(FIX / "multiband", tmp_path / "mb")
-    out = build(tmp_path, '[input]\nimages = ["mb/nir", "mb/rgb", "mb/swir"]\nlabels = "mb/labels"\n'
-                '[labels]\nformat = "index"\nnum_classes = 4\n[output]\ndir = "out"\n')
-    for key, (image, label) in all_samples(out).items():
+    out = build(
+        tmp_path,
+        '[input]\nimages = ["mb/nir", "mb/rgb", "mb/swir"]\nlabels = "mb/labels"\n'
+        '[labels]\nformat = "index"\nnum_classes = 4\n[output]\ndir = "out"\n',
+    )
+    for key, (image, _label) in all_samples(out).items():
         nir = np.asarray(Image.open(tmp_path / "mb" / "nir" / f"{key}.tif"))
         rgb = tiff_read(tmp_path / "mb" / "rgb" / f"{key}.tif")
         swir = tiff_read(tmp_path / "mb" / "swir" / f"{key}.tif")
@@ -149,6 +157,7 @@ def test_band_folders_stack_in_declared_order_and_stay_16_bit(tmp_path):
 def tiff_read(path):
     """Our own test TIFFs, uncompressed, read back with numpy (Pillow reads no multi-band u16)."""
     import struct
+
     b = Path(path).read_bytes()
     (n,) = struct.unpack_from("<H", b, 8)
     tags = {}
@@ -156,9 +165,9 @@ def tiff_read(path):
         tag, typ, count, value = struct.unpack_from("<HHII", b, 10 + 12 * i)
         size = (2 if typ == 3 else 4) * count
         if size <= 4:
-            raw = b[10 + 12 * i + 8: 10 + 12 * i + 8 + size]
+            raw = b[10 + 12 * i + 8 : 10 + 12 * i + 8 + size]
         else:
-            raw = b[value: value + size]
+            raw = b[value : value + size]
         tags[tag] = list(struct.unpack("<" + ("H" if typ == 3 else "I") * count, raw))
     w, h, c = tags[256][0], tags[257][0], tags[277][0]
     dtype = {8: np.uint8, 16: np.uint16, 32: np.float32}[tags[258][0]]
@@ -171,6 +180,7 @@ def tiff_read(path):
 def resize_bilinear_reference(a, out_w, out_h):
     """Pillow's (and fast_image_resize's) bilinear convolution in float64: a triangle filter
     widened by the scale when shrinking, weights normalised per output pixel."""
+
     def axis(a, out, ax):
         n = a.shape[ax]
         scale = n / out
@@ -185,6 +195,7 @@ def resize_bilinear_reference(a, out_w, out_h):
             w /= w.sum()
             rows.append(np.tensordot(w, np.take(a, x, axis=ax), axes=([0], [ax])))
         return np.stack(rows, axis=ax)
+
     return axis(axis(a.astype(np.float64), out_w, 1), out_h, 0)
 
 
@@ -201,9 +212,12 @@ def test_five_band_16_bit_tiff_survives_resize_and_standardize(tmp_path, planar)
         write_tiff(tmp_path / "img" / f"t{i}.tif", img, planar=planar)
         Image.fromarray(rng.integers(0, 3, size=(30, 40), dtype=np.uint8)).save(tmp_path / "lab" / f"t{i}.png")
     mean, std = [1000.0, 2000.0, 30000.0, 30000.0, 5.0], [500.0, 800.0, 20000.0, 17000.0, 3.0]
-    out = build(tmp_path, f'[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\nnum_classes = 3\n'
-                f'[[stage]]\nresize = {{ size = [20, 15], filter = "bilinear" }}\n'
-                f'[[stage]]\nstandardize = {{ mode = "fixed", mean = {mean}, std = {std} }}\n[output]\ndir = "out"\n')
+    out = build(
+        tmp_path,
+        f'[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\nnum_classes = 3\n'
+        f'[[stage]]\nresize = {{ size = [20, 15], filter = "bilinear" }}\n'
+        f'[[stage]]\nstandardize = {{ mode = "fixed", mean = {mean}, std = {std} }}\n[output]\ndir = "out"\n',
+    )
     for key, (image, label) in all_samples(out).items():
         src = tiff_read(tmp_path / "img" / f"{key}.tif")
         want = (resize_bilinear_reference(src, 20, 15) - np.array(mean)) / np.array(std)
@@ -220,8 +234,11 @@ def test_rescale_is_the_explicit_way_to_u8(tmp_path):
     img = np.arange(0, 16 * 8 * 2, dtype=np.uint16).reshape(8, 16, 2) * 20
     write_tiff(tmp_path / "img" / "a.tif", img)
     Image.fromarray(np.zeros((8, 16), np.uint8)).save(tmp_path / "lab" / "a.png")
-    out = build(tmp_path, '[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\nnum_classes = 1\n'
-                '[[stage]]\nrescale = { input_range = [0, 4095], output = "u8" }\n[output]\ndir = "out"\n')
+    out = build(
+        tmp_path,
+        '[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\nnum_classes = 1\n'
+        '[[stage]]\nrescale = { input_range = [0, 4095], output = "u8" }\n[output]\ndir = "out"\n',
+    )
     got = stacked(out, "train", "image")[0]
     want = np.round(np.clip(img / 4095, 0, 1) * 255).astype(np.uint8)
     assert got.dtype == np.uint8 and np.array_equal(got, want)
@@ -248,6 +265,7 @@ def test_mixed_band_counts_are_listed_or_converted_by_rule(tmp_path):
 
 
 # --- JPEG EXIF orientation ---------------------------------------------------------------------
+
 
 def jpeg_with_orientation(path, pixels, orientation):
     exif = Image.Exif()
@@ -282,6 +300,7 @@ def test_exif_orientation_is_applied_like_pillow_and_checked(tmp_path):
 
 
 # --- dataset families from a pipeline file alone -----------------------------------------------
+
 
 def declared(pipeline):
     return pipeline["labels"]["classes"]
@@ -324,10 +343,15 @@ def test_voc_colours_and_unlabelled_images(tmp_path):
     index = load_index(out)
     assert index["unpaired_skipped"] == 1
     import pyarrow.parquet as pq
+
     t = pq.read_table(shards(out)[0])
     colours = {tuple(c["color"]): c["id"] for c in declared(pipe)}
     for key, lab in zip(t.column("key").to_pylist(), t.column("label").to_pylist()):
-        raw = np.asarray(Image.open(FIX / "datumaro" / "voc_dataset" / "voc_dataset1" / "SegmentationClass" / f"{key}.png").convert("RGB"))
+        raw = np.asarray(
+            Image.open(FIX / "datumaro" / "voc_dataset" / "voc_dataset1" / "SegmentationClass" / f"{key}.png").convert(
+                "RGB"
+            )
+        )
         ids = np.array([[colours[tuple(p)] for p in row] for row in raw])
         got = np.asarray(Image.open(io.BytesIO(lab["bytes"])))
         # resize fit to 512: nearest, so every output id is an input id

@@ -1,5 +1,6 @@
 """segprep against independent implementations: numpy for colour mapping and counts, Pillow for
 geometry, numpy for Segmentation Gym's standardization, Gym's own loading logic for its layout."""
+
 import shutil
 
 import numpy as np
@@ -86,7 +87,9 @@ def test_resize_agrees_with_pillow(quintal, size):
         want = pillow_ids(tmp / "q" / "labelsRGB", k, table, size, Image.NEAREST)
         assert lab.shape == want.shape == (size[1], size[0])
         differ = lab != want
-        assert not (differ & ~border).any(), f"{k}: {(differ & ~border).sum()} label pixels differ from Pillow off the exact borders"
+        assert not (differ & ~border).any(), (
+            f"{k}: {(differ & ~border).sum()} label pixels differ from Pillow off the exact borders"
+        )
         src = Image.open(tmp / "q" / "stills" / f"{k}.png").convert("RGB")
         ref = np.asarray(src.resize(size, resample=Image.BILINEAR)).astype(np.float64)
         diff = np.abs(img.astype(np.float64) - ref)
@@ -124,7 +127,7 @@ def test_dataset_standardize_uses_train_split_per_band(quintal):
     val = stacked(raw, "val", "image").astype(np.float64)
     shutil.rmtree(raw)
     out = build(tmp, head + '[[stage]]\nstandardize = { mode = "dataset" }\n' + split + '[output]\ndir = "out"\n')
-    st = [s for s in load_index(out)["stages"] if s["stage"] == "standardize"][0]
+    st = next(s for s in load_index(out)["stages"] if s["stage"] == "standardize")
     mean, std = train.reshape(-1, 3).mean(axis=0), train.reshape(-1, 3).std(axis=0)
     np.testing.assert_allclose(st["mean"], mean, rtol=1e-12)
     np.testing.assert_allclose(st["std"], std, rtol=1e-9)
@@ -147,7 +150,12 @@ def test_gym_layout_reads_like_gym(quintal):
     stacked_out = build(tmp, head + stages + '[output]\ndir = "out"\n')
     want_labels = {s: stacked(stacked_out, s, "label") for s in ("train", "val")}
     want_images = {s: stacked(stacked_out, s, "image") for s in ("train", "val")}
-    gym = build(tmp, head + stages + '[output]\ndir = "gym"\nlayout = "gym"\ngym_root = "quintal"\n'.replace('dir = "gym"', 'dir = "gymout"'))
+    gym = build(
+        tmp,
+        head
+        + stages
+        + '[output]\ndir = "gym"\nlayout = "gym"\ngym_root = "quintal"\n'.replace('dir = "gym"', 'dir = "gymout"'),
+    )
     gym = tmp / "gymout"
     for split in ("train", "val"):
         files = sorted((gym / f"{split}_data" / f"{split}_npzs").glob("quintal_noaug_nd_data_*.npz"))

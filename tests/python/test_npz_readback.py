@@ -1,4 +1,5 @@
 """numpy reads every shard with the documented keys, dtypes and shapes; checksums hold."""
+
 import zipfile
 
 import numpy as np
@@ -21,7 +22,12 @@ def test_quickstart_shards_load_with_numpy(tmp_path):
         with np.load(path, allow_pickle=False) as d:
             assert sorted(d.files) == ["image", "key", "label"]
             n = f["samples"]
-            assert d["image"].dtype == np.uint8 and d["image"].shape == (n, info["height"], info["width"], info["bands"])
+            assert d["image"].dtype == np.uint8 and d["image"].shape == (
+                n,
+                info["height"],
+                info["width"],
+                info["bands"],
+            )
             assert d["label"].dtype == np.uint8 and d["label"].shape == (n, info["height"], info["width"])
             assert d["key"].dtype.kind == "U" and d["key"].shape == (n,)
             assert list(d["key"]) == sorted(d["key"]), "keys sorted within a shard"

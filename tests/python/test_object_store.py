@@ -1,5 +1,6 @@
 """Object storage: builds that read from and write to a real S3-compatible server (moto's server
 mode, started here on loopback) must give the same shards as the same build on local files."""
+
 import hashlib
 import json
 import os
@@ -8,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import boto3
 import numpy as np
@@ -93,7 +93,7 @@ def run(env, cwd, *args):
 
 def pipeline(tmp_path, name, images, labels, out):
     colors = REPO / "fixtures" / "quintal" / "label_colors.txt"
-    text = f"{quintal_head(images, labels, colors)}{STAGES}\n[output]\ndir = \"{out}\"\n"
+    text = f'{quintal_head(images, labels, colors)}{STAGES}\n[output]\ndir = "{out}"\n'
     (tmp_path / name).write_text(text)
     return name
 
@@ -101,9 +101,7 @@ def pipeline(tmp_path, name, images, labels, out):
 def objects(client, prefix):
     """Every object under prefix: relative key -> bytes."""
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
-    return {
-        o["Key"][len(prefix):]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed
-    }
+    return {o["Key"][len(prefix) :]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed}
 
 
 def local_build(tmp_path, env, *extra):
@@ -130,7 +128,9 @@ def assert_same_dataset(remote, local):
 
 def test_build_from_and_to_s3_equals_the_local_build(s3, tmp_path):
     client, env = s3
-    p = pipeline(tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", f"s3://{BUCKET}/out")
+    p = pipeline(
+        tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", f"s3://{BUCKET}/out"
+    )
     r = run(env, tmp_path, "build", p)
     assert r.returncode == 0, r.stderr
     assert "mirrored 6 object(s)" in r.stderr
@@ -148,7 +148,9 @@ def test_build_from_and_to_s3_equals_the_local_build(s3, tmp_path):
 
 def test_an_s3_rerun_rebuilds_only_a_lost_shard_and_a_different_plan_is_refused(s3, tmp_path):
     client, env = s3
-    p = pipeline(tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", f"s3://{BUCKET}/out")
+    p = pipeline(
+        tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", f"s3://{BUCKET}/out"
+    )
     assert run(env, tmp_path, "build", p, "--num-shards", "4").returncode == 0
     before = {o["Key"]: o["LastModified"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="out/")["Contents"]}
     shards = sorted(k for k in before if k.endswith(".npz"))
@@ -190,9 +192,51 @@ def test_s3_workers_then_merge_equal_the_local_build(s3, tmp_path):
 def test_file_urls_work_like_folders(s3, tmp_path):
     _, env = s3
     fixture = REPO / "fixtures" / "quintal"
-    p = pipeline(tmp_path, "file.toml", f"file://{fixture / 'stills'}", f"file://{fixture / 'labelsRGB'}", f"file://{tmp_path / 'file-out'}")
+    p = pipeline(
+        tmp_path,
+        "file.toml",
+        f"file://{fixture / 'stills'}",
+        f"file://{fixture / 'labelsRGB'}",
+        f"file://{tmp_path / 'file-out'}",
+    )
     r = run(env, tmp_path, "build", p)
     assert r.returncode == 0, r.stderr
     local = local_build(tmp_path, env)
-    got = {str(f.relative_to(tmp_path / "file-out")): f.read_bytes() for f in (tmp_path / "file-out").rglob("*") if f.is_file()}
+    got = {
+        str(f.relative_to(tmp_path / "file-out")): f.read_bytes()
+        for f in (tmp_path / "file-out").rglob("*")
+        if f.is_file()
+    }
     assert_same_dataset(got, local)
+
+
+def test_segprep_open_reads_an_s3_build_through_a_checked_local_copy(s3, tmp_path, monkeypatch):
+    import segprep
+
+    client, env = s3
+    p = pipeline(
+        tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", f"s3://{BUCKET}/out"
+    )
+    assert run(env, tmp_path, "build", p).returncode == 0
+    local = segprep.open(local_build(tmp_path, env))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    cache = tmp_path / "open-cache"
+    remote = segprep.open(f"s3://{BUCKET}/out", cache_dir=cache)
+    assert remote.path.is_relative_to(cache) and remote.counts == local.counts
+    for split in local.splits:
+        for i in range(len(local[split])):
+            a, b = local[split][i], remote[split][i]
+            assert a["key"] == b["key"] and np.array_equal(a["image"], b["image"])
+            assert np.array_equal(a["label"], b["label"])
+    assert np.array_equal(remote.class_weights("train"), local.class_weights("train"))
+    # a second open downloads nothing; an object altered on the store is named, not read
+    again = run(env, tmp_path, "fetch", f"s3://{BUCKET}/out", "--to", remote.path)
+    assert again.returncode == 0 and "fetched 0 file(s)" in again.stdout, again.stdout + again.stderr
+    shard = json.loads((remote.path / "index.json").read_text())["files"][0]["file"]
+    body = bytearray(client.get_object(Bucket=BUCKET, Key=f"out/{shard}")["Body"].read())
+    body[-100] ^= 0xFF
+    client.put_object(Bucket=BUCKET, Key=f"out/{shard}", Body=bytes(body))
+    (remote.path / shard).unlink()
+    with pytest.raises(segprep.BuildError, match=f"{shard}.*size or sha256 differs from index.json"):
+        segprep.open(f"s3://{BUCKET}/out", cache_dir=cache)

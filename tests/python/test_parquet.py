@@ -1,5 +1,6 @@
 """Parquet shards read by the libraries trainers use: pyarrow, polars and Hugging Face datasets.
 Decoded labels equal the NPZ output of the same pipeline pixel for pixel, images too."""
+
 import json
 import os
 import subprocess
@@ -7,15 +8,16 @@ import subprocess
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from conftest import BIN, build, load_index, shards, stacked
+from conftest import BIN, build, index_path, load_index, shards, stacked, stats_path
 
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
-import datasets  # noqa: E402  (after the offline switches)
+import datasets
 
 STAGES = '[[stage]]\nresize = { size = [128, 96], mode = "fit" }\n[split]\ntrain = 0.67\nval = 0.33\nseed = 5\n'
 
@@ -69,7 +71,9 @@ def test_sixteen_bit_labels_stay_exact(tmp_path):
     for i, lab in enumerate(ids):
         Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
         Image.fromarray(lab).save(tmp_path / "lab" / f"{i}.png")
-    head = '[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\nnum_classes = 300\nignore_index = 65535\n'
+    head = (
+        '[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\nnum_classes = 300\nignore_index = 65535\n'
+    )
     out = build(tmp_path, head + '[output]\nformat = "parquet"\ndir = "out"\n')
     ds = hf_load(shards(out), tmp_path / "hf-cache").with_format("numpy")
     got = {str(r["key"]): r["label"] for r in ds}
@@ -104,7 +108,7 @@ def test_metadata_explains_the_shard(quintal):
     tmp, head = quintal
     out = build(tmp, head + STAGES + '[output]\nformat = "parquet"\ndir = "out"\n')
     index = load_index(out)
-    stats = json.loads((out / "stats.json").read_text())["splits"]
+    stats = json.loads(stats_path(out).read_text())["splits"]
     for f in shards(out):
         meta = json.loads(pq.read_metadata(f).metadata[b"segprep"])
         assert meta["pipeline_hash"] == index["pipeline_hash"]
@@ -132,12 +136,14 @@ def test_row_groups_are_capped_and_pixel_columns_plain(quintal):
 def test_file_size_limit_is_a_clear_error_and_leaves_no_shard(quintal):
     tmp, head = quintal
     (tmp / "p.toml").write_text(head + '[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\n')
-    r = subprocess.run(["bash", "-c", f"ulimit -f 256; exec {BIN} build p.toml"], cwd=tmp, capture_output=True, text=True)
+    r = subprocess.run(
+        ["bash", "-c", f"ulimit -f 256; exec {BIN} build p.toml"], cwd=tmp, capture_output=True, text=True
+    )
     assert r.returncode == 1, r.stderr
     assert "train-00000-of-00001.parquet" in r.stderr and "too large" in r.stderr.lower(), r.stderr
     out = tmp / "out"
     assert not list(out.glob("*.parquet")) and not list(out.glob("*.partial"))
-    assert not (out / "index.json").exists()
+    assert not index_path(out).exists()
 
 
 @pytest.mark.parametrize("delay", [0.2, 0.5, 0.9, 1.4])
@@ -146,12 +152,41 @@ def test_killed_build_never_leaves_a_broken_file_under_a_final_name(quintal, del
     import time
 
     tmp, head = quintal
-    stages = '[[stage]]\nresize = { size = 512 }\n'
-    (tmp / "p.toml").write_text(head + stages + '[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\nshard_samples = 1\n')
-    proc = subprocess.Popen([str(BIN), "build", "p.toml", "--threads", "1"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stages = "[[stage]]\nresize = { size = 512 }\n"
+    (tmp / "p.toml").write_text(
+        head + stages + '[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\nshard_samples = 1\n'
+    )
+    proc = subprocess.Popen(
+        [str(BIN), "build", "p.toml", "--threads", "1"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(delay)
     proc.kill()
     proc.wait()
     for f in (tmp / "out").glob("*.parquet"):
         table = pq.read_table(f)
         assert len(table) == 1 and table.column("image").type.shape == [512, 512, 3]
+
+
+@pytest.mark.parametrize("layout", ["huggingface", "tensor"])
+def test_ordinary_calls_show_classes_and_read_the_folder(quintal, layout):
+    """What a trainer reaches for first: read_table's schema metadata names the classes and the
+    ignore index, pyarrow.dataset reads the build folder, polars gives N-d arrays in one line."""
+    tmp, head = quintal
+    out = build(tmp, head + STAGES + f'[output]\nformat = "parquet"\nlayout = "{layout}"\ndir = "out"\n')
+    index = load_index(out)
+    assert index_path(out).name == "_index.json" and not (out / "index.json").exists()
+    table = pq.read_table(shards(out)[0])
+    meta = json.loads(table.schema.metadata[b"segprep"])
+    assert meta["classes"] == index["classes"] and meta["ignore_index"] == index["ignore_index"] == 255
+    whole = pads.dataset(out).to_table()
+    assert whole.num_rows == sum(s["samples"] for s in index["splits"].values())
+    assert sorted(whole.column("key").to_pylist()) == sorted(
+        k for f in shards(out) for k in pq.read_table(f)["key"].to_pylist()
+    )
+    if layout == "tensor":
+        h, w, c = index["image"]["height"], index["image"]["width"], index["image"]["bands"]
+        frame = pl.read_parquet(shards(out)[0])
+        images = frame["image"].to_numpy().reshape(len(frame), h, w, c)  # the documented one-liner
+        assert np.array_equal(images, table.column("image").combine_chunks().to_numpy_ndarray())
+        labels = frame["label"].to_numpy().reshape(len(frame), h, w)
+        assert np.array_equal(labels, table.column("label").combine_chunks().to_numpy_ndarray())

@@ -1,8 +1,8 @@
 """`segprep stats` against numpy: per-class counts and all four weight schemes computed
 independently from the label files, on the fixtures and (extended) on the shared datasets; the
 report formats read by the libraries users open them with; the plot parsed as XML."""
+
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SHARED, map_colours_numpy, quintal_head, read_colour_table, segprep, union_numpy
+from conftest import REPO, SHARED, map_colours_numpy, quintal_head, read_colour_table, segprep, stats_path, union_numpy
 
 
 def weights_numpy(pixels, images, image_pixels, beta):
@@ -80,7 +80,9 @@ def test_full_quintal_counts_and_weights_equal_numpy(tmp_path):
 
 
 def check_dsb(root, tmp_path):
-    (tmp_path / "p.toml").write_text(f'[input]\nimages = "{root}"\n[labels]\nformat = "instances"\n[output]\ndir = "out"\n')
+    (tmp_path / "p.toml").write_text(
+        f'[input]\nimages = "{root}"\n[labels]\nformat = "instances"\n[output]\ndir = "out"\n'
+    )
     r = report(tmp_path, "p.toml")
     labels, total = [], 0
     for sample in sorted(p for p in Path(root).iterdir() if p.is_dir()):
@@ -114,8 +116,10 @@ def test_hand_made_three_classes(tmp_path):
             lab[9, :10] = 2  # 10 px of class 2 in image 0
         Image.fromarray(lab).save(tmp_path / "lab" / f"s{i}.png")
         Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "img" / f"s{i}.png")
-    (tmp_path / "p.toml").write_text('[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\n'
-                                     'classes = ["a", "b", "c"]\n[output]\ndir = "out"\n')
+    (tmp_path / "p.toml").write_text(
+        '[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\n'
+        'classes = ["a", "b", "c"]\n[output]\ndir = "out"\n'
+    )
     rows = report(tmp_path, "p.toml", "--beta", "0.5")["splits"][0]["classes"]
     # pixels 310, 80, 10 of N = 400; images 4, 2, 1; S = 400, 200, 100
     assert [r["pixels"] for r in rows] == [310, 80, 10]
@@ -131,19 +135,23 @@ def test_hand_made_three_classes(tmp_path):
         assert np.allclose([r[f"weight_{scheme}"] for r in rows], want, rtol=1e-12), scheme
 
 
-@pytest.mark.parametrize("output", ['format = "npz"', 'format = "npz"\nlayout = "gym"',
-                                    'format = "parquet"', 'format = "parquet"\nlayout = "tensor"'])
+@pytest.mark.parametrize(
+    "output",
+    ['format = "npz"', 'format = "npz"\nlayout = "gym"', 'format = "parquet"', 'format = "parquet"\nlayout = "tensor"'],
+)
 def test_recompute_agrees_with_build_time_counts(quintal, output):
     tmp, head = quintal
-    (tmp / "p.toml").write_text(head + '[[stage]]\nresize = { size = [64, 48], mode = "fit" }\n'
-                                '[split]\ntrain = 0.5\nval = 0.5\n[output]\n' + output + '\ndir = "out"\n')
+    (tmp / "p.toml").write_text(
+        head + '[[stage]]\nresize = { size = [64, 48], mode = "fit" }\n'
+        "[split]\ntrain = 0.5\nval = 0.5\n[output]\n" + output + '\ndir = "out"\n'
+    )
     assert segprep("build", "p.toml", cwd=tmp).returncode == 0
     r = segprep("stats", "out", "--recompute", cwd=tmp)
     assert r.returncode == 0 and "agrees with stats.json" in r.stdout, r.stdout + r.stderr
-    stats = json.loads((tmp / "out" / "stats.json").read_text())
-    counts = json.loads((tmp / "out" / "stats.json").read_text())
+    stats = json.loads(stats_path(tmp / "out").read_text())
+    counts = json.loads(stats_path(tmp / "out").read_text())
     counts["splits"]["train"]["classes"][0]["pixels"] += 1
-    (tmp / "out" / "stats.json").write_text(json.dumps(counts))
+    stats_path(tmp / "out").write_text(json.dumps(counts))
     r = segprep("stats", "out", "--recompute", cwd=tmp)
     assert r.returncode == 1 and "DIFFERS" in r.stdout, r.stdout
     assert stats["splits"]["train"]["pad_pixels"] > 0, "fit pads, so pad is part of the comparison"
@@ -155,6 +163,7 @@ def test_report_formats_and_plot(quintal):
     r = segprep("stats", "p.toml", "--format", "parquet", "--out", "r.parquet", "--plot", "r.svg", cwd=tmp)
     assert r.returncode == 0, r.stderr
     import polars as pl
+
     df = pl.read_parquet(tmp / "r.parquet")
     assert df.columns[:4] == ["split", "id", "name", "pixels"] and df["share"].sum() == pytest.approx(1.0)
     svg = ET.parse(tmp / "r.svg").getroot()

@@ -1,5 +1,8 @@
-"""`pip install segprep`: the wheel maturin builds (`bindings = "bin"`) installs the segprep command
-into a fresh venv, where `--version` and the README's quick start run."""
+"""`pip install segprep`: the wheel maturin builds (`bindings = "bin"`, the Python package beside)
+installs the segprep command and `import segprep` into a fresh venv, where `--version`, the
+README's quick start and reading its output through the package run."""
+
+import os
 import shutil
 import subprocess
 import sys
@@ -19,14 +22,11 @@ def run(*args, **kw):
 
 
 def test_wheel_installs_into_a_fresh_venv_and_runs_the_quick_start(tmp_path):
-    assert MATURIN.exists(), "maturin is installed by scripts/test.sh (tests/python/requirements.txt)"
-    # the dev profile, like the rest of the test command (the wheel reuses target/debug)
-    run(MATURIN, "build", "--out", tmp_path / "wheels", cwd=REPO)
-    wheels = list((tmp_path / "wheels").glob("segprep-*.whl"))
-    assert len(wheels) == 1, wheels
+    wheel = built_wheel(tmp_path)
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
-    run(venv / "bin" / "python", "-m", "pip", "install", "--no-index", "--quiet", wheels[0])
+    # numpy, the package's one requirement, comes from the package index (or pip's cache)
+    run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel)
     segprep = venv / "bin" / "segprep"
     version = run(segprep, "--version").stdout.split()
     cargo = (REPO / "Cargo.toml").read_text()
@@ -39,3 +39,23 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_quick_start(tmp_path):
     d = np.load(work / "out" / "quickstart" / "train-00000-of-00001.npz")
     assert d["image"].shape == (4, 192, 256, 3) and d["label"].shape == (4, 192, 256)
     assert "apply" in run(segprep, "--help").stdout
+    # the package from the same wheel reads what its command wrote, and finds that command
+    read = "import segprep; b = segprep.open('out/quickstart'); print(len(b['train']), b['train'][0]['image'].shape)"
+    env = {k: v for k, v in os.environ.items() if k != "SEGPREP_BIN"}
+    assert run(venv / "bin" / "python", "-c", read, cwd=work, env=env).stdout.split() == ["4", "(192,", "256,", "3)"]
+    from_url = f"import segprep; print(segprep.open('{(work / 'out' / 'quickstart').as_uri()}').counts)"
+    assert "'train': 4" in run(venv / "bin" / "python", "-c", from_url, cwd=work, env=env).stdout
+    # URLs of object stores are fetched by the command installed beside the package
+    which = "from segprep._remote import segprep_command; print(segprep_command())"
+    assert run(venv / "bin" / "python", "-c", which, env=env).stdout.strip() == str(segprep)
+
+
+def built_wheel(tmp_path):
+    """The wheel scripts/test.sh built (SEGPREP_WHEEL), else one built here in the dev profile."""
+    if os.environ.get("SEGPREP_WHEEL"):
+        return Path(os.environ["SEGPREP_WHEEL"])
+    assert MATURIN.exists(), "maturin is installed by scripts/test.sh (tests/python/requirements.txt)"
+    run(MATURIN, "build", "--out", tmp_path / "wheels", cwd=REPO)
+    wheels = list((tmp_path / "wheels").glob("segprep-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]

@@ -1,5 +1,6 @@
 """A minimal uncompressed TIFF writer for test data (any band count, u8/u16/f32, chunky or planar).
 Pillow cannot write 16-bit multi-band TIFFs, and tifffile is not a test dependency."""
+
 import struct
 
 import numpy as np
