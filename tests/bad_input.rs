@@ -125,6 +125,25 @@ fn unknown_colour_names_file_colour_and_pixel_count() {
 }
 
 #[test]
+fn a_colour_given_twice_in_the_table_is_refused_by_check_and_build() {
+    let d = quintal_dir();
+    // a twelfth class with the colour of the first ("areia", line 1)
+    let path = d.path().join("q/label_colors.txt");
+    let table = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{table}\n255 233 87\tsand again")).unwrap();
+    let p = quintal_pipeline(d.path(), OUT);
+    for command in ["check", "build"] {
+        let r = run(d.path(), &[command, p]);
+        assert_clean_failure(
+            &r,
+            2,
+            &["label_colors.txt", "line 12", "`sand again`", "at line 1"],
+        );
+    }
+    assert!(!d.path().join("out").exists());
+}
+
+#[test]
 fn corrupt_and_truncated_png() {
     let d = quintal_dir();
     let label = d.path().join("q/labelsRGB/datasetQuintal_003_L.png");

@@ -15,6 +15,7 @@ pub fn parse_color_table(text: &str) -> Result<Vec<Class>, String> {
 /// `R G B name` per line; any whitespace between fields; names may contain spaces; `#` comments.
 pub fn parse_label_colors_txt(text: &str) -> Result<Vec<Class>, String> {
     let mut classes = Vec::new();
+    let mut lines = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -34,13 +35,15 @@ pub fn parse_label_colors_txt(text: &str) -> Result<Vec<Class>, String> {
             return Err(format!("line {}: colour {rgb:?} has no class name", n + 1));
         }
         classes.push(class(classes.len(), name, rgb)?);
+        lines.push(n + 1);
     }
-    non_empty(classes)
+    finish(classes, &lines)
 }
 
 /// `name,r,g,b` with a header row (detected when its colour fields are not numbers).
 pub fn parse_class_dict_csv(text: &str) -> Result<Vec<Class>, String> {
     let mut classes = Vec::new();
+    let mut lines = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim().trim_start_matches('\u{feff}');
         if line.is_empty() {
@@ -64,8 +67,9 @@ pub fn parse_class_dict_csv(text: &str) -> Result<Vec<Class>, String> {
             rgb[i] = parse_channel(fields[i + 1]).map_err(|e| format!("line {}: {e}", n + 1))?;
         }
         classes.push(class(classes.len(), fields[0].to_string(), rgb)?);
+        lines.push(n + 1);
     }
-    non_empty(classes)
+    finish(classes, &lines)
 }
 
 fn parse_channel(field: &str) -> Result<u8, String> {
@@ -83,12 +87,24 @@ fn class(index: usize, name: String, rgb: [u8; 3]) -> Result<Class, String> {
     })
 }
 
-fn non_empty(classes: Vec<Class>) -> Result<Vec<Class>, String> {
+/// The table, refused when empty or when a colour is given twice: a pixel of that colour could
+/// only be one of the classes, and the other would silently never occur.
+fn finish(classes: Vec<Class>, lines: &[usize]) -> Result<Vec<Class>, String> {
     if classes.is_empty() {
-        Err("the colour table has no entries".to_string())
-    } else {
-        Ok(classes)
+        return Err("the colour table has no entries".to_string());
     }
+    let mut first_at = std::collections::HashMap::new();
+    for (c, &line) in classes.iter().zip(lines) {
+        if let Some(&(earlier, name)) = first_at.get(&c.color) {
+            let [r, g, b] = c.color.unwrap_or_default();
+            return Err(format!(
+                "line {line}: colour {r} {g} {b} (`{}`) is already the colour of `{name}` at line {earlier}; give each class its own colour",
+                c.name
+            ));
+        }
+        first_at.insert(c.color, (line, c.name.as_str()));
+    }
+    Ok(classes)
 }
 
 #[cfg(test)]
@@ -118,6 +134,27 @@ mod tests {
     fn bad_channel_names_the_line() {
         let err = parse_color_table("1 2 300 x").unwrap_err();
         assert!(err.contains("line 1") && err.contains("300"), "{err}");
+    }
+
+    #[test]
+    fn a_colour_given_twice_names_both_lines() {
+        for (t, later, earlier) in [
+            ("1 2 3 a\n4 5 6 b\n\n1 2 3 c\n", "line 4", "at line 1"),
+            (
+                "name,r,g,b\na,1,2,3\nb,4,5,6\n\nc,1,2,3\n",
+                "line 5",
+                "at line 2",
+            ),
+        ] {
+            let err = parse_color_table(t).unwrap_err();
+            assert!(
+                err.starts_with(later)
+                    && err.contains("`c`")
+                    && err.contains(&format!("`a` {earlier}")),
+                "{err}"
+            );
+        }
+        assert!(parse_color_table("1 2 3 a\n1 2 4 b\n").is_ok());
     }
 
     #[test]
