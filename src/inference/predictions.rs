@@ -65,11 +65,27 @@ pub fn find(
 ) -> Result<Option<(PathBuf, Prediction)>> {
     let size = record.size;
     let png = dir.join(format!("{}.png", record.key));
+    let npy = dir.join(format!("{}.npy", record.key));
+    let candidates: Vec<&Path> = [png.as_path(), npy.as_path(), stacked.path.as_path()]
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    if let [first, second, ..] = candidates[..] {
+        return Err(Error::data(
+            second,
+            "restore",
+            format!(
+                "{} also holds a prediction for `{}`; restore will not guess which is meant: \
+                 keep one of them in the predictions folder",
+                first.display(),
+                record.key
+            ),
+        ));
+    }
     if png.is_file() {
         let p = read_png(&png, size).map_err(|m| Error::data(&png, "restore", m))?;
         return Ok(Some((png, p)));
     }
-    let npy = dir.join(format!("{}.npy", record.key));
     if npy.is_file() {
         let fail = |m: String| Error::data(&npy, "restore", m);
         let array = read_npy(&npy).map_err(fail)?;
