@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::replay::Replay;
-use super::sidecar::{ApplyMeta, SampleRecord, APPLY_FILE, SAMPLES_FILE};
+use super::sidecar::{ApplyMeta, SampleRecord, APPLY_FILE, APPLY_MARKER as MARKER, SAMPLES_FILE};
 use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
 use crate::pipeline::schema::{Compression, OnError};
@@ -47,14 +47,49 @@ pub struct ApplySummary {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Runs the image stages of `replay` on every image below `opts.images`.
+/// Runs the image stages of `replay` on every image below `opts.images`. The arrays and
+/// `samples.jsonl` are written into a staging folder inside `opts.out` and moved in only when every
+/// image is done, so a failed run leaves an earlier apply output in the folder as it was.
 pub fn apply(
     replay: &Replay,
     opts: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplySummary> {
     let pairs = discover(replay, &opts.images)?;
-    claim_output(&opts.out)?;
+    let staging = claim_output(&opts.out)?;
+    let staged = ApplyOptions {
+        out: staging.clone(),
+        ..opts.clone()
+    };
+    let summary = match write_outputs(replay, &staged, &pairs, progress) {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(left_as_it_was(e, &opts.out));
+        }
+    };
+    publish(&staging, &opts.out)?;
+    let meta = ApplyMeta {
+        segprep_version: env!("CARGO_PKG_VERSION").into(),
+        build: replay.build_dir.clone(),
+        pipeline_hash: replay.pipeline_hash.clone(),
+        format: format!("{:?}", opts.format).to_lowercase(),
+        images: summary.images,
+        files: summary.files,
+        skipped: summary.skipped.clone(),
+    };
+    let text = serde_json::to_string_pretty(&meta).expect("meta serializes") + "\n";
+    atomic::write_text(&opts.out.join(APPLY_FILE), &text)?;
+    Ok(summary)
+}
+
+/// Prepares every image and writes the arrays and `samples.jsonl` into `opts.out`.
+fn write_outputs(
+    replay: &Replay,
+    opts: &ApplyOptions,
+    pairs: &[PairRef],
+    progress: &dyn Progress,
+) -> Result<ApplySummary> {
     let (samples_file, file) = AtomicFile::create(&opts.out.join(SAMPLES_FILE))?;
     let mut lines = BufWriter::new(file);
     let mut summary = ApplySummary {
@@ -94,18 +129,67 @@ pub fn apply(
         .into_inner()
         .map_err(|e| Error::io(samples_file.path(), "write", e.into_error()))?;
     samples_file.commit(file)?;
-    let meta = ApplyMeta {
-        segprep_version: env!("CARGO_PKG_VERSION").into(),
-        build: replay.build_dir.clone(),
-        pipeline_hash: replay.pipeline_hash.clone(),
-        format: format!("{:?}", opts.format).to_lowercase(),
-        images: summary.images,
-        files: summary.files,
-        skipped: summary.skipped.clone(),
-    };
-    let text = serde_json::to_string_pretty(&meta).expect("meta serializes") + "\n";
-    atomic::write_text(&opts.out.join(APPLY_FILE), &text)?;
     Ok(summary)
+}
+
+/// The error of a failed run, saying that the output folder was not touched.
+fn left_as_it_was(e: Error, out: &Path) -> Error {
+    let note = match out.join(APPLY_FILE).exists() {
+        true => "the earlier apply output there is left as it was",
+        false => "nothing was written there",
+    };
+    match e {
+        Error::Data {
+            file,
+            stage,
+            message,
+        } => Error::Data {
+            file,
+            stage,
+            message: format!("{message} (applying into {}: {note})", out.display()),
+        },
+        other => other,
+    }
+}
+
+/// Replaces the earlier output in `out` by the staged one: the old `apply.json` goes first (the
+/// folder is not a finished output until the new one is written), then the arrays the old
+/// `samples.jsonl` names, then the staged files move in.
+fn publish(staging: &Path, out: &Path) -> Result<()> {
+    let fail = |path: &Path, e: std::io::Error| Error::io(path, "apply", e);
+    remove_if_present(&out.join(APPLY_FILE)).map_err(|e| fail(&out.join(APPLY_FILE), e))?;
+    for old in earlier_outputs(out) {
+        remove_if_present(&out.join(&old)).map_err(|e| fail(&out.join(&old), e))?;
+    }
+    let staged = std::fs::read_dir(staging).map_err(|e| fail(staging, e))?;
+    for entry in staged {
+        let entry = entry.map_err(|e| fail(staging, e))?;
+        let to = out.join(entry.file_name());
+        std::fs::rename(entry.path(), &to).map_err(|e| fail(&to, e))?;
+    }
+    std::fs::remove_dir(staging).map_err(|e| fail(staging, e))
+}
+
+/// The array files and `samples.jsonl` of the earlier output in `out`, as its records name them.
+fn earlier_outputs(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out.join(SAMPLES_FILE)).unwrap_or_default();
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<SampleRecord>(l).ok())
+        .map(|r| r.output)
+        .filter(|name| Path::new(name).components().count() == 1)
+        .collect();
+    names.sort();
+    names.dedup();
+    names.push(SAMPLES_FILE.to_string());
+    names
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Images found as the build found them: key = relative path minus extension and `image_suffix`,
@@ -153,13 +237,12 @@ fn discover(replay: &Replay, images: &[PathBuf]) -> Result<Vec<PairRef>> {
     Ok(d.pairs)
 }
 
-/// Marks a folder as an apply output from the start, so a run killed before `apply.json` can be
-/// rerun into the same folder.
-const MARKER: &str = ".segprep-apply";
+/// Where a run writes before its output replaces the earlier one.
+const STAGING: &str = ".segprep-apply-staging";
 
-/// The output folder: new, empty, or an earlier (possibly interrupted) apply output, whose files
-/// are replaced.
-fn claim_output(out: &Path) -> Result<()> {
+/// The output folder: new, empty, or an earlier (possibly interrupted) apply output. Returns a
+/// fresh staging folder inside it.
+fn claim_output(out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, "apply", e))?;
     let mut entries = std::fs::read_dir(out).map_err(|e| Error::io(out, "apply", e))?;
     if entries.next().is_some() && !out.join(MARKER).exists() {
@@ -170,9 +253,15 @@ fn claim_output(out: &Path) -> Result<()> {
         ));
     }
     std::fs::write(out.join(MARKER), "").map_err(|e| Error::io(out, "apply", e))?;
-    // the old sidecar goes first, so an interrupted rerun never pairs old records with new arrays
-    let _ = std::fs::remove_file(out.join(APPLY_FILE));
-    Ok(())
+    let staging = out.join(STAGING);
+    match std::fs::remove_dir_all(&staging) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(&staging, "apply", e))
+        }
+        _ => {}
+    }
+    std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, "apply", e))?;
+    Ok(staging)
 }
 
 /// Decodes one image and runs the image stages on it, recording every size change.

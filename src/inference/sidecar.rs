@@ -11,6 +11,8 @@ use crate::stages::geometry::GeometryStep;
 
 pub const APPLY_FILE: &str = "apply.json";
 pub const SAMPLES_FILE: &str = "samples.jsonl";
+/// Written first into every apply output folder: it marks the folder as segprep apply's.
+pub const APPLY_MARKER: &str = ".segprep-apply";
 
 /// `apply.json`: written last, so a folder without it is not a finished apply run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,11 +55,14 @@ pub struct SampleRecord {
 pub fn read(dir: &Path) -> Result<(ApplyMeta, Vec<SampleRecord>)> {
     let meta_path = dir.join(APPLY_FILE);
     let text = std::fs::read_to_string(&meta_path).map_err(|e| {
-        Error::data(
-            &meta_path,
-            "restore",
-            format!("cannot read it ({e}); give the folder `segprep apply --out` wrote"),
-        )
+        // the marker says segprep apply wrote here: its last run did not finish
+        let why = match dir.join(APPLY_MARKER).exists() {
+            true => "the last `segprep apply` into this folder did not finish (apply.json is \
+                     written last); run it again"
+                .to_string(),
+            false => format!("cannot read it ({e}); give the folder `segprep apply --out` wrote"),
+        };
+        Error::data(&meta_path, "restore", why)
     })?;
     let meta: ApplyMeta = serde_json::from_str(&text)
         .map_err(|e| Error::data(&meta_path, "restore", format!("not an apply.json: {e}")))?;

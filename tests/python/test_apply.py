@@ -444,3 +444,64 @@ dir = "out"
     with capsys.disabled():
         print(f"\nshared quintal 1024 -> 512 -> 1024: {differ / total:.3%} of label pixels differ after restore")
     assert differ / total < 0.05
+
+
+def test_restore_refuses_two_predictions_for_one_key(tmp_path):
+    """A stacked file and a per-key file (or a PNG and an NPY) for the same image: which one the
+    model wrote last is not restore's to guess."""
+    labels = doubled_and_applied(tmp_path, count=2)
+    pred = tmp_path / "stack"
+    key = sorted(labels)[0]
+    np.save(pred / f"{key}.npy", labels[key])
+    r = segprep("restore", "out", "--predictions", "stack", "--applied", "ap", "--out", "back", cwd=tmp_path)
+    assert r.returncode == 1 and f"prediction for `{key}`" in r.stderr, r.stderr
+    assert "apply-00000.npy" in r.stderr and f"{key}.npy" in r.stderr, r.stderr
+    (pred / "apply-00000.npy").unlink()
+    Image.fromarray(labels[key]).save(pred / f"{key}.png")
+    r = segprep("restore", "out", "--predictions", "stack", "--applied", "ap", "--out", "back", cwd=tmp_path)
+    assert r.returncode == 1 and f"{key}.png also holds a prediction" in r.stderr, r.stderr
+    (pred / f"{key}.png").unlink()
+    r = segprep(
+        "restore", "out", "--predictions", "stack", "--applied", "ap", "--out", "back", "--skip-missing", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("fmt", ["npz", "npy"])
+def test_a_failed_apply_leaves_the_earlier_output_whole(tmp_path, fmt):
+    """A rerun that fails on a bad image must not take the earlier output apart: its arrays,
+    samples.jsonl and apply.json stay as they were, and restore still works from them."""
+    labels = doubled_and_applied(tmp_path, count=2)
+    ap = tmp_path / "ap"
+    args = ("--images", "images", "--out", "ap", "--format", fmt)
+    assert segprep("apply", "out", *args, cwd=tmp_path).returncode == 0
+    before = {p.name: p.read_bytes() for p in ap.iterdir() if p.is_file()}
+    assert "apply.json" in before and "samples.jsonl" in before
+    (tmp_path / "images" / "s9.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    r = segprep("apply", "out", *args, cwd=tmp_path)
+    assert r.returncode == 1 and "s9.png" in r.stderr and "left as it was" in r.stderr, r.stderr
+    after = {p.name: p.read_bytes() for p in ap.iterdir() if p.is_file()}
+    assert after == before
+    assert [p.name for p in ap.iterdir() if p.is_dir()] == [], "no staging folder is left"
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for k, l in labels.items():
+        np.save(pred / f"{k}.npy", l)
+    r = segprep("restore", "out", "--predictions", "pred", "--applied", "ap", "--out", "back", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    # a successful rerun replaces the earlier arrays: the removed image's file is gone too
+    (tmp_path / "images" / "s9.png").unlink()
+    (tmp_path / "images" / "s1.png").unlink()
+    assert segprep("apply", "out", *args, cwd=tmp_path).returncode == 0
+    records = [json.loads(line) for line in (ap / "samples.jsonl").read_text().splitlines()]
+    assert [r["key"] for r in records] == ["s0"]
+    assert sorted(p.name for p in ap.iterdir() if not p.name.startswith(".")) == sorted(
+        ["apply.json", "samples.jsonl", records[0]["output"]]
+    )
+
+
+def test_restore_from_an_unfinished_apply_folder_says_so(tmp_path):
+    doubled_and_applied(tmp_path, count=2)
+    (tmp_path / "ap" / "apply.json").unlink()
+    r = segprep("restore", "out", "--predictions", "stack", "--applied", "ap", "--out", "back", cwd=tmp_path)
+    assert r.returncode == 1 and "did not finish" in r.stderr and "run it again" in r.stderr, r.stderr
