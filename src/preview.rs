@@ -16,6 +16,8 @@ const TILE: u32 = 192;
 const GAP: u32 = 6;
 /// Height of a tile's caption, and of a legend line.
 const LINE: u32 = 12;
+/// A legend line's colour swatch and the space after it.
+const SWATCH: u32 = 22;
 /// Opacity of the label colours over the image.
 const ALPHA: f32 = 0.45;
 
@@ -126,14 +128,31 @@ fn display_rgb(s: &Sample) -> Vec<[u8; 3]> {
         .collect()
 }
 
-/// Tiles in a grid with their keys under them, then the legend.
+/// Tiles in a grid with their keys under them, then the legend, the sheet wide enough for every
+/// legend line (a narrow sheet of one or two tiles must not cut the title or a class name).
 fn sheet(tiles: &[(RgbImage, String)], p: &Pipeline, colours: &[(u16, [u8; 3])]) -> RgbImage {
     let columns = (tiles.len() as f64).sqrt().ceil().max(1.0) as u32;
     let rows = (tiles.len() as u32).div_ceil(columns);
     let cell = (TILE + GAP, TILE + LINE + GAP);
-    let legend_rows = colours.len() as u32 + 1;
-    let width = (columns * cell.0 + GAP).max(260);
-    let height = rows * cell.1 + GAP + legend_rows * LINE + GAP;
+    let title = format!(
+        "classes (ignore {} shows the image)",
+        p.classes.ignore_index
+    );
+    let names: Vec<String> = colours
+        .iter()
+        .map(|(id, _)| {
+            let name = p.classes.by_id(*id).map_or("", |c| c.name.as_str());
+            format!("{id} {name}")
+        })
+        .collect();
+    let legend_width = names
+        .iter()
+        .map(|n| SWATCH + 8 * n.chars().count() as u32)
+        .chain([8 * title.chars().count() as u32])
+        .max()
+        .unwrap_or(0);
+    let width = (columns * cell.0 + GAP).max(legend_width + 2 * GAP);
+    let height = rows * cell.1 + GAP + (names.len() as u32 + 1) * LINE + GAP;
     let mut out = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
     for (i, (t, key)) in tiles.iter().enumerate() {
         let (cx, cy) = (
@@ -144,31 +163,15 @@ fn sheet(tiles: &[(RgbImage, String)], p: &Pipeline, colours: &[(u16, [u8; 3])])
         text(&mut out, cx, cy + t.height() + 2, key, TILE / 8);
     }
     let top = rows * cell.1 + GAP;
-    text(
-        &mut out,
-        GAP,
-        top,
-        &format!(
-            "classes (ignore {} shows the image)",
-            p.classes.ignore_index
-        ),
-        width / 8,
-    );
-    for (i, (id, c)) in colours.iter().enumerate() {
+    text(&mut out, GAP, top, &title, u32::MAX);
+    for (i, ((_, c), name)) in colours.iter().zip(&names).enumerate() {
         let y = top + (i as u32 + 1) * LINE;
         for dy in 0..8 {
             for dx in 0..16 {
                 out.put_pixel(GAP + dx, y + dy, Rgb(*c));
             }
         }
-        let name = p.classes.by_id(*id).map_or("", |c| c.name.as_str());
-        text(
-            &mut out,
-            GAP + 22,
-            y,
-            &format!("{id} {name}"),
-            (width - GAP - 22) / 8,
-        );
+        text(&mut out, GAP + SWATCH, y, name, u32::MAX);
     }
     out
 }
@@ -189,5 +192,50 @@ fn text(img: &mut RgbImage, x: u32, y: u32, s: &str, max_chars: u32) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Columns of the sheet holding any dark (text) pixel at or below row `from`.
+    fn rightmost_ink(img: &RgbImage, from: u32) -> u32 {
+        let mut right = 0;
+        for y in from..img.height() {
+            for x in 0..img.width() {
+                if img.get_pixel(x, y).0 == [0, 0, 0] {
+                    right = right.max(x);
+                }
+            }
+        }
+        right
+    }
+
+    #[test]
+    fn a_one_tile_sheet_is_wide_enough_for_its_legend() {
+        let text_pipeline =
+            "[input]\nimages = \"i\"\nlabels = \"l\"\n[labels]\nformat = \"index\"\n\
+                    classes = [\"background\", \"a rather long class name for a small sheet\"]\n\
+                    [output]\ndir = \"out\"\n";
+        let dir = std::env::temp_dir().join(format!("segprep-preview-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.toml");
+        std::fs::write(&path, text_pipeline).unwrap();
+        let p = crate::pipeline::load(&path).unwrap();
+        let tile = (
+            RgbImage::from_pixel(64, 48, Rgb([200, 200, 200])),
+            "k".to_string(),
+        );
+        let colours = [(0u16, [10, 20, 30]), (1u16, [40, 50, 60])];
+        let img = sheet(&[tile], &p, &colours);
+        let long = "1 a rather long class name for a small sheet";
+        let need = GAP + SWATCH + 8 * long.len() as u32;
+        assert!(img.width() >= need, "{} < {need}", img.width());
+        // the last glyph of the longest line is drawn, not cut
+        assert!(rightmost_ink(&img, TILE + LINE + GAP) >= need - 8);
+        let title = "classes (ignore 255 shows the image)";
+        assert!(img.width() >= GAP + 8 * title.len() as u32);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
