@@ -24,7 +24,6 @@ DataLoader with 0 and 2 workers, against copying the same samples in one process
 import argparse
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -33,8 +32,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data" / "quintal"
 sys.path.insert(0, str(REPO / "python"))
+sys.path.insert(0, str(REPO / "benches"))
+
+from e2e import make_quintal  # noqa: E402  (the same replicated photos as the build benchmark)
 
 import segprep  # noqa: E402
 from segprep._npz import open_npz  # noqa: E402
@@ -59,23 +60,6 @@ LAYOUTS = {
     "tensor": 'format = "parquet"\nlayout = "tensor"',
     "hf": 'format = "parquet"\nlayout = "huggingface"',
 }
-
-
-def make_data(root, pairs):
-    if not SHARED.is_dir():
-        sys.exit(f"{SHARED} is absent: this benchmark needs ../shared/data/quintal beside the repository")
-    stills, labels = root / "stills", root / "labels"
-    if stills.is_dir() and len(list(stills.iterdir())) == pairs:
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    stills.mkdir(parents=True)
-    labels.mkdir()
-    sources = sorted((SHARED / "stills").glob("*.png"))
-    for i in range(pairs):
-        src = sources[i % len(sources)]
-        os.link(src, stills / f"q{i:05d}.png")
-        os.link(SHARED / "labelsRGB" / f"{src.stem}_L.png", labels / f"q{i:05d}_L.png")
-    shutil.copy(SHARED / "label_colors.txt", root / "label_colors.txt")
 
 
 def make_builds(root, binary):
@@ -204,7 +188,7 @@ def main():
     ap.add_argument("--root", type=Path, default=REPO / "target" / "bench-loader")
     ap.add_argument("--bin", default=str(REPO / "target" / "release" / "segprep"))
     a = ap.parse_args()
-    make_data(a.root / "data", a.pairs)
+    make_quintal(a.root / "data", a.pairs)
     builds = make_builds(a.root, str(Path(a.bin).resolve()))
     for out in builds.values():
         warm(out)

@@ -101,3 +101,15 @@ def union_numpy(sample_dir):
     arrays = [np.asarray(Image.open(m)) for m in masks]
     assert all(set(np.unique(a)) <= {0, 255} for a in arrays)
     return np.any([a == 255 for a in arrays], axis=0).astype(np.uint8), len(arrays)
+
+
+@pytest.fixture(scope="module")
+def quickstart_work(tmp_path_factory):
+    """A folder with pipelines/ and fixtures/quintal where the README's quick start was built
+    (out/quickstart), as a user's checkout would be after the first set-up command."""
+    work = tmp_path_factory.mktemp("quickstart")
+    shutil.copytree(REPO / "pipelines", work / "pipelines")
+    shutil.copytree(REPO / "fixtures" / "quintal", work / "fixtures" / "quintal")
+    r = segprep("build", "pipelines/quickstart.toml", cwd=work)
+    assert r.returncode == 0, r.stderr
+    return work

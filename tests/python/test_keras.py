@@ -5,8 +5,6 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import shutil
-import subprocess
 
 import keras
 import numpy as np
@@ -15,17 +13,10 @@ import pytest
 import segprep
 import segprep.keras
 
-from conftest import BIN, REPO
-
 
 @pytest.fixture(scope="module")
-def quickstart(tmp_path_factory):
-    work = tmp_path_factory.mktemp("quickstart")
-    shutil.copytree(REPO / "pipelines", work / "pipelines")
-    shutil.copytree(REPO / "fixtures" / "quintal", work / "fixtures" / "quintal")
-    r = subprocess.run([str(BIN), "build", "pipelines/quickstart.toml"], cwd=work, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return work / "out" / "quickstart"
+def quickstart(quickstart_work):
+    return quickstart_work / "out" / "quickstart"
 
 
 def tiny_unet(shape, classes):

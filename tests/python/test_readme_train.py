@@ -4,7 +4,6 @@ PyTorch and TensorFlow are extended checks that run where those libraries are in
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ import pytest
 
 import segprep
 
-from conftest import BIN, REPO
+from conftest import REPO
 
 
 def readme_example(name):
@@ -24,13 +23,8 @@ def readme_example(name):
 
 
 @pytest.fixture(scope="module")
-def quickstart(tmp_path_factory):
-    work = tmp_path_factory.mktemp("readme")
-    shutil.copytree(REPO / "pipelines", work / "pipelines")
-    shutil.copytree(REPO / "fixtures" / "quintal", work / "fixtures" / "quintal")
-    r = subprocess.run([str(BIN), "build", "pipelines/quickstart.toml"], cwd=work, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return work
+def quickstart(quickstart_work):
+    return quickstart_work
 
 
 def run_example(name, cwd, backend="jax"):
