@@ -11,7 +11,7 @@ For each data set it times
       (`cargo run --release --example decode_floor`),
 and prints pairs/s (each time the best of three rounds in which a, b and c take turns, so a
 shared machine's drift falls on all alike), the ratios a/b and c/a, and peak memory (the build's
-peak RSS, its high-water mark read from /proc). Then the targets of the [perf] issue: 2 threads against 1 (the
+peak RSS, its high-water mark read from /proc). Then the project's targets: 2 threads against 1 (the
 1-thread run pinned to one core, since `--threads 1` still writes on a thread of its own), peak
 memory at 10x the pairs against 1x, and `segprep stats PIPELINE` against the build.
 
@@ -435,7 +435,7 @@ def main():
         }
         if name == "quintal":  # Pillow and the image crate cannot read the 4-band 16-bit TIFFs
             timers["pillow"] = peer_once(root, fields, t, library="pillow")
-            # context: the floor with the `image` crate's decoders, the issue's own estimate
+            # context: the floor with the `image` crate's decoders, a second reference
             timers["floor_image"] = floor_once(pipeline, t, "--image-crate")
         best, every = best_of_turns(RUNS, timers)
         seg_s = best["segprep"][0]
@@ -501,7 +501,7 @@ def main():
         f"\nquintal peak memory: {q['mib']:.0f} MiB at {a.pairs} pairs, {big_mib:.0f} MiB at {10 * a.pairs} "
         f"(ratio {big_mib / q['mib']:.2f})"
     )
-    print("\ntargets (quintal, the issue's pipeline):")
+    print("\ntargets (quintal, the pipeline above):")
     checks = [
         ("segprep / OpenCV peer >= 4", q["segprep"] / q["peer"], 4, True),
         ("segprep / Pillow peer >= 4", q["segprep"] / q["pillow"], 4, True),
@@ -517,7 +517,7 @@ def main():
         ok = bound is None or (value >= bound if at_least else value <= bound)
         verdict = "info" if bound is None else "PASS" if ok else "MISS"
         print(f"  {verdict:<4}  {label:<40} {value:.2f}")
-    # the issue's bound is on the benchmark itself; a first release build comes on top
+    # the bound is on the benchmark itself; a first release build comes on top
     minutes = (time.perf_counter() - measuring) / 60
     print(f"  {'PASS' if minutes < 10 else 'MISS'}  {'benchmark run < 10 minutes (build apart)':<40} {minutes:.2f}")
 

@@ -4,8 +4,8 @@
 //!
 //!   cargo run --release --example decode_floor -- PIPELINE [THREADS] [--image-crate]
 //!
-//! `--image-crate` decodes every file with the `image` crate's decoders instead, the ones the
-//! performance issue's own estimate of the floor was measured with: a figure for context.
+//! `--image-crate` decodes every file with the `image` crate's decoders instead: a second floor,
+//! for context (what a Rust program reading these files with the usual crate would need).
 //!
 //! Prints one JSON line: pairs, seconds, pairs_per_s.
 use rayon::prelude::*;
