@@ -1,14 +1,13 @@
 //! A finished build read back for inference: its pipeline (checked against the recorded hash) and
 //! the stages that prepare an image — resize, pad, rescale, standardize, with the values the build
 //! measured — without the label-only (`remap`) and random (`augment`) ones.
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::pipeline::classes::{Class, ClassSet};
 use crate::pipeline::schema::PipelineFile;
 use crate::sample::PixelType;
-use crate::sink::manifest::BuildFiles;
+use crate::sink::manifest::Index;
 use crate::stages::standardize::StandardizeMode;
 use crate::stages::{BuildContext, Stage};
 
@@ -28,37 +27,14 @@ pub struct Replay {
     pub image_bands: usize,
 }
 
-#[derive(Deserialize)]
-struct BuiltIndex {
-    segprep_version: String,
-    pipeline_hash: String,
-    pipeline: serde_json::Value,
-    input_classes: Vec<Class>,
-    classes: Vec<Class>,
-    ignore_index: u16,
-    stages: Vec<serde_json::Value>,
-    image: BuiltImage,
-}
-
-#[derive(Deserialize)]
-struct BuiltImage {
-    dtype: PixelType,
-    bands: usize,
-}
-
 /// Reads `build_dir/index.json`. A build made by another segprep version is refused unless
 /// `any_version`: the stages' arithmetic is only promised identical within one version.
 pub fn load(build_dir: &Path, any_version: bool) -> Result<Replay> {
-    let path = build_dir.join(BuildFiles::in_dir(build_dir).index);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::data(
-            &path,
-            "apply",
-            format!("cannot read it ({e}); BUILD_DIR must be a finished `segprep build` output"),
-        )
-    })?;
-    let index: BuiltIndex = serde_json::from_str(&text)
-        .map_err(|e| Error::data(&path, "apply", format!("not a segprep index.json: {e}")))?;
+    let (path, index) = Index::read(
+        build_dir,
+        "apply",
+        "BUILD_DIR must be a finished `segprep build` output",
+    )?;
     let ours = env!("CARGO_PKG_VERSION");
     if index.segprep_version != ours && !any_version {
         return Err(Error::data(&path, "apply", format!(
@@ -90,7 +66,7 @@ pub fn load(build_dir: &Path, any_version: bool) -> Result<Replay> {
 
 /// Builds every stage as the build did (remaps change the classes later stages check), keeps the
 /// ones that touch the image, and gives `standardize = dataset` the recorded mean and std.
-fn image_stages(config: &PipelineFile, index: &BuiltIndex, path: &Path) -> Result<Vec<Stage>> {
+fn image_stages(config: &PipelineFile, index: &Index, path: &Path) -> Result<Vec<Stage>> {
     let bad = |m: String| Error::data(path, "apply", m);
     let classes = ClassSet::new(index.input_classes.clone(), index.ignore_index)
         .map_err(|p| bad(p.join("; ")))?;

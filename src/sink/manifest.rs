@@ -3,9 +3,10 @@
 //! Written last, atomically: a folder without it is not a finished build.
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::FileRecord;
+use crate::error::{Error, Result};
 use crate::pipeline::classes::Class;
 use crate::sample::PixelType;
 
@@ -107,4 +108,18 @@ pub struct Index {
     pub skipped_samples: usize,
     pub warnings: Vec<String>,
     pub files: Vec<FileRecord>,
+}
+
+impl Index {
+    /// Reads the index of the finished build in `dir` (`index.json`, or a Parquet build's
+    /// `_index.json`): the one typed reader for build, merge, stats, apply and restore. `stage`
+    /// and `hint` go into the error, which names the file.
+    pub fn read(dir: &Path, stage: &str, hint: &str) -> Result<(PathBuf, Index)> {
+        let path = dir.join(BuildFiles::in_dir(dir).index);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::data(&path, stage, format!("cannot read it ({e}); {hint}")))?;
+        let index = serde_json::from_str(&text)
+            .map_err(|e| Error::data(&path, stage, format!("not a segprep index.json: {e}")))?;
+        Ok((path, index))
+    }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::counts::{SampleCounts, SplitCounts};
 use crate::error::{Error, Result};
-use crate::pipeline::classes::{Class, ClassSet};
+use crate::pipeline::classes::ClassSet;
 
 /// One sample's label as read back.
 pub struct ReadLabel {
@@ -30,40 +30,15 @@ pub struct Built {
 }
 
 pub fn read_index(dir: &Path) -> Result<Built> {
-    let path = dir.join(crate::sink::manifest::BuildFiles::in_dir(dir).index);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::data(
-            &path,
-            "stats",
-            format!("cannot read ({e}); is this a finished segprep build?"),
-        )
-    })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::data(&path, "stats", e.to_string()))?;
-    let bad = |what: &str| Error::data(&path, "stats", format!("index.json has no valid `{what}`"));
-    let classes: Vec<Class> =
-        serde_json::from_value(v["classes"].clone()).map_err(|_| bad("classes"))?;
-    let ignore = v["ignore_index"]
-        .as_u64()
-        .and_then(|i| u16::try_from(i).ok())
-        .ok_or_else(|| bad("ignore_index"))?;
-    let files = v["files"]
-        .as_array()
-        .ok_or_else(|| bad("files"))?
-        .iter()
-        .map(|f| {
-            Some((
-                f["file"].as_str()?.to_string(),
-                f["split"].as_str()?.to_string(),
-            ))
-        })
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| bad("files"))?;
+    let hint = "is this a finished segprep build?";
+    let (path, index) = crate::sink::manifest::Index::read(dir, "stats", hint)?;
+    let classes = ClassSet::new(index.classes, index.ignore_index)
+        .map_err(|p| Error::data(&path, "stats", p.join("; ")))?;
     Ok(Built {
-        classes: ClassSet::new(classes, ignore).map_err(|p| bad(&p.join("; ")))?,
-        format: v["format"].as_str().unwrap_or_default().to_string(),
-        layout: v["layout"].as_str().unwrap_or_default().to_string(),
-        files,
+        classes,
+        format: index.format,
+        layout: index.layout,
+        files: index.files.into_iter().map(|f| (f.file, f.split)).collect(),
     })
 }
 
