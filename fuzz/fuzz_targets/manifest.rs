@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
     for name in ["m.csv", "train.txt"] {
         let path = dir.path().join(name);
         std::fs::write(&path, data).unwrap();
-        let _ = segprep::source::manifest::read(&path, rebase);
+        let _ = segprep::source::input_manifest::read(&path, rebase);
     }
 });

@@ -5,7 +5,7 @@
 pub mod bands;
 pub mod folder;
 pub mod instances;
-pub mod manifest;
+pub mod input_manifest;
 pub mod mvtec_ad;
 pub mod mvtec_dict;
 pub mod paths;
@@ -78,7 +78,7 @@ pub fn discover_all(p: &Pipeline) -> Result<Discovery> {
     let listings: Vec<&PathBuf> = std::iter::once(&p.images_path)
         .chain(&p.band_paths)
         .collect();
-    if listings.iter().all(|l| manifest::is_manifest(l)) {
+    if listings.iter().all(|l| input_manifest::is_manifest(l)) {
         return read_manifests(p, &listings);
     }
     let mut d = pair_folders(p)?;
@@ -102,7 +102,7 @@ fn read_manifests(p: &Pipeline, listings: &[&PathBuf]) -> Result<Discovery> {
             prefix: p.config.input.path_prefix.as_ref(),
             allow_outside: p.config.input.allow_outside,
         };
-        d.pairs.extend(manifest::read(listing, rebase)?.pairs);
+        d.pairs.extend(input_manifest::read(listing, rebase)?.pairs);
     }
     d.pairs.sort();
     check_unique_keys(&d.pairs, &p.images_path)?;
