@@ -148,8 +148,10 @@ class ParquetShard:
         return self._starts
 
     def _file(self) -> Any:
-        import pyarrow.parquet as pq
-
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as e:
+            raise BuildError(f"{self.path}: Parquet builds are read with pyarrow: `pip install pyarrow`") from e
         try:
             return pq.ParquetFile(self.path, memory_map=True)
         except Exception as e:  # pyarrow raises its own ArrowInvalid, OSError, ...
