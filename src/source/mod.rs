@@ -4,8 +4,8 @@
 //! file-system order.
 pub mod bands;
 pub mod folder;
-pub mod instances;
 pub mod input_manifest;
+pub mod instances;
 pub mod mvtec_ad;
 pub mod mvtec_dict;
 pub mod paths;
