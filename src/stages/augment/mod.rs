@@ -412,7 +412,8 @@ impl Augment {
     }
 
     /// A random crop, or a random resized crop (torchvision's rule: ten tries at a window of the
-    /// drawn area and aspect, else the whole image), resized to its size.
+    /// drawn area and aspect, else the centre crop at the nearest allowed aspect), resized to its
+    /// size.
     fn crop(&self, s: &mut Sample, d: &mut Draw) -> Result<Option<[u32; 4]>, String> {
         let (w, h) = (s.image.width, s.image.height);
         if let Some(size) = self.config.crop {
@@ -428,7 +429,7 @@ impl Augment {
             return Ok(None);
         };
         let area = w as f64 * h as f64;
-        let mut window = (0, 0, w, h);
+        let mut window = centre_crop(w, h, r.ratio);
         for _ in 0..10 {
             let target = d.uniform(r.scale) * area;
             let ratio = d.uniform([r.ratio[0].ln(), r.ratio[1].ln()]).exp();
@@ -450,4 +451,18 @@ impl Augment {
         v["stage"] = "augment".into();
         v
     }
+}
+
+/// torchvision's fallback when ten draws find no box: the whole image, cut in the centre to the
+/// nearest allowed aspect ratio when its own is outside `ratio`.
+fn centre_crop(w: u32, h: u32, ratio: [f64; 2]) -> (u32, u32, u32, u32) {
+    let own = w as f64 / h as f64;
+    let (cw, ch) = if own < ratio[0] {
+        (w, ((w as f64 / ratio[0]).round() as u32).clamp(1, h))
+    } else if own > ratio[1] {
+        (((h as f64 * ratio[1]).round() as u32).clamp(1, w), h)
+    } else {
+        (w, h)
+    };
+    ((w - cw) / 2, (h - ch) / 2, cw, ch)
 }
