@@ -12,9 +12,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
-# dev profile throughout (a release build of polars takes several times longer); `--all-targets`
-# compiles the benches and examples too, so they cannot rot, without a release-profile build
-cargo build --all-targets
+# dev profile throughout (a release build of polars takes several times longer); cargo test builds
+# the library, the command, the examples and the tests. The benches are type-checked by CI's
+# `cargo clippy --all-targets` and built by `cargo bench` when they are run.
 cargo test
 
 # the wheel, dev profile (maturin reuses target/debug); the Python tests import the package from it
