@@ -113,3 +113,17 @@ def quickstart_work(tmp_path_factory):
     r = segprep("build", "pipelines/quickstart.toml", cwd=work)
     assert r.returncode == 0, r.stderr
     return work
+
+
+def build_generated(tmp, num_classes, stages, split=""):
+    """Builds the pairs written under tmp/images and tmp/labels (index labels) with `stages`, all
+    samples in one shard; returns the output folder."""
+    text = (
+        '[input]\nimages = "images"\nlabels = "labels"\n[labels]\nformat = "index"\n'
+        f"num_classes = {num_classes}\n{stages}{split}"
+        '[output]\ndir = "out"\nshard_samples = 4096\n'
+    )
+    (Path(tmp) / "p.toml").write_text(text)
+    r = segprep("build", "p.toml", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    return Path(tmp) / "out"

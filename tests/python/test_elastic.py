@@ -13,12 +13,11 @@ sha256("segprep-augment\\0" + seed as u64 LE + key + "\\0" + copy as u32 LE)."""
 import hashlib
 import json
 import math
-import subprocess
 
 import numpy as np
 from PIL import Image
 
-from conftest import BIN
+from conftest import build_generated
 
 MASK = (1 << 64) - 1
 PARAMETER_DRAWS = 15  # hflip, vflip, rot90, rotate, zoom, shear, shift x2, seven photometric
@@ -88,14 +87,8 @@ def test_elastic_copies_equal_the_definition(tmp_path):
         Image.fromarray(img).save(tmp_path / "images" / f"s{i}.png")
         Image.fromarray(lab).save(tmp_path / "labels" / f"s{i}.png")
         originals[f"s{i}"] = (img, lab)
-    (tmp_path / "p.toml").write_text(
-        '[input]\nimages = "images"\nlabels = "labels"\n[labels]\nformat = "index"\nnum_classes = 4\n'
-        "[[stage]]\naugment = { copies = 2, seed = 21, elastic = { alpha = 6, sigma = 2 } }\n"
-        '[output]\ndir = "out"\n'
-    )
-    r = subprocess.run([str(BIN), "build", "p.toml"], cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    d = np.load(tmp_path / "out" / "train-00000-of-00001.npz")
+    stage = "[[stage]]\naugment = { copies = 2, seed = 21, elastic = { alpha = 6, sigma = 2 } }\n"
+    d = np.load(build_generated(tmp_path, 4, stage) / "train-00000-of-00001.npz")
     checked = 0
     for key, image, label, drawn in zip(d["key"], d["image"], d["label"], d["augment"]):
         key = str(key)

@@ -12,13 +12,12 @@ Integer results round half up and saturate; f32 images (taken as 0..1) are not c
 
 import json
 import math
-import subprocess
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import BIN
+from conftest import build_generated
 from tiffwrite import write_tiff
 
 RANGE = {"u1": 255.0, "u2": 65535.0, "f4": 1.0}
@@ -46,15 +45,8 @@ def images(tmp, dtype, bands, count=3, size=(24, 20)):
 def augmented(tmp, dtype, bands, op):
     """(original, copy, recorded photometric values) for every sample of a one-op augment build."""
     images(tmp, dtype, bands)
-    text = (
-        '[input]\nimages = "images"\nlabels = "labels"\n[labels]\nformat = "index"\nnum_classes = 2\n'
-        f"[[stage]]\naugment = {{ copies = 1, seed = 5, {op} }}\n"
-        '[output]\ndir = "out"\nshard_samples = 64\n'
-    )
-    (tmp / "p.toml").write_text(text)
-    r = subprocess.run([str(BIN), "build", "p.toml"], cwd=tmp, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    d = np.load(tmp / "out" / "train-00000-of-00001.npz")
+    out = build_generated(tmp, 2, f"[[stage]]\naugment = {{ copies = 1, seed = 5, {op} }}\n")
+    d = np.load(out / "train-00000-of-00001.npz")
     by_key = {str(k): i for i, k in enumerate(d["key"])}
     found = []
     for key, i in by_key.items():

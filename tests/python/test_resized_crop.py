@@ -7,13 +7,12 @@ fallback with its box, and the pixels with Pillow's bilinear resize of the recor
 
 import json
 import math
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BIN
+from conftest import build_generated
 
 SIZE = (64, 48)
 
@@ -58,15 +57,8 @@ def crops(tmp, size, stage, count=4):
         Image.fromarray(img).save(tmp / "images" / f"s{i}.png")
         Image.fromarray(rng.integers(0, 3, (h, w), dtype=np.uint8)).save(tmp / "labels" / f"s{i}.png")
         originals[f"s{i}"] = img
-    text = (
-        '[input]\nimages = "images"\nlabels = "labels"\n[labels]\nformat = "index"\nnum_classes = 3\n'
-        f"[[stage]]\naugment = {stage}\n"
-        '[output]\ndir = "out"\nshard_samples = 4096\n'
-    )
-    (tmp / "p.toml").write_text(text)
-    r = subprocess.run([str(BIN), "build", "p.toml"], cwd=tmp, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    d = np.load(tmp / "out" / "train-00000-of-00001.npz")
+    out = build_generated(tmp, 3, f"[[stage]]\naugment = {stage}\n")
+    d = np.load(out / "train-00000-of-00001.npz")
     drawn = [json.loads(str(a)) for a in d["augment"]]
     return originals, [str(k) for k in d["key"]], d["image"], d["label"], drawn
 
