@@ -3,11 +3,13 @@ area fraction from `scale` and a log-uniform aspect ratio from `ratio`, w = roun
 ratio)), h = round(sqrt(area / ratio)), kept when it fits, at a uniform position; else the centre
 crop at the nearest allowed ratio. The boxes segprep records over many copies are compared with
 that rule re-implemented here (two-sample Kolmogorov-Smirnov on width, height, x and y), the
-fallback with its box, and the pixels with Pillow's bilinear resize of the recorded box."""
+fallback with its box, and the pixels with Pillow's bilinear resize of the recorded box (and with
+OpenCV's INTER_LINEAR where the box is enlarged: OpenCV does not smooth when it shrinks)."""
 
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,10 +95,18 @@ def test_when_no_draw_fits_the_centre_crop_has_the_nearest_allowed_ratio(tmp_pat
 def test_crop_pixels_equal_pillows_bilinear_resize_of_the_box(tmp_path):
     stage = "{ copies = 10, seed = 4, keep_original = false, random_resized_crop = { size = [40, 30] } }"
     originals, keys, images, labels, drawn = crops(tmp_path, SIZE, stage)
+    enlarged = 0
     for key, image, label, p in zip(keys, images, labels, drawn):
         x, y, w, h = p["crop"]
         box = Image.fromarray(originals[key.split("@")[0]][y : y + h, x : x + w])
         want = np.asarray(box.resize((40, 30), resample=Image.BILINEAR)).astype(np.float64)
         diff = np.abs(image.astype(np.float64) - want)
         assert diff.mean() <= 0.3 and diff.max() <= 1, f"{key}: mean {diff.mean():.3f}, max {diff.max()}"
+        if w <= 40 and h <= 30:
+            # enlarging, bilinear is the same filter in OpenCV (it smooths nothing when shrinking)
+            cv = cv2.resize(np.ascontiguousarray(np.asarray(box)), (40, 30), interpolation=cv2.INTER_LINEAR)
+            diff = np.abs(image.astype(np.float64) - cv)
+            assert diff.mean() <= 0.3 and diff.max() <= 1, f"{key} vs OpenCV: mean {diff.mean():.3f}, max {diff.max()}"
+            enlarged += 1
         assert set(np.unique(label)) <= {0, 1, 2}
+    assert enlarged > 0
