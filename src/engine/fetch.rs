@@ -6,7 +6,7 @@
 use std::path::{Component, Path};
 
 use crate::error::{Error, Result};
-use crate::sink::atomic::{sha256_of, write_bytes};
+use crate::sink::atomic::{remove_if_present, write_bytes};
 use crate::sink::manifest::{BuildFiles, Index};
 use crate::sink::FileRecord;
 use crate::storage::Remote;
@@ -21,16 +21,10 @@ pub struct Fetched {
 pub fn fetch(url: &str, to: &Path) -> Result<Fetched> {
     let remote = Remote::open(url)?;
     let (names, index_bytes) = remote_index(&remote)?;
-    let index: Index = serde_json::from_slice(&index_bytes)
-        .map_err(|e| Error::data(remote.describe(names.index), "fetch", e.to_string()))?;
+    let index = Index::parse(&index_bytes, &remote.describe(names.index), "fetch")?;
     // until every file checks out, the local copy must not look finished
     for stale in BuildFiles::both().map(|n| to.join(n.index)) {
-        match std::fs::remove_file(&stale) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(&stale, "fetch", e))
-            }
-            _ => {}
-        }
+        remove_if_present(&stale).map_err(|e| Error::io(&stale, "fetch", e))?;
     }
     let mut done = Fetched {
         downloaded: 0,
@@ -39,7 +33,7 @@ pub fn fetch(url: &str, to: &Path) -> Result<Fetched> {
     };
     for record in &index.files {
         let local = to.join(checked_relative(&remote, names, record)?);
-        if intact(&local, record) {
+        if record.is_intact_at(&local) {
             done.kept += 1;
             continue;
         }
@@ -47,7 +41,7 @@ pub fn fetch(url: &str, to: &Path) -> Result<Fetched> {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "fetch", e))?;
         }
         remote.download(&record.file, &local)?;
-        if !intact(&local, record) {
+        if !record.is_intact_at(&local) {
             let _ = std::fs::remove_file(&local);
             return Err(Error::data(
                 remote.describe(&record.file),
@@ -103,9 +97,4 @@ fn checked_relative<'a>(
             ),
         )),
     }
-}
-
-fn intact(path: &Path, record: &FileRecord) -> bool {
-    let same_size = std::fs::metadata(path).is_ok_and(|m| m.len() == record.bytes);
-    same_size && sha256_of(path).is_ok_and(|(_, sha)| sha == record.sha256)
 }

@@ -14,7 +14,7 @@ use sha2::Digest;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::sink::atomic::{self, sha256_of};
+use crate::sink::atomic;
 use crate::sink::manifest::BuildFiles;
 use crate::sink::FileRecord;
 use crate::stats::counts::SplitCounts;
@@ -275,8 +275,7 @@ impl OutputDir {
         let text = self.read_text(&Self::record_rel(shard)).ok().flatten()?;
         let record: ShardRecord = serde_json::from_str(&text).ok()?;
         let intact = record.files.iter().all(|f| match &self.remote {
-            None => sha256_of(&self.dir.join(&f.file))
-                .is_ok_and(|(bytes, sha)| bytes == f.bytes && sha == f.sha256),
+            None => f.is_intact_at(&self.dir.join(&f.file)),
             Some(r) if full => r.get(&f.file).ok().flatten().is_some_and(|b| {
                 b.len() as u64 == f.bytes && hex::encode(sha2::Sha256::digest(&b)) == f.sha256
             }),

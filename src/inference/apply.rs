@@ -157,9 +157,9 @@ fn left_as_it_was(e: Error, out: &Path) -> Error {
 /// `samples.jsonl` names, then the staged files move in.
 fn publish(staging: &Path, out: &Path) -> Result<()> {
     let fail = |path: &Path, e: std::io::Error| Error::io(path, "apply", e);
-    remove_if_present(&out.join(APPLY_FILE)).map_err(|e| fail(&out.join(APPLY_FILE), e))?;
+    atomic::remove_if_present(&out.join(APPLY_FILE)).map_err(|e| fail(&out.join(APPLY_FILE), e))?;
     for old in earlier_outputs(out) {
-        remove_if_present(&out.join(&old)).map_err(|e| fail(&out.join(&old), e))?;
+        atomic::remove_if_present(&out.join(&old)).map_err(|e| fail(&out.join(&old), e))?;
     }
     let staged = std::fs::read_dir(staging).map_err(|e| fail(staging, e))?;
     for entry in staged {
@@ -183,13 +183,6 @@ fn earlier_outputs(out: &Path) -> Vec<String> {
     names.dedup();
     names.push(SAMPLES_FILE.to_string());
     names
-}
-
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// Images found as the build found them: key = relative path minus extension and `image_suffix`,

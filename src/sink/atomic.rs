@@ -23,6 +23,14 @@ pub fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Removes a file; one that is not there is not an error.
+pub fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Removes the partial files any process left for `path` (a build killed mid-write).
 pub fn remove_partials(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {

@@ -116,10 +116,15 @@ impl Index {
     /// and `hint` go into the error, which names the file.
     pub fn read(dir: &Path, stage: &str, hint: &str) -> Result<(PathBuf, Index)> {
         let path = dir.join(BuildFiles::in_dir(dir).index);
-        let text = std::fs::read_to_string(&path)
+        let text = std::fs::read(&path)
             .map_err(|e| Error::data(&path, stage, format!("cannot read it ({e}); {hint}")))?;
-        let index = serde_json::from_str(&text)
-            .map_err(|e| Error::data(&path, stage, format!("not a segprep index.json: {e}")))?;
+        let index = Index::parse(&text, &path, stage)?;
         Ok((path, index))
+    }
+
+    /// An index.json's bytes, read from `path` (a file or an object's URL, for the error).
+    pub fn parse(bytes: &[u8], path: &Path, stage: &str) -> Result<Index> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::data(path, stage, format!("not a segprep index.json: {e}")))
     }
 }

@@ -40,6 +40,15 @@ pub struct FileRecord {
     pub sha256: String,
 }
 
+impl FileRecord {
+    /// Whether the file at `path` has the recorded size and sha256 (the size is looked at first,
+    /// so a file of another size is not hashed).
+    pub fn is_intact_at(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.len() == self.bytes)
+            && atomic::sha256_of(path).is_ok_and(|(_, sha)| sha == self.sha256)
+    }
+}
+
 /// A sink receives each shard as `begin`, then its samples in plan order in one or more `write`
 /// batches, then `finish` with the shard's class counts. The engine holds at most about two batches,
 /// so a sink that can write as samples arrive keeps memory at its batch size.
