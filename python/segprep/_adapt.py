@@ -21,6 +21,16 @@ def split_of(source: Source, split: str) -> SplitDataset:
     return build[split]
 
 
+def loss_weights(dataset: SplitDataset, class_weights: str | np.ndarray | None) -> np.ndarray | None:
+    """Per-class loss weights: a scheme of `Build.class_weights` (from the train split's counts,
+    or the dataset's own split in a build without one), an array indexed by class id, or None."""
+    if isinstance(class_weights, str):
+        build = dataset.build
+        split = "train" if "train" in build.splits else dataset.split
+        return build.class_weights(split, class_weights)
+    return None if class_weights is None else np.asarray(class_weights, dtype=np.float32)
+
+
 def owned(sample: dict[str, Any]) -> dict[str, Any]:
     """A sample whose arrays own writable memory (views of a memory map are read-only)."""
     return {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in sample.items()}

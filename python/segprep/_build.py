@@ -113,6 +113,12 @@ class Build:
         ]
 
     @property
+    def memory_mapped(self) -> bool:
+        """Whether samples are read in place (stored NPZ, Gym files) rather than decoded by block."""
+        compressed = self.index["pipeline"].get("output", {}).get("compression") == "deflate"
+        return self.format == "npz" and (self.layout == "gym" or not compressed)
+
+    @property
     def class_names(self) -> list[str]:
         return [c["name"] for c in self.index["classes"]]
 
@@ -218,7 +224,7 @@ class Build:
         if self.format == "npz" and self.layout == "gym":
             return GymFile(path, self.rules())
         if self.format == "npz":
-            if self.index["pipeline"].get("output", {}).get("compression") == "deflate":
+            if not self.memory_mapped:
                 _warn_compressed(self.path)
             return StackedNpz(path, rows, self.cache)
         return ParquetShard(path, rows, self.layout == "tensor", self.rules(), self.cache)

@@ -93,11 +93,15 @@ def distributed_rank() -> tuple[int, int]:
 def default_window(dataset: SplitDataset) -> int | None:
     """Whole-split shuffles where random access is cheap (memory-mapped or file-per-sample layouts),
     two-shard windows where a read decodes a block."""
-    build = dataset.build
-    mapped = build.format == "npz" and (
-        build.layout == "gym" or build.index["pipeline"].get("output", {}).get("compression") != "deflate"
-    )
-    return None if mapped else 2
+    return None if dataset.build.memory_mapped else 2
+
+
+def epoch_order(
+    dataset: SplitDataset, shuffle: bool = True, seed: int = 0, window: int | str | None = "auto"
+) -> EpochOrder:
+    """The split's `EpochOrder`, its shuffle window chosen by `default_window` unless given."""
+    chosen = default_window(dataset) if window == "auto" else window
+    return EpochOrder(dataset.shard_sizes, shuffle, seed, chosen)  # type: ignore[arg-type]
 
 
 def batches(
@@ -116,8 +120,7 @@ def batches(
     is `EpochOrder`'s; rank and world size default to `distributed_rank()`."""
     if rank is None or world_size is None:
         rank, world_size = distributed_rank()
-    order = EpochOrder(dataset.shard_sizes, shuffle, seed, default_window(dataset))
-    mine = order.rank(epoch, rank, world_size, start)
+    mine = epoch_order(dataset, shuffle, seed).rank(epoch, rank, world_size, start)
     stop = len(mine) - len(mine) % batch_size if drop_last else len(mine)
     for at in range(0, stop, batch_size):
         yield dataset.batch(mine[at : at + batch_size])

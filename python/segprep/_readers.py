@@ -137,6 +137,7 @@ class ParquetShard:
     def __init__(self, path: Path, rows: int, tensor: bool, rules: LabelRules, cache: BlockCache) -> None:
         self.path, self.rows, self.tensor, self.rules, self.cache = path, rows, tensor, rules, cache
         self._starts: np.ndarray | None = None
+        self._parquet: Any = None
 
     def _row_groups(self) -> np.ndarray:
         if self._starts is None:
@@ -148,6 +149,12 @@ class ParquetShard:
         return self._starts
 
     def _file(self) -> Any:
+        """The shard opened once (its footer parsed once), not per row group."""
+        if self._parquet is None:
+            self._parquet = self._open()
+        return self._parquet
+
+    def _open(self) -> Any:
         try:
             import pyarrow.parquet as pq
         except ImportError as e:
@@ -172,12 +179,10 @@ class ParquetShard:
         if self.tensor:
             out["image"] = table.column("image").combine_chunks().to_numpy_ndarray()
             out["label"] = table.column("label").combine_chunks().to_numpy_ndarray()
-            size = out["image"].nbytes + out["label"].nbytes
         else:
             out["image"] = table.column("image").combine_chunks().field("bytes")
             out["label"] = table.column("label").combine_chunks().field("bytes")
-            size = out["image"].nbytes + out["label"].nbytes
-        return out, size
+        return out, out["image"].nbytes + out["label"].nbytes
 
     def read(self, row: int) -> Sample:
         starts = self._row_groups()

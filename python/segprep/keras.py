@@ -18,8 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._adapt import Source, keras_weights, split_of
-from ._order import EpochOrder, default_window
+from ._adapt import Source, keras_weights, loss_weights, split_of
+from ._order import epoch_order
 
 
 class PyDataset(keras.utils.PyDataset):  # type: ignore[misc]
@@ -44,13 +44,10 @@ class PyDataset(keras.utils.PyDataset):  # type: ignore[misc]
     ) -> None:
         super().__init__(**keras_options)
         self.split = split_of(source, split)
-        build = self.split.build
-        if isinstance(class_weights, str):
-            class_weights = build.class_weights("train" if "train" in build.splits else split, class_weights)
-        self.weights = None if class_weights is None else np.asarray(class_weights, dtype=np.float32)
-        self.ignore_index = build.ignore_index
+        self.weights = loss_weights(self.split, class_weights)
+        self.ignore_index = self.split.build.ignore_index
         self.batch_size, self.rescale, self.drop_last = batch_size, rescale, drop_last
-        self.order = EpochOrder(self.split.shard_sizes, shuffle, seed, default_window(self.split))
+        self.order = epoch_order(self.split, shuffle, seed)
         self.epoch = 0
         self._indices = self.order.epoch(0)
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from ._adapt import Source, keras_weights, split_of
-from ._order import EpochOrder, default_window
+from ._adapt import Source, keras_weights, loss_weights, split_of
+from ._order import epoch_order
 
 TF_DTYPES = {np.dtype(np.uint8): tf.uint8, np.dtype(np.uint16): tf.uint16, np.dtype(np.float32): tf.float32}
 
@@ -37,9 +37,9 @@ def dataset(
     build = ds.build
     first = ds[0]
     image, label = first["image"], first["label"]
-    order = EpochOrder(ds.shard_sizes, shuffle, seed, default_window(ds))
+    order = epoch_order(ds, shuffle, seed)
     if keras:
-        weights = build.class_weights("train", class_weights) if isinstance(class_weights, str) else class_weights
+        weights = loss_weights(ds, class_weights)
         signature: Any = (
             tf.TensorSpec(image.shape, tf.float32),
             tf.TensorSpec(label.shape, tf.int32),

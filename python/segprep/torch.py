@@ -24,7 +24,7 @@ import torch
 from torch.utils import data
 
 from ._adapt import Source, owned, split_of
-from ._order import EpochOrder, default_window, distributed_rank
+from ._order import distributed_rank, epoch_order
 
 Transform = Callable[[dict[str, Any]], Any]
 
@@ -80,8 +80,7 @@ class IterableDataset(data.IterableDataset):  # type: ignore[type-arg]
         world_size: int | None = None,
     ) -> None:
         self.split = split_of(source, split)
-        chosen = default_window(self.split) if window == "auto" else window
-        self.order = EpochOrder(self.split.shard_sizes, shuffle, seed, chosen)  # type: ignore[arg-type]
+        self.order = epoch_order(self.split, shuffle, seed, window)
         self.batch_size, self.transform = batch_size, transform
         self.rank, self.world_size = (rank, world_size) if rank is not None and world_size else distributed_rank()
         self.epoch, self.start = 0, 0
