@@ -54,7 +54,8 @@ impl CheckReport {
 
     /// Problems that would stop a build (given the pipeline's policies).
     pub fn problem_count(&self, p: &Pipeline) -> usize {
-        use crate::pipeline::schema::{UnknownPolicy, UnpairedPolicy};
+        use crate::decode::label::UnknownPolicy;
+        use crate::source::UnpairedPolicy;
         let unpaired = self.discovery.unpaired_images.len() + self.discovery.unpaired_labels.len();
         let unpaired = if p.config.input.unpaired == UnpairedPolicy::Error {
             unpaired

@@ -3,10 +3,13 @@
 //! Data flows one way: `source` (pairs) → `decode` → `stages` → `sink` (+ `stats` beside it),
 //! driven by `engine`, configured by `pipeline`. The `cli` module is a thin layer on top.
 pub mod check;
+pub mod classes;
 pub mod cli;
+pub mod de;
 pub mod decode;
 pub mod engine;
 pub mod error;
+pub mod index;
 pub mod inference;
 pub mod memory;
 pub mod pipeline;

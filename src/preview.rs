@@ -4,9 +4,9 @@
 use image::{Rgb, RgbImage};
 use rayon::prelude::*;
 
+use crate::classes::display_colours;
 use crate::engine::process;
 use crate::error::{Error, Result};
-use crate::pipeline::classes::display_colours;
 use crate::pipeline::Pipeline;
 use crate::sample::{Pixels, Sample};
 use crate::source::discover;

@@ -5,10 +5,10 @@
 //! group lands in the split whose share of the dataset covers the group's midpoint, which gives
 //! exact proportions for ungrouped data (8/2 of 10 at 0.8/0.2) and keeps every group whole.
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use crate::pipeline::schema::{SplitConfig, SplitSource};
 use crate::sample::PairRef;
 
 pub const SPLIT_ORDER: [&str; 3] = ["train", "val", "test"];
@@ -191,6 +191,33 @@ fn assign_fractions(
         before += members.len();
     }
     out
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    #[serde(default)]
+    pub train: f64,
+    #[serde(default)]
+    pub val: f64,
+    #[serde(default)]
+    pub test: f64,
+    #[serde(default)]
+    pub seed: u64,
+    /// A regex on the key; samples whose first capture group (or whole match) agree share a split.
+    pub group: Option<String>,
+    /// `"source"`: the split the source gives (a manifest's `split` column, a pair list's name,
+    /// an MVTec dictionary's `split`, MVTec AD's train/test folder); `"folder"`: the key's first
+    /// folder (Cityscapes' `train/...`). `training`/`validation`/`testing` become train/val/test.
+    pub from: Option<SplitSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitSource {
+    #[serde(alias = "manifest")]
+    Source,
+    Folder,
 }
 
 #[cfg(test)]

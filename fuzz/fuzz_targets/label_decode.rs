@@ -3,8 +3,8 @@
 use libfuzzer_sys::fuzz_target;
 use segprep::decode::label::LabelDecoder;
 use segprep::decode::DecodeLimits;
-use segprep::pipeline::classes::{Class, ClassSet};
-use segprep::pipeline::schema::{LabelFormat, UnknownPolicy};
+use segprep::classes::{Class, ClassSet};
+use segprep::decode::label::{LabelFormat, UnknownPolicy};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else { return };

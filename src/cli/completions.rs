@@ -30,7 +30,7 @@ pub fn man(a: ManArgs) -> Result<i32> {
         let mut out = Vec::new();
         let page = page.display_name(name.clone()).bin_name(name.clone());
         render(&page.version(env!("CARGO_PKG_VERSION")), &mut out)?;
-        crate::sink::atomic::write_bytes(&dir.join(format!("{name}.1")), &out)?;
+        crate::storage::atomic::write_bytes(&dir.join(format!("{name}.1")), &out)?;
     }
     Ok(0)
 }

@@ -27,7 +27,7 @@ pub fn run(a: PreviewArgs) -> Result<i32> {
             image::ImageFormat::Png,
         )
         .map_err(|e| Error::data(&a.out, "preview", e.to_string()))?;
-    crate::sink::atomic::write_bytes(&a.out, &bytes)?;
+    crate::storage::atomic::write_bytes(&a.out, &bytes)?;
     println!(
         "wrote {} ({}x{})",
         a.out.display(),

@@ -75,7 +75,7 @@ pub fn run(a: StatsArgs) -> Result<i32> {
 }
 
 fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    crate::sink::atomic::write_bytes(path, bytes)
+    crate::storage::atomic::write_bytes(path, bytes)
 }
 
 /// `segprep stats PIPELINE --worker I/W`: the train moments of this worker's shards, saved in the

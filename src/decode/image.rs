@@ -3,10 +3,11 @@
 //! through the `tiff` crate. Alpha is kept or dropped by rule.
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageReader, Limits};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use super::DecodeLimits;
-use crate::pipeline::schema::{AlphaRule, ExifRule};
+
 use crate::sample::{Image, Pixels};
 
 /// What `check` reports about an image without decoding its pixels.
@@ -222,6 +223,28 @@ pub fn with_alpha(p: Pixels, bands: usize, keep: bool) -> (usize, Pixels) {
         Pixels::F32(v) => Pixels::F32(drop_last(v, bands)),
     };
     (bands - 1, p)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlphaRule {
+    /// RGBA becomes RGB and grey+alpha becomes grey: alpha is transparency, not a band.
+    #[default]
+    Drop,
+    /// The alpha channel is kept as a band.
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExifRule {
+    /// Rotate and flip JPEGs as their EXIF orientation says, as image viewers and labelling tools do.
+    #[default]
+    Apply,
+    /// Use the pixels as stored.
+    Ignore,
+    /// A JPEG with a non-trivial orientation is an error.
+    Error,
 }
 
 #[cfg(test)]

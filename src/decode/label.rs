@@ -10,6 +10,7 @@
 //! The input's ignore index passes through as ignore (except for `binary`, whose values are fixed).
 //! A value that is not declared is an error naming it and its pixel count, or, with
 //! `unknown = "ignore"`, becomes the ignore index and is counted.
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -18,9 +19,9 @@ use super::raw_label::{
     read_raw_label, read_raw_label_rows, LabelRows, PixelsRef, RawLabel, RawPixels,
 };
 use super::DecodeLimits;
+use crate::classes::ClassSet;
 use crate::error::{Error, Result as DataResult};
-use crate::pipeline::classes::ClassSet;
-use crate::pipeline::schema::{LabelFormat, UnknownPolicy};
+
 use crate::sample::{LabelMap, LabelSource};
 
 /// A value as found in a label file, before mapping.
@@ -447,11 +448,52 @@ fn color_histogram(colors: impl Iterator<Item = [u8; 3]>) -> BTreeMap<RawValue, 
         .collect()
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelFormat {
+    /// Grey 8- or 16-bit images whose values are class ids.
+    Index,
+    /// Palette PNGs read as their raw indices (never expanded to colours).
+    Palette,
+    /// RGB colour maps with a colour table.
+    Rgb,
+    /// 0 / foreground masks: background = 0, foreground = 1.
+    Binary,
+    /// An MVTec HALCON / Deep Learning Tool dataset dictionary exported to JSON (`dict_to_json`).
+    Mvtec,
+    /// An MVTec AD category folder: `{train,test}/<type>/NNN.png`, `ground_truth/<type>/NNN_mask.png`.
+    MvtecAd,
+    /// One binary mask per instance: `<id>/images/<id>.png` and `<id>/<mask folder>/*.png` (DSB 2018).
+    Instances,
+    /// ADE20K full-format `_seg.png`: class = R / 10 * 256 + G (the instance is in B).
+    Ade20k,
+}
+
+impl LabelFormat {
+    /// Formats whose source is the dataset itself rather than image and label folders.
+    pub fn is_dataset(self) -> bool {
+        matches!(
+            self,
+            LabelFormat::Mvtec | LabelFormat::MvtecAd | LabelFormat::Instances
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownPolicy {
+    /// An undeclared value or colour stops the run, naming the file, the value and its pixel count.
+    #[default]
+    Error,
+    /// Undeclared values become the ignore index and are counted.
+    Ignore,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::classes::Class;
-    use crate::pipeline::schema::OverlapPolicy;
+    use crate::classes::Class;
+    use crate::decode::masks::OverlapPolicy;
 
     const RED: [u8; 3] = [255, 0, 0];
     const GREEN: [u8; 3] = [0, 255, 0];

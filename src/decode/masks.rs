@@ -1,12 +1,12 @@
 //! Binary masks merged into one label map (per-instance masks, MVTec AD defect masks): each mask's
 //! foreground pixels take its class id; the rest stay background (0). Masks are read raw and must be
 //! binary (0 and `foreground_value`); a pixel claimed by two masks follows the overlap policy.
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::raw_label::{read_raw_label, RawPixels};
 use super::DecodeLimits;
 use crate::error::{Error, Result};
-use crate::pipeline::schema::OverlapPolicy;
 
 #[derive(Debug, Clone, Copy)]
 pub struct MaskMerge {
@@ -99,4 +99,16 @@ impl MaskMerge {
         }
         Ok(values.into_iter().map(|v| v == fg).collect())
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// A pixel in two masks stops the run, naming both masks.
+    #[default]
+    Error,
+    /// The first mask (folder order, then file name) keeps the pixel.
+    First,
+    /// Overlapping pixels become the ignore index.
+    Ignore,
 }

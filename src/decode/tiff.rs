@@ -9,7 +9,7 @@ use tiff::tags::Tag;
 use tiff::ColorType;
 
 use super::image::{with_alpha, ImageHeader, ImageRules};
-use crate::pipeline::schema::AlphaRule;
+use crate::decode::image::AlphaRule;
 use crate::sample::{Image, Pixels};
 
 fn is_tiff(path: &Path) -> bool {

@@ -6,9 +6,9 @@
 use std::path::{Component, Path};
 
 use crate::error::{Error, Result};
-use crate::sink::atomic::{remove_if_present, write_bytes};
-use crate::sink::manifest::{BuildFiles, Index};
-use crate::sink::FileRecord;
+use crate::index::FileRecord;
+use crate::index::{BuildFiles, Index};
+use crate::storage::atomic::{remove_if_present, write_bytes};
 use crate::storage::Remote;
 
 /// What a fetch did.

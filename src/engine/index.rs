@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::output::ShardRecord;
 use crate::decode::is_jpeg;
+use crate::index::{ArrayInfo, Index, SplitSummary};
 use crate::pipeline::Pipeline;
 use crate::sample::LabelSource;
-use crate::sink::manifest::{ArrayInfo, Index, SplitSummary};
 use crate::sink::ShardPlan;
 use crate::source::Discovery;
 use crate::stages::Stage;

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::index::{complete, IndexBase, BASE_FILE};
 use super::output::{OutputDir, ShardRecord, STATE_DIR};
+use crate::classes::ClassSet;
 use crate::error::{Error, Result};
-use crate::pipeline::classes::ClassSet;
-use crate::sink::manifest::{BuildFiles, Index};
+use crate::index::{BuildFiles, Index};
 use crate::stats::counts::SplitCounts;
 use crate::stats::stats_file::Stats;
 
@@ -101,7 +101,7 @@ pub fn merge(dir: &Path, threads: Option<usize>) -> Result<MergeSummary> {
     }
     // every worker is done: partial files are leftovers of killed ones
     if !crate::storage::is_url(dir) {
-        crate::sink::atomic::remove_all_partials(dir);
+        crate::storage::atomic::remove_all_partials(dir);
     }
     let index = write_derived(&out, &base, &records)?;
     Ok(MergeSummary { index, shards })

@@ -20,11 +20,11 @@ use std::path::PathBuf;
 
 use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
+use crate::index::SplitSummary;
 use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
 use crate::sample::{Image, LabelMap, PairRef, Sample};
-use crate::sink::manifest::SplitSummary;
 use crate::sink::ShardPlan;
 use crate::source::{self, Discovery};
 use crate::stages::Stage;

@@ -14,10 +14,10 @@ use sha2::Digest;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::sink::atomic;
-use crate::sink::manifest::BuildFiles;
-use crate::sink::FileRecord;
+use crate::index::BuildFiles;
+use crate::index::FileRecord;
 use crate::stats::counts::SplitCounts;
+use crate::storage::atomic;
 use crate::storage::Remote;
 
 pub const STATE_DIR: &str = ".segprep";

@@ -9,13 +9,14 @@ use super::replay::Replay;
 use super::sidecar::{ApplyMeta, SampleRecord, APPLY_FILE, APPLY_MARKER as MARKER, SAMPLES_FILE};
 use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
-use crate::pipeline::schema::{Compression, OnError};
+use crate::pipeline::schema::OnError;
 use crate::progress::Progress;
 use crate::sample::{Image, LabelMap, LabelSource, PairRef, Sample};
-use crate::sink::atomic::{self, AtomicFile};
 use crate::sink::npy;
 use crate::sink::zip_file::{finish_zip, start_entry, zip_file};
+use crate::sink::Compression;
 use crate::source::{bands, folder, Discovery};
+use crate::storage::atomic::{self, AtomicFile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ApplyFormat {

@@ -3,11 +3,11 @@
 //! measured — without the label-only (`remap`) and random (`augment`) ones.
 use std::path::{Path, PathBuf};
 
+use crate::classes::{Class, ClassSet};
 use crate::error::{Error, Result};
-use crate::pipeline::classes::{Class, ClassSet};
+use crate::index::Index;
 use crate::pipeline::schema::PipelineFile;
 use crate::sample::PixelType;
-use crate::sink::manifest::Index;
 use crate::stages::standardize::StandardizeMode;
 use crate::stages::{BuildContext, Stage};
 

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use super::predictions::{self, Prediction, Stacked};
 use super::replay::Replay;
 use super::sidecar::{self, SampleRecord};
+use crate::classes::display_colours;
 use crate::error::{Error, Result};
-use crate::pipeline::classes::display_colours;
 use crate::progress::Progress;
 use crate::sample::{Image, Pixels};
-use crate::sink::atomic;
 use crate::stages::geometry::{crop, place, resize_nearest, GeometryStep};
 use crate::stages::resize::{resize_image, Filter};
+use crate::storage::atomic;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {

@@ -1,22 +1,21 @@
 //! The pipeline: the TOML file parsed (`schema`), checked as a whole, and resolved into what the
 //! engine runs: absolute paths, the class set before and after the stages, built stages, the split
 //! plan and the pipeline hash.
-pub mod classes;
-pub mod colors;
-pub mod de;
 pub mod schema;
 pub mod toml_errors;
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+use crate::classes::{colors, Class, ClassSet};
 use crate::decode::label::LabelDecoder;
+use crate::decode::label::LabelFormat;
 use crate::error::{Error, Result};
 use crate::sample::PixelType;
+use crate::sink::{Layout, OutputFormat};
 use crate::split::SplitPlan;
 use crate::stages::{BuildContext, Stage, StageConfig};
-use classes::{Class, ClassSet};
-use schema::{ClassEntry, LabelDtype, LabelFormat, Layout, OutputFormat, PipelineFile};
+use schema::{ClassEntry, LabelDtype, PipelineFile};
 
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -50,7 +49,7 @@ pub fn load(path: &Path) -> Result<Pipeline> {
         .map_err(|e| Error::Usage(format!("cannot read pipeline {}: {e}", path.display())))?;
     let config = parse(path, &text)?;
     let mut pipeline = resolve(path, config)?;
-    crate::storage::mirror::localize_inputs(&mut pipeline)?;
+    pipeline.localize_inputs()?;
     Ok(pipeline)
 }
 
@@ -210,6 +209,29 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Points every URL input (images, band folders, labels) at its local mirror, and records each
+    /// in `mirrored`.
+    fn localize_inputs(&mut self) -> Result<()> {
+        let mut mirrored = Vec::new();
+        let mut localize = |path: &mut PathBuf| -> Result<()> {
+            if crate::storage::is_url(path) {
+                let m = crate::storage::mirror::mirror(path)?;
+                *path = m.local.clone();
+                mirrored.push(m);
+            }
+            Ok(())
+        };
+        localize(&mut self.images_path)?;
+        for band in &mut self.band_paths {
+            localize(band)?;
+        }
+        if let Some(labels) = self.labels_path.as_mut() {
+            localize(labels)?;
+        }
+        self.mirrored = mirrored;
+        Ok(())
+    }
+
     /// Samples each pair of `split` becomes (more than one after an augment stage).
     pub fn samples_per_pair(&self, split: &str) -> usize {
         self.stages.iter().map(|s| s.multiplicity(split)).product()
@@ -363,7 +385,8 @@ fn dataset_classes(
 
 /// Options set for a format that does not read them: silently ignoring them would hide a mistake.
 fn misplaced_options(config: &PipelineFile) -> Vec<String> {
-    use schema::{DefectClasses, OverlapPolicy};
+    use crate::decode::masks::OverlapPolicy;
+    use crate::source::mvtec_ad::DefectClasses;
     let l = &config.labels;
     let f = l.format;
     let masks = matches!(f, LabelFormat::Instances | LabelFormat::MvtecAd);

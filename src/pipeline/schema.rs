@@ -1,9 +1,16 @@
 //! The pipeline file as written: serde types only, no checking beyond shape.
 //! `pipeline::resolve` turns these into the runtime pipeline and reports every problem at once.
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::decode::image::{AlphaRule, ExifRule};
+use crate::decode::label::{LabelFormat, UnknownPolicy};
+use crate::decode::masks::OverlapPolicy;
+use crate::sink::{Compression, Layout, OutputFormat};
+use crate::source::mvtec_ad::DefectClasses;
+use crate::source::paths::PathPrefix;
+use crate::source::UnpairedPolicy;
+use crate::split::SplitConfig;
 use crate::stages::StageConfig;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -100,40 +107,19 @@ impl ImagePaths {
 impl<'de> Deserialize<'de> for ImagePaths {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let forms = "a folder or manifest path, or a list of band folders [\"rgb\", \"nir\"]";
-        match super::de::any(d)? {
+        match crate::de::any(d)? {
             toml::Value::String(s) => Ok(ImagePaths::One(s.into())),
             toml::Value::Array(items) if !items.is_empty() => items
                 .into_iter()
                 .map(|v| match v {
                     toml::Value::String(s) => Ok(PathBuf::from(s)),
-                    other => Err(super::de::expected(forms, &other)),
+                    other => Err(crate::de::expected(forms, &other)),
                 })
                 .collect::<Result<_, _>>()
                 .map(ImagePaths::Bands),
-            other => Err(super::de::expected(forms, &other)),
+            other => Err(crate::de::expected(forms, &other)),
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PathPrefix {
-    /// The start of the foreign paths, e.g. `C:\\Users\\ana\\pills` or `/SegNet/CamVid`.
-    pub from: String,
-    /// What replaces it, relative to the listing file's folder (e.g. `.`).
-    pub to: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExifRule {
-    /// Rotate and flip JPEGs as their EXIF orientation says, as image viewers and labelling tools do.
-    #[default]
-    Apply,
-    /// Use the pixels as stored.
-    Ignore,
-    /// A JPEG with a non-trivial orientation is an error.
-    Error,
 }
 
 impl InputConfig {
@@ -153,26 +139,6 @@ impl InputConfig {
             max_file_bytes: self.max_file_bytes.map_or(default.max_file_bytes, |b| b.0),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnpairedPolicy {
-    /// Unpaired files stop the run, listed by name.
-    #[default]
-    Error,
-    /// Unpaired files are skipped, counted and reported.
-    Skip,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlphaRule {
-    /// RGBA becomes RGB and grey+alpha becomes grey: alpha is transparency, not a band.
-    #[default]
-    Drop,
-    /// The alpha channel is kept as a band.
-    Keep,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -215,75 +181,12 @@ fn default_mask_folders() -> Vec<String> {
     vec!["masks".into()]
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DefectClasses {
-    /// Background 0, then one class per defect folder in name order.
-    #[default]
-    PerType,
-    /// Background 0 and `defect` 1.
-    Single,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OverlapPolicy {
-    /// A pixel in two masks stops the run, naming both masks.
-    #[default]
-    Error,
-    /// The first mask (folder order, then file name) keeps the pixel.
-    First,
-    /// Overlapping pixels become the ignore index.
-    Ignore,
-}
-
 fn default_ignore_index() -> u16 {
     255
 }
 
 fn default_foreground() -> u16 {
     255
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LabelFormat {
-    /// Grey 8- or 16-bit images whose values are class ids.
-    Index,
-    /// Palette PNGs read as their raw indices (never expanded to colours).
-    Palette,
-    /// RGB colour maps with a colour table.
-    Rgb,
-    /// 0 / foreground masks: background = 0, foreground = 1.
-    Binary,
-    /// An MVTec HALCON / Deep Learning Tool dataset dictionary exported to JSON (`dict_to_json`).
-    Mvtec,
-    /// An MVTec AD category folder: `{train,test}/<type>/NNN.png`, `ground_truth/<type>/NNN_mask.png`.
-    MvtecAd,
-    /// One binary mask per instance: `<id>/images/<id>.png` and `<id>/<mask folder>/*.png` (DSB 2018).
-    Instances,
-    /// ADE20K full-format `_seg.png`: class = R / 10 * 256 + G (the instance is in B).
-    Ade20k,
-}
-
-impl LabelFormat {
-    /// Formats whose source is the dataset itself rather than image and label folders.
-    pub fn is_dataset(self) -> bool {
-        matches!(
-            self,
-            LabelFormat::Mvtec | LabelFormat::MvtecAd | LabelFormat::Instances
-        )
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnknownPolicy {
-    /// An undeclared value or colour stops the run, naming the file, the value and its pixel count.
-    #[default]
-    Error,
-    /// Undeclared values become the ignore index and are counted.
-    Ignore,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -303,7 +206,7 @@ pub struct FullClass {
 
 impl<'de> Deserialize<'de> for ClassEntry {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match super::de::any(d)? {
+        match crate::de::any(d)? {
             toml::Value::String(name) => Ok(ClassEntry::Name(name)),
             toml::Value::Table(t) => toml::Value::Table(t)
                 .try_into::<FullClass>()
@@ -314,39 +217,12 @@ impl<'de> Deserialize<'de> for ClassEntry {
                         e.message()
                     ))
                 }),
-            other => Err(super::de::expected(
+            other => Err(crate::de::expected(
                 "a class name or { id, name, color = [r, g, b] }",
                 &other,
             )),
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SplitConfig {
-    #[serde(default)]
-    pub train: f64,
-    #[serde(default)]
-    pub val: f64,
-    #[serde(default)]
-    pub test: f64,
-    #[serde(default)]
-    pub seed: u64,
-    /// A regex on the key; samples whose first capture group (or whole match) agree share a split.
-    pub group: Option<String>,
-    /// `"source"`: the split the source gives (a manifest's `split` column, a pair list's name,
-    /// an MVTec dictionary's `split`, MVTec AD's train/test folder); `"folder"`: the key's first
-    /// folder (Cityscapes' `train/...`). `training`/`validation`/`testing` become train/val/test.
-    pub from: Option<SplitSource>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SplitSource {
-    #[serde(alias = "manifest")]
-    Source,
-    Folder,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -386,61 +262,6 @@ impl OutputConfig {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OutputFormat {
-    #[default]
-    Npz,
-    Parquet,
-}
-
-impl OutputFormat {
-    pub fn extension(self) -> &'static str {
-        match self {
-            OutputFormat::Npz => "npz",
-            OutputFormat::Parquet => "parquet",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layout {
-    /// npz: stacked shards, `image` (N,H,W,C), `label` (N,H,W), `key` (N,).
-    #[default]
-    Stacked,
-    /// npz: one file per sample, as Segmentation Gym's trainer reads them.
-    Gym,
-    /// parquet: image and label as PNG Image structs that Hugging Face datasets decodes.
-    Huggingface,
-    /// parquet: raw or standardized arrays as `arrow.fixed_shape_tensor` columns.
-    Tensor,
-}
-
-impl Layout {
-    /// Whether every sample must have one size (all but `huggingface`, whose rows are PNGs).
-    pub fn fixed_size(self) -> bool {
-        self != Layout::Huggingface
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Layout::Stacked => "stacked",
-            Layout::Gym => "gym",
-            Layout::Huggingface => "huggingface",
-            Layout::Tensor => "tensor",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    #[default]
-    Stored,
-    Deflate,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum LabelDtype {
     /// u8 when every class id and the ignore index fit, else u16.
     #[default]
@@ -461,12 +282,12 @@ impl From<ByteSize> for u64 {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match super::de::any(d)? {
-            v @ toml::Value::Integer(_) => super::de::unsigned(&v, "a size in bytes").map(ByteSize),
+        match crate::de::any(d)? {
+            v @ toml::Value::Integer(_) => crate::de::unsigned(&v, "a size in bytes").map(ByteSize),
             toml::Value::String(s) => parse_byte_size(&s)
                 .map(ByteSize)
                 .map_err(serde::de::Error::custom),
-            other => Err(super::de::expected(
+            other => Err(crate::de::expected(
                 "a size in bytes: a number or a string like \"256MiB\"",
                 &other,
             )),
@@ -499,6 +320,3 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     n.checked_mul(factor)
         .ok_or_else(|| format!("size `{text}` is too large"))
 }
-
-/// Remap tables keep their keys sorted so the pipeline hash does not depend on writing order.
-pub type RemapTable = BTreeMap<String, toml::Value>;

@@ -60,22 +60,8 @@ fn unknown_name_hint(message: &str) -> Option<String> {
         .or_else(|| message.find("unknown variant"))?;
     let names: Vec<&str> = message[at..].split('`').skip(1).step_by(2).collect();
     let (given, valid) = names.split_first()?;
-    let best = nearest(given, valid.iter().copied())?;
+    let best = crate::de::nearest(given, valid.iter().copied())?;
     Some(format!("; did you mean `{best}`?"))
-}
-
-/// The closest candidate by edit distance, if it is close enough to be a plausible typo.
-pub fn nearest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| {
-            (
-                strsim::damerau_levenshtein(&given.to_lowercase(), &c.to_lowercase()),
-                c,
-            )
-        })
-        .filter(|(d, c)| *d <= (c.len().max(given.len()) / 2).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 #[cfg(test)]

@@ -5,14 +5,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::atomic::write_atomically;
 use super::npy;
 use super::zip_file::{finish_zip, start_entry, zip_file};
-use super::{Commit, FileRecord, ShardPlan, Sink, SinkOptions};
+use super::{Commit, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
+use crate::index::FileRecord;
 use crate::pipeline::Pipeline;
 use crate::sample::{Pixels, Sample};
 use crate::stats::counts::SplitCounts;
+use crate::storage::atomic::write_atomically;
 
 /// One file per sample, written as samples arrive.
 pub struct GymSink {

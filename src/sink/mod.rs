@@ -1,17 +1,16 @@
 //! Sinks write finished samples. One trait, one file per format, chosen in `for_layout`.
-pub mod atomic;
 pub mod gym;
-pub mod manifest;
 pub mod npy;
 pub mod npz;
 pub mod parquet;
 pub mod zip_file;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::error::Result;
-use crate::pipeline::schema::{Compression, Layout};
+use crate::index::FileRecord;
+
 use crate::pipeline::Pipeline;
 use crate::sample::{PairRef, Sample};
 use crate::stats::counts::SplitCounts;
@@ -28,25 +27,6 @@ pub struct ShardPlan {
     pub pairs: Vec<PairRef>,
     /// Samples the shard holds unless some are skipped: its pairs times samples per pair.
     pub samples: usize,
-}
-
-/// A written file, as recorded in `index.json`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct FileRecord {
-    pub file: String,
-    pub split: String,
-    pub samples: usize,
-    pub bytes: u64,
-    pub sha256: String,
-}
-
-impl FileRecord {
-    /// Whether the file at `path` has the recorded size and sha256 (the size is looked at first,
-    /// so a file of another size is not hashed).
-    pub fn is_intact_at(&self, path: &Path) -> bool {
-        std::fs::metadata(path).is_ok_and(|m| m.len() == self.bytes)
-            && atomic::sha256_of(path).is_ok_and(|(_, sha)| sha == self.sha256)
-    }
 }
 
 /// A sink receives each shard as `begin`, then its samples in plan order in one or more `write`
@@ -122,6 +102,61 @@ pub fn push_label_bytes(out: &mut Vec<u8>, ids: &[u16], dtype: crate::sample::Pi
         crate::sample::PixelType::U8 => out.extend(ids.iter().map(|&v| v as u8)),
         _ => out.extend(ids.iter().flat_map(|v| v.to_le_bytes())),
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    #[default]
+    Npz,
+    Parquet,
+}
+
+impl OutputFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Npz => "npz",
+            OutputFormat::Parquet => "parquet",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// npz: stacked shards, `image` (N,H,W,C), `label` (N,H,W), `key` (N,).
+    #[default]
+    Stacked,
+    /// npz: one file per sample, as Segmentation Gym's trainer reads them.
+    Gym,
+    /// parquet: image and label as PNG Image structs that Hugging Face datasets decodes.
+    Huggingface,
+    /// parquet: raw or standardized arrays as `arrow.fixed_shape_tensor` columns.
+    Tensor,
+}
+
+impl Layout {
+    /// Whether every sample must have one size (all but `huggingface`, whose rows are PNGs).
+    pub fn fixed_size(self) -> bool {
+        self != Layout::Huggingface
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Stacked => "stacked",
+            Layout::Gym => "gym",
+            Layout::Huggingface => "huggingface",
+            Layout::Tensor => "tensor",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Stored,
+    Deflate,
 }
 
 #[cfg(test)]

@@ -5,13 +5,14 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::atomic::AtomicFile;
 use super::npy;
 use super::zip_file::{finish_zip, start_entry, zip_file, ZipFile};
-use super::{push_label_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions};
+use super::{push_label_bytes, shard_name, Commit, ShardPlan, Sink, SinkOptions};
 use crate::error::{Error, Result};
+use crate::index::FileRecord;
 use crate::sample::{Sample, Standardization};
 use crate::stats::counts::SplitCounts;
+use crate::storage::atomic::AtomicFile;
 
 /// Stacked arrays are written entry by entry, each one zip entry: all images, then all labels.
 /// When a shard's sample count is known in advance (`on_error = "fail"`: any bad sample stops the

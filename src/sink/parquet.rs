@@ -25,15 +25,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::atomic::{AtomicFile, EarlyWriteback};
 use super::{
     label_bytes, sample_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions,
 };
 use crate::error::{Error, Result};
-use crate::pipeline::schema::Layout;
 use crate::pipeline::Pipeline;
 use crate::sample::{PixelType, Pixels, Sample};
+use crate::sink::Layout;
 use crate::stats::counts::SplitCounts;
+use crate::storage::atomic::{AtomicFile, EarlyWriteback};
 
 /// Default target of uncompressed pixel bytes per row group.
 pub const DEFAULT_ROW_GROUP_BYTES: u64 = 32 << 20;

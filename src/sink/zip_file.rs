@@ -6,8 +6,8 @@ use std::io::{BufWriter, Seek, Write};
 use zip::write::SimpleFileOptions;
 use zip::ZipWriter;
 
-use super::atomic::EarlyWriteback;
-use crate::pipeline::schema::Compression;
+use crate::sink::Compression;
+use crate::storage::atomic::EarlyWriteback;
 
 /// Zip entry options: fixed time and permissions; zip64 when an entry may pass 4 GiB.
 pub fn entry_options(compression: Compression, bytes: u64) -> SimpleFileOptions {

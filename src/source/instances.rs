@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{folder, subfolders, Discovery};
+use crate::classes::{background_and, Class};
 use crate::error::{Error, Result};
-use crate::pipeline::classes::{background_and, Class};
 use crate::sample::{LabelSource, PairRef};
 
 /// Background 0, then one class per mask folder (named `foreground` when there is one folder,

@@ -10,10 +10,11 @@ pub mod mvtec_ad;
 pub mod mvtec_dict;
 pub mod paths;
 
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+use crate::decode::label::LabelFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::schema::{LabelFormat, UnpairedPolicy};
 use crate::pipeline::Pipeline;
 use crate::sample::PairRef;
 
@@ -219,4 +220,14 @@ pub fn tidy(path: &Path) -> PathBuf {
         }
     }
     out.iter().collect()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnpairedPolicy {
+    /// Unpaired files stop the run, listed by name.
+    #[default]
+    Error,
+    /// Unpaired files are skipped, counted and reported.
+    Skip,
 }

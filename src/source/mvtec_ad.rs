@@ -1,12 +1,13 @@
 //! MVTec AD category folders: `<split>/<type>/NNN.png` images, `ground_truth/<type>/NNN_mask.png`
 //! masks (0/255). Images of a `good` type have no mask and are all background; every other type is
 //! a defect class (or all one `defect` class). The split folder (`train`, `test`) is the split.
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use super::{folder, subfolders, Discovery};
+use crate::classes::{background_and, Class};
 use crate::error::{Error, Result};
-use crate::pipeline::classes::{background_and, Class};
-use crate::pipeline::schema::DefectClasses;
+
 use crate::sample::{LabelSource, PairRef};
 use crate::split;
 
@@ -127,4 +128,14 @@ pub fn missing_mask_hint(image: &Path, good: &[String]) -> String {
     format!(
         "no mask ground_truth/{kind}/{stem}_mask.png; if `{kind}` images are defect-free, add it to labels.good (now {good:?})"
     )
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefectClasses {
+    /// Background 0, then one class per defect folder in name order.
+    #[default]
+    PerType,
+    /// Background 0 and `defect` 1.
+    Single,
 }

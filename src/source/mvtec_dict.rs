@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 
 use super::paths::{self, Rebase};
 use super::{relative_key, Discovery};
+use crate::classes::Class;
 use crate::error::{Error, Result};
-use crate::pipeline::classes::Class;
-use crate::pipeline::schema::PathPrefix;
 use crate::sample::PairRef;
+use crate::source::paths::PathPrefix;
 use crate::split;
 
 /// The dictionary as far as segmentation needs it.

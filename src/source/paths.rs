@@ -1,8 +1,7 @@
 //! Paths written inside listing files (manifests, pair lists, MVTec dictionaries), often on another
 //! machine: Windows separators, foreign absolute prefixes, and entries that climb out of the dataset.
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-use crate::pipeline::schema::PathPrefix;
 
 /// How the paths of one listing file resolve.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +95,15 @@ pub fn inside(file: &Path, root: &Path) -> bool {
         _ => true, // a missing file is reported when it is read
     };
     lexical && real
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathPrefix {
+    /// The start of the foreign paths, e.g. `C:\\Users\\ana\\pills` or `/SegNet/CamVid`.
+    pub from: String,
+    /// What replaces it, relative to the listing file's folder (e.g. `.`).
+    pub to: PathBuf,
 }
 
 #[cfg(test)]

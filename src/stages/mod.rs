@@ -37,7 +37,7 @@ pub mod standardize;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::classes::ClassSet;
+use crate::classes::ClassSet;
 use crate::sample::Sample;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -179,7 +179,7 @@ pub enum LabelFill {
 
 impl<'de> Deserialize<'de> for LabelFill {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use crate::pipeline::de;
+        use crate::de;
         // `Ignore` serializes as null (index.json's copy of the pipeline); TOML never gives null
         let Some(value) = Option::<toml::Value>::deserialize(d)? else {
             return Ok(LabelFill::Ignore);
@@ -220,7 +220,7 @@ pub enum SizeSpec {
 
 impl<'de> Deserialize<'de> for SizeSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use crate::pipeline::de;
+        use crate::de;
         let side = |v: &toml::Value| -> Result<u32, D::Error> {
             let n = de::unsigned::<D::Error>(v, "a size")?;
             u32::try_from(n).map_err(|_| serde::de::Error::custom("a size is at most 4294967295"))

@@ -34,7 +34,7 @@ pub enum ImageFill {
 
 impl<'de> Deserialize<'de> for ImageFill {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use crate::pipeline::de;
+        use crate::de;
         let forms = "an image fill: a number or one number per band";
         match de::any(d)? {
             toml::Value::Array(a) => {

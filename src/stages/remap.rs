@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::BuildContext;
-use crate::pipeline::classes::{Class, ClassSet};
-use crate::pipeline::schema::RemapTable;
-use crate::pipeline::toml_errors::nearest;
+use crate::classes::{Class, ClassSet};
+
+use crate::de::nearest;
 use crate::sample::Sample;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -319,10 +319,13 @@ impl Remap {
     }
 }
 
+/// Remap tables keep their keys sorted so the pipeline hash does not depend on writing order.
+pub type RemapTable = BTreeMap<String, toml::Value>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::classes::Class;
+    use crate::classes::Class;
 
     fn set(n: u16) -> ClassSet {
         let classes = (0..n)

@@ -37,10 +37,7 @@ impl RescaleConfig {
     pub fn build(&self, _ctx: &mut BuildContext) -> Result<Rescale, Vec<String>> {
         let pair = |v: &[toml::Value]| -> Option<(f64, f64)> {
             match v {
-                [lo, hi] => Some((
-                    crate::pipeline::de::number(lo)?,
-                    crate::pipeline::de::number(hi)?,
-                )),
+                [lo, hi] => Some((crate::de::number(lo)?, crate::de::number(hi)?)),
                 _ => None,
             }
         };
@@ -140,8 +137,8 @@ mod tests {
 
     fn build(text: &str) -> Result<Rescale, Vec<String>> {
         let c: RescaleConfig = toml::from_str(text).unwrap();
-        let classes = crate::pipeline::classes::ClassSet::new(
-            vec![crate::pipeline::classes::Class {
+        let classes = crate::classes::ClassSet::new(
+            vec![crate::classes::Class {
                 id: 0,
                 name: "a".into(),
                 color: None,

@@ -311,7 +311,7 @@ fn resize_by_plane(img: &Image, nw: u32, nh: u32, filter: Filter) -> Result<Pixe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::classes::{background_and, ClassSet};
+    use crate::classes::{background_and, ClassSet};
     use GeometryStep::{Crop, Pad, Resize as Scale};
 
     fn resize(toml: &str) -> Resize {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::pipeline::classes::ClassSet;
+use crate::classes::ClassSet;
 use crate::sample::Sample;
 
 /// Counts of one sample, computed in the worker that produced it.

@@ -5,11 +5,11 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 use super::counts::{SampleCounts, SplitCounts};
+use crate::classes::ClassSet;
 use crate::decode::label::RawValue;
 use crate::decode::stack::pair_header;
 use crate::engine::process;
 use crate::error::{Error, Result};
-use crate::pipeline::classes::ClassSet;
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
 use crate::sample::{LabelSource, PairRef};

@@ -106,7 +106,7 @@ fn built_report(dir: &Path, o: &StatsOptions) -> Result<Report> {
 }
 
 fn read_stats(dir: &Path) -> Result<BTreeMap<String, SplitCounts>> {
-    let path = dir.join(crate::sink::manifest::BuildFiles::in_dir(dir).stats);
+    let path = dir.join(crate::index::BuildFiles::in_dir(dir).stats);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::data(&path, "stats", format!("cannot read: {e}")))?;
     let v: serde_json::Value =

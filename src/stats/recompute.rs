@@ -11,8 +11,8 @@ use std::io::Read;
 use std::path::Path;
 
 use super::counts::{SampleCounts, SplitCounts};
+use crate::classes::ClassSet;
 use crate::error::{Error, Result};
-use crate::pipeline::classes::ClassSet;
 
 /// One sample's label as read back.
 pub struct ReadLabel {
@@ -31,7 +31,7 @@ pub struct Built {
 
 pub fn read_index(dir: &Path) -> Result<Built> {
     let hint = "is this a finished segprep build?";
-    let (path, index) = crate::sink::manifest::Index::read(dir, "stats", hint)?;
+    let (path, index) = crate::index::Index::read(dir, "stats", hint)?;
     let classes = ClassSet::new(index.classes, index.ignore_index)
         .map_err(|p| Error::data(&path, "stats", p.join("; ")))?;
     Ok(Built {

@@ -6,9 +6,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{is_url, Remote};
+use super::Remote;
 use crate::error::{Error, Result};
-use crate::pipeline::Pipeline;
 
 const MIRROR_RECORD: &str = ".segprep-mirror.json";
 
@@ -32,29 +31,6 @@ impl std::fmt::Display for Mirrored {
     }
 }
 
-/// Points every URL input of the pipeline (images, band folders, labels) at its local mirror,
-/// and records each in `p.mirrored`.
-pub fn localize_inputs(p: &mut Pipeline) -> Result<()> {
-    let mut mirrored = Vec::new();
-    let mut localize = |path: &mut PathBuf| -> Result<()> {
-        if is_url(path) {
-            let m = mirror(path)?;
-            *path = m.local.clone();
-            mirrored.push(m);
-        }
-        Ok(())
-    };
-    localize(&mut p.images_path)?;
-    for band in &mut p.band_paths {
-        localize(band)?;
-    }
-    if let Some(labels) = p.labels_path.as_mut() {
-        localize(labels)?;
-    }
-    p.mirrored = mirrored;
-    Ok(())
-}
-
 /// Where mirrors live: `$SEGPREP_CACHE`, else `segprep-cache` in the temporary folder.
 fn cache_root() -> PathBuf {
     std::env::var_os("SEGPREP_CACHE")
@@ -63,7 +39,7 @@ fn cache_root() -> PathBuf {
 }
 
 /// Mirrors a URL (a folder of objects, or one object) and says where.
-fn mirror(url: &Path) -> Result<Mirrored> {
+pub fn mirror(url: &Path) -> Result<Mirrored> {
     let url = url.to_string_lossy().into_owned();
     let remote = Remote::open(&url)?;
     let key = hex::encode(Sha256::digest(url.trim_end_matches('/').as_bytes()));
@@ -112,7 +88,7 @@ fn sync(remote: &Remote, objects: &[(String, u64)], dir: &Path) -> Result<()> {
             remote.download(rel, &local)?;
         }
     }
-    crate::sink::atomic::write_text(
+    crate::storage::atomic::write_text(
         &record_path,
         &serde_json::to_string(&now).expect("serializes"),
     )

@@ -6,6 +6,7 @@
 //! then publishes the finished files with single PUTs, which object stores make atomic (an object
 //! appears whole or not at all), and only then the shard's record. Inputs: a URL folder is mirrored
 //! into a local cache (see `mirror`) before discovery.
+pub mod atomic;
 pub mod mirror;
 
 use futures::TryStreamExt;
@@ -187,7 +188,7 @@ impl Remote {
                 "the object disappeared while mirroring",
             )
         })?;
-        crate::sink::atomic::write_bytes(local, &bytes)
+        crate::storage::atomic::write_bytes(local, &bytes)
     }
 }
 

@@ -1,4 +1,5 @@
 //! Classes: ids, names and (optionally) display colours. The set evolves through `remap` stages.
+pub mod colors;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -51,3 +51,17 @@ pub fn unsigned<E: Error>(v: &Value, what: &str) -> Result<u64, E> {
 pub fn expected<E: Error>(forms: &str, got: &Value) -> E {
     E::custom(format!("expected {forms}, found `{got}`"))
 }
+
+/// The closest candidate by edit distance, if it is close enough to be a plausible typo.
+pub fn nearest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&given.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, c)| *d <= (c.len().max(given.len()) / 2).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}

@@ -5,9 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::FileRecord;
+use crate::classes::Class;
 use crate::error::{Error, Result};
-use crate::pipeline::classes::Class;
 use crate::sample::PixelType;
 
 /// A build's own files beside its shards. Parquet builds name them with a leading `_` (as Spark's
@@ -64,6 +63,25 @@ impl BuildFiles {
     /// Both kinds, plain first (for readers of a remote build, which cannot look first).
     pub fn both() -> [BuildFiles; 2] {
         [PLAIN, PARQUET]
+    }
+}
+
+/// A written file, as recorded in `index.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileRecord {
+    pub file: String,
+    pub split: String,
+    pub samples: usize,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl FileRecord {
+    /// Whether the file at `path` has the recorded size and sha256 (the size is looked at first,
+    /// so a file of another size is not hashed).
+    pub fn is_intact_at(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.len() == self.bytes)
+            && crate::storage::atomic::sha256_of(path).is_ok_and(|(_, sha)| sha == self.sha256)
     }
 }
 

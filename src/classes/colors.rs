@@ -1,6 +1,6 @@
 //! Colour-table parsers: CamVid's `label_colors.txt` (`R G B<whitespace>name`) and the
 //! `class_dict.csv` family (`name,r,g,b` with a header and stray spaces). Class ids follow line order.
-use super::classes::Class;
+use super::Class;
 
 /// Parses a colour table, choosing the dialect from the content, not the file name.
 pub fn parse_color_table(text: &str) -> Result<Vec<Class>, String> {
