@@ -59,7 +59,7 @@ fn main() {
         let Stage::Augment(augment) = &p.stages[0] else {
             unreachable!()
         };
-        let samples: Vec<_> = discover(&p)
+        let samples: Vec<_> = discover(&p.source())
             .unwrap()
             .pairs
             .iter()

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use segprep::decode::image::decode_file;
 use segprep::decode::raw_label::{read_raw_label, RawLabel};
+use segprep::engine::index::essentials;
 use segprep::engine::process;
 use segprep::pipeline::{self, Pipeline};
 use segprep::sample::{LabelSource, PairRef, Sample};
-use segprep::sink::{for_layout, ShardPlan};
+use segprep::sink::{self, ShardPlan};
 use segprep::source::discover;
 use segprep::stats::counts::SplitCounts;
 
@@ -31,7 +32,7 @@ fn pipeline(name: &str, extra: &str) -> Pipeline {
 }
 
 fn pairs(p: &Pipeline) -> Vec<PairRef> {
-    discover(p).unwrap().pairs
+    discover(&p.source()).unwrap().pairs
 }
 
 fn label_file(pair: &PairRef) -> &PathBuf {
@@ -146,6 +147,7 @@ fn sinks(c: &mut Criterion) {
         // the head ends with [output]; these lines extend it
         let p = pipeline(name, output);
         let samples = decoded(&p);
+        let build = essentials(&p, &samples[0]);
         let plan = ShardPlan {
             split: "train".into(),
             index: 0,
@@ -159,7 +161,7 @@ fn sinks(c: &mut Criterion) {
             b.iter_batched(
                 || samples.clone(),
                 |samples| {
-                    let mut sink = for_layout(&p, out.path());
+                    let mut sink = sink::open(p.sink_options(), &build, out.path());
                     sink.begin(&plan).unwrap();
                     sink.write(samples).unwrap();
                     let commit = sink.finish(&SplitCounts::new(&p.classes)).unwrap();

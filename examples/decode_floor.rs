@@ -33,7 +33,7 @@ fn main() {
         .next()
         .map_or(0, |t| t.parse().expect("THREADS is a number"));
     let p = segprep::pipeline::load(&pipeline).unwrap_or_else(|e| panic!("{e}"));
-    let pairs = segprep::source::discover(&p)
+    let pairs = segprep::source::discover(&p.source())
         .unwrap_or_else(|e| panic!("{e}"))
         .pairs;
     let rules = p.config.input.image_rules();

@@ -87,7 +87,7 @@ struct PairFacts {
 }
 
 pub fn check(p: &Pipeline, progress: &dyn Progress) -> Result<CheckReport> {
-    let discovery = discover_all(p)?;
+    let discovery = discover_all(&p.source())?;
     let mut report = CheckReport::default();
     if let Ok(splits) = p.split.assign(&discovery.pairs) {
         for s in splits {

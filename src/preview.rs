@@ -23,7 +23,7 @@ const ALPHA: f32 = 0.45;
 
 /// Up to `n` samples of `split` (the first pairs in key order), after every stage.
 pub fn contact_sheet(p: &Pipeline, n: usize, split: &str) -> Result<RgbImage> {
-    let found = discover(p)?;
+    let found = discover(&p.source())?;
     let splits = p
         .split
         .assign(&found.pairs)

@@ -99,7 +99,7 @@ fn every_stage_keeps_geometry_and_label_set() {
     for (name, stage) in TABLE {
         std::fs::write(&path, pipeline_text(stage)).unwrap();
         let p = pipeline::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let pairs = discover(&p).unwrap().pairs;
+        let pairs = discover(&p.source()).unwrap().pairs;
         let remaps = stage.starts_with("remap");
         for pair in &pairs {
             let input = process(&p, &[], pair, "train").unwrap().remove(0);
@@ -155,7 +155,7 @@ fn fills_other_than_the_stage_declares_never_appear() {
     let path = d.path().join("p.toml");
     std::fs::write(&path, pipeline_text("pad = { size = [300, 300] }")).unwrap();
     let p = pipeline::load(&path).unwrap();
-    let pair = discover(&p)
+    let pair = discover(&p.source())
         .unwrap()
         .pairs
         .into_iter()
@@ -182,7 +182,7 @@ fn fit_keeps_aspect_and_centres() {
     )
     .unwrap();
     let p = pipeline::load(&path).unwrap();
-    let pair = discover(&p).unwrap().pairs.remove(0);
+    let pair = discover(&p.source()).unwrap().pairs.remove(0);
     let out = process(&p, &p.stages, &pair, "train").unwrap().remove(0);
     // 256x256 fits as 100x100 in the middle of 200x100: 50 columns of padding on each side
     let row: Vec<u16> = out.label.ids[..200].to_vec();
@@ -200,7 +200,7 @@ fn standardize_per_image_matches_the_gym_formula() {
     )
     .unwrap();
     let p = pipeline::load(&path).unwrap();
-    let pair = discover(&p).unwrap().pairs.remove(0);
+    let pair = discover(&p.source()).unwrap().pairs.remove(0);
     let raw = process(&p, &[], &pair, "train").unwrap().remove(0);
     let out = process(&p, &p.stages, &pair, "train").unwrap().remove(0);
     let segprep::sample::Pixels::U8(x) = &raw.image.pixels else {

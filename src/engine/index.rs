@@ -8,7 +8,7 @@ use super::output::ShardRecord;
 use crate::decode::is_jpeg;
 use crate::index::{ArrayInfo, Index, SplitSummary};
 use crate::pipeline::Pipeline;
-use crate::sample::LabelSource;
+use crate::sample::{LabelSource, Sample};
 use crate::sink::ShardPlan;
 use crate::source::Discovery;
 use crate::stages::Stage;
@@ -92,9 +92,26 @@ pub fn make_base(
         });
     }
     let index = Index {
+        inputs_sha256: inputs_hash(found),
+        splits,
+        unpaired_skipped: found.unpaired_images.len() + found.unpaired_labels.len(),
+        warnings: discovery_warnings(found),
+        ..essentials(p, reference)
+    };
+    IndexBase {
+        index,
+        shard_splits: plans.iter().map(|p| p.split.clone()).collect(),
+    }
+}
+
+/// What index.json says of the pipeline and its samples' arrays, before any input is listed:
+/// the record sinks take their metadata from. No files, splits or counts yet.
+pub fn essentials(p: &Pipeline, reference: &Sample) -> Index {
+    let fixed = p.config.output.layout().fixed_size();
+    Index {
         segprep_version: env!("CARGO_PKG_VERSION").into(),
         pipeline_hash: p.hash.clone(),
-        inputs_sha256: inputs_hash(found),
+        inputs_sha256: String::new(),
         pipeline: serde_json::to_value(&p.config).expect("pipeline serializes"),
         format: p.config.output.format.extension().into(),
         layout: p.config.output.layout().name().into(),
@@ -109,15 +126,11 @@ pub fn make_base(
         },
         label_dtype: p.label_dtype,
         stages: p.stages.iter().map(Stage::describe).collect(),
-        splits,
-        unpaired_skipped: found.unpaired_images.len() + found.unpaired_labels.len(),
-        warnings: discovery_warnings(found),
+        splits: BTreeMap::new(),
+        unpaired_skipped: 0,
         skipped_samples: 0,
+        warnings: Vec::new(),
         files: Vec::new(),
-    };
-    IndexBase {
-        index,
-        shard_splits: plans.iter().map(|p| p.split.clone()).collect(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! on scheduling or on where an interrupted run stopped.
 mod dataset_stats;
 pub mod fetch;
-mod index;
+pub mod index;
 pub mod merge;
 mod ordered;
 pub mod output;
@@ -166,7 +166,7 @@ fn build_in_pool(
     merge::write_base(&out, &base)?;
     let owns = |s: usize| opts.worker.as_ref().is_none_or(|w| w.owns(s));
     let run::ShardResults { records, resumed } =
-        run::run_shards(p, &out, &plans, &references, &owns, progress)?;
+        run::run_shards(p, &base.index, &out, &plans, &references, &owns, progress)?;
     let built = match &opts.worker {
         None => merge::write_derived(&out, &base, &records)?,
         // a worker's own part; `segprep merge` writes the whole
@@ -195,7 +195,7 @@ struct Inputs {
 }
 
 fn inputs(p: &Pipeline, opts: &BuildOptions) -> Result<Inputs> {
-    let found = source::discover(p)?;
+    let found = source::discover(&p.source())?;
     let splits = p
         .split
         .assign(&found.pairs)

@@ -11,6 +11,7 @@ use super::output::{OutputDir, ShardRecord, SkippedSample};
 use super::plan::check_shape;
 use super::process;
 use crate::error::{Error, Result};
+use crate::index::Index;
 use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
@@ -34,9 +35,10 @@ pub struct ShardResults {
 }
 
 /// Runs every shard `owns` accepts; shards whose record and files check out (verified once, here)
-/// are kept.
+/// are kept. `build` is the index known before any shard, which the sink's metadata repeats.
 pub fn run_shards(
     p: &Pipeline,
+    build: &Index,
     out: &OutputDir,
     plans: &[ShardPlan],
     references: &super::References,
@@ -49,7 +51,7 @@ pub fn run_shards(
         .map(|s| plans[s].pairs.len())
         .sum();
     progress.start("building shards", total as u64);
-    let sink = sink::for_layout(p, &out.dir);
+    let sink = sink::open(p.sink_options(), build, &out.dir);
     let batch = sink
         .batch_samples(sink::sample_bytes(reference, p.label_dtype))
         .max(1);

@@ -12,7 +12,8 @@ use crate::decode::label::LabelDecoder;
 use crate::decode::label::LabelFormat;
 use crate::error::{Error, Result};
 use crate::sample::PixelType;
-use crate::sink::{Layout, OutputFormat};
+use crate::sink::{Layout, OutputFormat, SinkOptions};
+use crate::source::{DatasetKind, SourceOptions};
 use crate::split::SplitPlan;
 use crate::stages::{BuildContext, Stage, StageConfig};
 use schema::{ClassEntry, LabelDtype, PipelineFile};
@@ -230,6 +231,51 @@ impl Pipeline {
         }
         self.mirrored = mirrored;
         Ok(())
+    }
+
+    /// What discovery reads: the (mirrored) paths and the pairing rules.
+    pub fn source(&self) -> SourceOptions {
+        let (input, labels) = (&self.config.input, &self.config.labels);
+        let dataset = match labels.format {
+            LabelFormat::Mvtec => DatasetKind::MvtecDict,
+            LabelFormat::MvtecAd => DatasetKind::MvtecAd {
+                good: labels.good.clone(),
+                defects: labels.defects,
+            },
+            LabelFormat::Instances => DatasetKind::Instances {
+                mask_folders: labels.mask_folders.clone(),
+            },
+            _ => DatasetKind::Pairs,
+        };
+        SourceOptions {
+            pipeline_file: self.file.clone(),
+            images: self.images_path.clone(),
+            bands: self.band_paths.clone(),
+            labels: self.labels_path.clone(),
+            dataset,
+            image_suffix: input.image_suffix.clone(),
+            label_suffix: input.label_suffix.clone(),
+            image_extensions: input.image_extensions.clone(),
+            unpaired: input.unpaired,
+            path_prefix: input.path_prefix.clone(),
+            allow_outside: input.allow_outside,
+        }
+    }
+
+    /// What the sinks need: the layout and its settings.
+    pub fn sink_options(&self) -> SinkOptions {
+        let output = &self.config.output;
+        SinkOptions {
+            layout: output.layout(),
+            compression: output.compression,
+            label_dtype: self.label_dtype,
+            augment: self.stages.iter().any(|s| matches!(s, Stage::Augment(_))),
+            samples_known: self.config.run.on_error == schema::OnError::Fail,
+            gym_root: output.gym_root.clone().unwrap_or_else(|| "segprep".into()),
+            row_group_bytes: output
+                .row_group_bytes
+                .map_or(crate::sink::parquet::DEFAULT_ROW_GROUP_BYTES, |b| b.0),
+        }
     }
 
     /// Samples each pair of `split` becomes (more than one after an augment stage).

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use super::npy;
 use super::zip_file::{finish_zip, start_entry, zip_file};
 use super::{Commit, ShardPlan, Sink, SinkOptions};
+use crate::classes::Class;
 use crate::error::{Error, Result};
 use crate::index::FileRecord;
-use crate::pipeline::Pipeline;
 use crate::sample::{Pixels, Sample};
 use crate::stats::counts::SplitCounts;
 use crate::storage::atomic::write_atomically;
@@ -26,20 +26,9 @@ pub struct GymSink {
 }
 
 impl GymSink {
-    pub fn new(dir: &Path, options: SinkOptions, p: &Pipeline) -> Self {
-        let num_classes = p
-            .classes
-            .classes
-            .iter()
-            .map(|c| c.id as usize + 1)
-            .max()
-            .unwrap_or(0);
-        let root = p
-            .config
-            .output
-            .gym_root
-            .clone()
-            .unwrap_or_else(|| "segprep".to_string());
+    pub fn new(dir: &Path, options: SinkOptions, classes: &[Class]) -> Self {
+        let num_classes = classes.iter().map(|c| c.id as usize + 1).max().unwrap_or(0);
+        let root = options.gym_root.clone();
         GymSink {
             dir: dir.to_path_buf(),
             options,

@@ -9,9 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::error::Result;
-use crate::index::FileRecord;
+use crate::index::{FileRecord, Index};
 
-use crate::pipeline::Pipeline;
 use crate::sample::{PairRef, Sample};
 use crate::stats::counts::SplitCounts;
 
@@ -45,9 +44,10 @@ pub trait Sink: Send {
 /// What makes a written shard's files whole; returns their records.
 pub type Commit = Box<dyn FnOnce() -> Result<Vec<FileRecord>> + Send>;
 
-/// Settings every sink shares.
+/// Settings every sink shares, and the few a layout adds.
 #[derive(Debug, Clone)]
 pub struct SinkOptions {
+    pub layout: Layout,
     pub compression: Compression,
     pub label_dtype: crate::sample::PixelType,
     /// The pipeline augments: every shard records each sample's drawn parameters (`augment`).
@@ -55,23 +55,20 @@ pub struct SinkOptions {
     /// Every shard gets exactly its planned samples: a bad sample stops the run
     /// (`on_error = "fail"`) instead of being left out.
     pub samples_known: bool,
+    /// Gym: the prefix of file names (Gym's ROOT_STRING).
+    pub gym_root: String,
+    /// Parquet: target uncompressed pixel bytes per row group.
+    pub row_group_bytes: u64,
 }
 
-pub fn for_layout(p: &Pipeline, out: &Path) -> Box<dyn Sink> {
-    let options = SinkOptions {
-        compression: p.config.output.compression,
-        label_dtype: p.label_dtype,
-        augment: p
-            .stages
-            .iter()
-            .any(|s| matches!(s, crate::stages::Stage::Augment(_))),
-        samples_known: p.config.run.on_error == crate::pipeline::schema::OnError::Fail,
-    };
-    match p.config.output.layout() {
+/// The sink of `options.layout`, writing into `out`. `build` is the build's index.json as known
+/// before any shard (classes, stages, hash): the Parquet metadata is taken from it.
+pub fn open(options: SinkOptions, build: &Index, out: &Path) -> Box<dyn Sink> {
+    match options.layout {
         Layout::Stacked => Box::new(npz::NpzSink::new(out, options)),
-        Layout::Gym => Box::new(gym::GymSink::new(out, options, p)),
+        Layout::Gym => Box::new(gym::GymSink::new(out, options, &build.classes)),
         Layout::Huggingface | Layout::Tensor => {
-            Box::new(parquet::ParquetSink::new(out, options, p))
+            Box::new(parquet::ParquetSink::new(out, options, build))
         }
     }
 }

@@ -29,7 +29,7 @@ use super::{
     label_bytes, sample_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions,
 };
 use crate::error::{Error, Result};
-use crate::pipeline::Pipeline;
+use crate::index::Index;
 use crate::sample::{PixelType, Pixels, Sample};
 use crate::sink::Layout;
 use crate::stats::counts::SplitCounts;
@@ -60,24 +60,22 @@ struct OpenShard {
 }
 
 impl ParquetSink {
-    pub fn new(dir: &Path, options: SinkOptions, p: &Pipeline) -> Self {
+    /// `build`: the build's index as known before any shard, whose essentials every shard's
+    /// metadata repeats, so the two never disagree.
+    pub fn new(dir: &Path, options: SinkOptions, build: &Index) -> Self {
         let manifest = serde_json::json!({
-            "segprep_version": env!("CARGO_PKG_VERSION"),
-            "pipeline_hash": p.hash,
-            "classes": p.classes.classes,
-            "ignore_index": p.classes.ignore_index,
-            "label_dtype": p.label_dtype,
-            "stages": p.stages.iter().map(crate::stages::Stage::describe).collect::<Vec<_>>(),
+            "segprep_version": build.segprep_version,
+            "pipeline_hash": build.pipeline_hash,
+            "classes": build.classes,
+            "ignore_index": build.ignore_index,
+            "label_dtype": build.label_dtype,
+            "stages": build.stages,
         });
         ParquetSink {
             dir: dir.to_path_buf(),
+            tensor: options.layout == Layout::Tensor,
+            row_group_bytes: options.row_group_bytes,
             options,
-            tensor: p.config.output.layout() == Layout::Tensor,
-            row_group_bytes: p
-                .config
-                .output
-                .row_group_bytes
-                .map_or(DEFAULT_ROW_GROUP_BYTES, |b| b.0),
             manifest,
             open: None,
         }

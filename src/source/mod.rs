@@ -13,10 +13,47 @@ pub mod paths;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use crate::decode::label::LabelFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::Pipeline;
 use crate::sample::PairRef;
+use mvtec_ad::DefectClasses;
+use paths::PathPrefix;
+
+/// What discovery reads of a pipeline: where the files are and how they pair.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// The pipeline file, named when a needed path is missing.
+    pub pipeline_file: PathBuf,
+    /// The image folder, manifest or dataset.
+    pub images: PathBuf,
+    /// Further band folders (or manifests), in the declared order.
+    pub bands: Vec<PathBuf>,
+    pub labels: Option<PathBuf>,
+    pub dataset: DatasetKind,
+    pub image_suffix: String,
+    pub label_suffix: String,
+    pub image_extensions: Option<Vec<String>>,
+    pub unpaired: UnpairedPolicy,
+    pub path_prefix: Option<PathPrefix>,
+    pub allow_outside: bool,
+}
+
+/// How the pairs are laid out: image and label files (folders or manifests), or a dataset that
+/// names its own labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatasetKind {
+    Pairs,
+    /// An MVTec HALCON / Deep Learning Tool dictionary exported to JSON.
+    MvtecDict,
+    /// An MVTec AD category folder.
+    MvtecAd {
+        good: Vec<String>,
+        defects: DefectClasses,
+    },
+    /// One binary mask per instance, in these folders of each sample folder.
+    Instances {
+        mask_folders: Vec<String>,
+    },
+}
 
 #[derive(Debug, Default)]
 pub struct Discovery {
@@ -29,21 +66,20 @@ pub struct Discovery {
 }
 
 /// Finds the pairs; with `unpaired = "error"`, any unpaired file is an error listing them.
-pub fn discover(p: &Pipeline) -> Result<Discovery> {
-    let d = discover_all(p)?;
+pub fn discover(o: &SourceOptions) -> Result<Discovery> {
+    let d = discover_all(o)?;
     if d.pairs.is_empty() {
-        return Err(zero_pairs(p, &d));
+        return Err(zero_pairs(o, &d));
     }
-    if p.config.input.unpaired == UnpairedPolicy::Error {
-        check_unpaired(p, &d)?;
+    if o.unpaired == UnpairedPolicy::Error {
+        check_unpaired(o, &d)?;
     }
     Ok(d)
 }
 
-fn zero_pairs(p: &Pipeline, d: &Discovery) -> Error {
-    let i = &p.config.input;
+fn zero_pairs(o: &SourceOptions, d: &Discovery) -> Error {
     Error::data(
-        &p.images_path,
+        &o.images,
         "discover",
         format!(
             "no image/label pairs found: {} image(s) and {} label(s) without a partner, {} file(s) not matching the suffixes \
@@ -51,62 +87,50 @@ fn zero_pairs(p: &Pipeline, d: &Discovery) -> Error {
             d.unpaired_images.len(),
             d.unpaired_labels.len(),
             d.ignored.len(),
-            i.image_suffix,
-            i.label_suffix,
-            p.labels_path.as_deref().map_or("-".into(), |l| l.display().to_string()),
+            o.image_suffix,
+            o.label_suffix,
+            o.labels.as_deref().map_or("-".into(), |l| l.display().to_string()),
         ),
     )
 }
 
 /// Everything found, paired or not, without judging it: what `segprep check` reports.
-pub fn discover_all(p: &Pipeline) -> Result<Discovery> {
-    let input = &p.config.input;
-    let labels = &p.config.labels;
-    match labels.format {
-        LabelFormat::Mvtec => {
-            return mvtec_dict::discover(
-                &p.images_path,
-                input.path_prefix.as_ref(),
-                input.allow_outside,
-            )
+pub fn discover_all(o: &SourceOptions) -> Result<Discovery> {
+    match &o.dataset {
+        DatasetKind::MvtecDict => {
+            return mvtec_dict::discover(&o.images, o.path_prefix.as_ref(), o.allow_outside)
         }
-        LabelFormat::MvtecAd => {
-            return mvtec_ad::discover(&p.images_path, &labels.good, labels.defects)
+        DatasetKind::MvtecAd { good, defects } => {
+            return mvtec_ad::discover(&o.images, good, *defects)
         }
-        LabelFormat::Instances => return instances::discover(&p.images_path, &labels.mask_folders),
-        _ => {}
+        DatasetKind::Instances { mask_folders } => {
+            return instances::discover(&o.images, mask_folders)
+        }
+        DatasetKind::Pairs => {}
     }
-    let listings: Vec<&PathBuf> = std::iter::once(&p.images_path)
-        .chain(&p.band_paths)
-        .collect();
+    let listings: Vec<&PathBuf> = std::iter::once(&o.images).chain(&o.bands).collect();
     if listings.iter().all(|l| input_manifest::is_manifest(l)) {
-        return read_manifests(p, &listings);
+        return read_manifests(o, &listings);
     }
-    let mut d = pair_folders(p)?;
-    let skip = input.unpaired == UnpairedPolicy::Skip;
-    bands::attach(
-        &mut d,
-        &p.images_path,
-        &p.band_paths,
-        &input.image_suffix,
-        skip,
-    )?;
+    let mut d = pair_folders(o)?;
+    let skip = o.unpaired == UnpairedPolicy::Skip;
+    bands::attach(&mut d, &o.images, &o.bands, &o.image_suffix, skip)?;
     Ok(d)
 }
 
 /// One or several manifests (e.g. CamVid's train.txt, val.txt, test.txt), read one after another.
-fn read_manifests(p: &Pipeline, listings: &[&PathBuf]) -> Result<Discovery> {
+fn read_manifests(o: &SourceOptions, listings: &[&PathBuf]) -> Result<Discovery> {
     let mut d = Discovery::default();
     for listing in listings {
         let rebase = paths::Rebase {
             root: listing.parent().unwrap_or(Path::new(".")),
-            prefix: p.config.input.path_prefix.as_ref(),
-            allow_outside: p.config.input.allow_outside,
+            prefix: o.path_prefix.as_ref(),
+            allow_outside: o.allow_outside,
         };
         d.pairs.extend(input_manifest::read(listing, rebase)?.pairs);
     }
     d.pairs.sort();
-    check_unique_keys(&d.pairs, &p.images_path)?;
+    check_unique_keys(&d.pairs, &o.images)?;
     Ok(d)
 }
 
@@ -136,32 +160,29 @@ pub fn check_unique_keys(sorted: &[PairRef], listing: &Path) -> Result<()> {
     })
 }
 
-fn pair_folders(p: &Pipeline) -> Result<Discovery> {
-    {
-        let labels = p.labels_path.as_deref().ok_or_else(|| {
-            Error::pipeline(
-                &p.file,
-                "[input] labels: a label folder is needed when images is a folder",
-            )
-        })?;
-        folder::pair_folders(
-            &p.images_path,
-            labels,
-            &p.config.input.image_suffix,
-            &p.config.input.label_suffix,
-            p.config.input.image_extensions.as_deref(),
+fn pair_folders(o: &SourceOptions) -> Result<Discovery> {
+    let labels = o.labels.as_deref().ok_or_else(|| {
+        Error::pipeline(
+            &o.pipeline_file,
+            "[input] labels: a label folder is needed when images is a folder",
         )
-    }
+    })?;
+    folder::pair_folders(
+        &o.images,
+        labels,
+        &o.image_suffix,
+        &o.label_suffix,
+        o.image_extensions.as_deref(),
+    )
 }
 
-fn check_unpaired(p: &Pipeline, d: &Discovery) -> Result<()> {
-    let labels = &p.config.labels;
+fn check_unpaired(o: &SourceOptions, d: &Discovery) -> Result<()> {
     let problems: Vec<Error> = d
         .unpaired_images
         .iter()
-        .map(|f| match labels.format {
-            LabelFormat::MvtecAd => {
-                Error::data(f, "discover", mvtec_ad::missing_mask_hint(f, &labels.good))
+        .map(|f| match &o.dataset {
+            DatasetKind::MvtecAd { good, .. } => {
+                Error::data(f, "discover", mvtec_ad::missing_mask_hint(f, good))
             }
             _ => Error::data(f, "discover", "image has no label"),
         })

@@ -47,7 +47,7 @@ struct FileCounts {
 
 /// Counts per split; with `geometry`, samples run through every stage (images decoded too).
 pub fn measure(p: &Pipeline, geometry: bool, progress: &dyn Progress) -> Result<Measured> {
-    let found = discover_all(p)?;
+    let found = discover_all(&p.source())?;
     let splits = p
         .split
         .assign(&found.pairs)
