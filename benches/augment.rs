@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use segprep::engine::process;
 use segprep::pipeline;
+use segprep::process::process_pair;
 use segprep::source::discover;
 use segprep::stages::Stage;
 
@@ -63,7 +63,7 @@ fn main() {
             .unwrap()
             .pairs
             .iter()
-            .map(|pair| process(&p, &[], pair, "train").unwrap().remove(0))
+            .map(|pair| process_pair(&p, &[], pair, "train").unwrap().remove(0))
             .collect();
         let mut done = 0usize;
         let start = Instant::now();

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use segprep::decode::image::decode_file;
 use segprep::decode::raw_label::{read_raw_label, RawLabel};
 use segprep::engine::index::essentials;
-use segprep::engine::process;
 use segprep::pipeline::{self, Pipeline};
+use segprep::process::process_pair;
 use segprep::sample::{LabelSource, PairRef, Sample};
 use segprep::sink::{self, ShardPlan};
 use segprep::source::discover;
@@ -46,7 +46,7 @@ fn label_file(pair: &PairRef) -> &PathBuf {
 fn decoded(p: &Pipeline) -> Vec<Sample> {
     pairs(p)
         .iter()
-        .flat_map(|pair| process(p, &[], pair, "train").unwrap())
+        .flat_map(|pair| process_pair(p, &[], pair, "train").unwrap())
         .collect()
 }
 

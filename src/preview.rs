@@ -5,9 +5,9 @@ use image::{Rgb, RgbImage};
 use rayon::prelude::*;
 
 use crate::classes::display_colours;
-use crate::engine::process;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
+use crate::process::process_pair;
 use crate::sample::{Pixels, Sample};
 use crate::source::discover;
 
@@ -45,7 +45,7 @@ pub fn contact_sheet(p: &Pipeline, n: usize, split: &str) -> Result<RgbImage> {
     let wanted = n.div_ceil(per_pair).min(pairs.len());
     let samples: Vec<Sample> = pairs[..wanted]
         .par_iter()
-        .map(|pair| process(p, &p.stages, pair, split))
+        .map(|pair| process_pair(p, &p.stages, pair, split))
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .flatten()

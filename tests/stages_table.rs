@@ -5,8 +5,8 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 
-use segprep::engine::process;
 use segprep::pipeline;
+use segprep::process::process_pair;
 use segprep::source::discover;
 
 /// (name, [[stage]] tables). Every stage kind appears; geometric ones in every mode.
@@ -102,9 +102,9 @@ fn every_stage_keeps_geometry_and_label_set() {
         let pairs = discover(&p.source()).unwrap().pairs;
         let remaps = stage.starts_with("remap");
         for pair in &pairs {
-            let input = process(&p, &[], pair, "train").unwrap().remove(0);
-            let outputs =
-                process(&p, &p.stages, pair, "train").unwrap_or_else(|e| panic!("{name}: {e}"));
+            let input = process_pair(&p, &[], pair, "train").unwrap().remove(0);
+            let outputs = process_pair(&p, &p.stages, pair, "train")
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             let expected = p.samples_per_pair("train");
             assert_eq!(outputs.len(), expected, "{name}: samples per pair");
             for out in outputs {
@@ -161,7 +161,9 @@ fn fills_other_than_the_stage_declares_never_appear() {
         .into_iter()
         .find(|x| x.key == "datasetQuintal_001")
         .unwrap();
-    let out = process(&p, &p.stages, &pair, "train").unwrap().remove(0);
+    let out = process_pair(&p, &p.stages, &pair, "train")
+        .unwrap()
+        .remove(0);
     let seen: BTreeSet<u16> = out.label.ids.iter().copied().collect();
     assert_eq!(
         seen,
@@ -183,7 +185,9 @@ fn fit_keeps_aspect_and_centres() {
     .unwrap();
     let p = pipeline::load(&path).unwrap();
     let pair = discover(&p.source()).unwrap().pairs.remove(0);
-    let out = process(&p, &p.stages, &pair, "train").unwrap().remove(0);
+    let out = process_pair(&p, &p.stages, &pair, "train")
+        .unwrap()
+        .remove(0);
     // 256x256 fits as 100x100 in the middle of 200x100: 50 columns of padding on each side
     let row: Vec<u16> = out.label.ids[..200].to_vec();
     assert!(row[..50].iter().all(|&v| v == 255) && row[150..].iter().all(|&v| v == 255));
@@ -201,8 +205,10 @@ fn standardize_per_image_matches_the_gym_formula() {
     .unwrap();
     let p = pipeline::load(&path).unwrap();
     let pair = discover(&p.source()).unwrap().pairs.remove(0);
-    let raw = process(&p, &[], &pair, "train").unwrap().remove(0);
-    let out = process(&p, &p.stages, &pair, "train").unwrap().remove(0);
+    let raw = process_pair(&p, &[], &pair, "train").unwrap().remove(0);
+    let out = process_pair(&p, &p.stages, &pair, "train")
+        .unwrap()
+        .remove(0);
     let segprep::sample::Pixels::U8(x) = &raw.image.pixels else {
         panic!("u8 input")
     };

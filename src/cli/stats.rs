@@ -4,8 +4,9 @@ use super::progress_bar::Bar;
 use super::{StatsArgs, StatsFormat};
 use crate::engine::thread_pool;
 use crate::error::{Error, Result};
+use crate::measure::{report, StatsOptions};
 use crate::stats::report::ReportOptions;
-use crate::stats::{plot, render, report, StatsOptions};
+use crate::stats::{plot, render};
 
 pub fn run(a: StatsArgs) -> Result<i32> {
     if a.sharding.worker.is_some() || a.sharding.workers.is_some() {

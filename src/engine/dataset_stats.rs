@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use super::output::{OutputDir, STATE_DIR};
-use super::process;
 use crate::error::{Error, Result};
 use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
+use crate::process::process_pair;
 use crate::progress::Progress;
 use crate::sample::PairRef;
 use crate::sink::ShardPlan;
@@ -120,7 +120,7 @@ fn group_moments(
     let per_pair: Vec<Result<Vec<Vec<BandMoments>>>> = pairs
         .par_iter()
         .map(|pair| {
-            let samples = process(p, before, pair, "train")?;
+            let samples = process_pair(p, before, pair, "train")?;
             progress.advance(1);
             Ok(samples
                 .iter()

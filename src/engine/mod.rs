@@ -18,16 +18,15 @@ pub mod worker;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
 use crate::index::SplitSummary;
 use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
+use crate::process::process_pair;
 use crate::progress::Progress;
-use crate::sample::{Image, LabelMap, PairRef, Sample};
+use crate::sample::{PairRef, Sample};
 use crate::sink::ShardPlan;
 use crate::source::{self, Discovery};
-use crate::stages::Stage;
 use output::{OutputDir, PlanStamp};
 use worker::Worker;
 
@@ -57,68 +56,6 @@ pub struct BuildSummary {
     pub warnings: Vec<String>,
     /// Logical shards this process completed or found complete, of the plan's total.
     pub shards: (usize, usize),
-}
-
-/// Decodes a pair and runs every stage on it: one sample, or several after an augment stage.
-pub fn process(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Vec<Sample>> {
-    let mut samples = vec![decode_sample(p, pair, split)?];
-    for stage in stages {
-        samples = stage
-            .apply_all(samples)
-            .map_err(|m| Error::data(&pair.image, stage.name(), m))?;
-    }
-    Ok(samples)
-}
-
-/// The decoded image and label of a pair, checked to have one size.
-fn decode_sample(p: &Pipeline, pair: &PairRef, split: &str) -> Result<Sample> {
-    let input = &p.config.input;
-    let rules = input.image_rules();
-    let decoded = decode_pair_image(pair, &rules, input.channels)?;
-    let image = decoded.image;
-    let label = p
-        .decoder
-        .decode_source(&pair.label, image.width, image.height)?;
-    let l = &label.map;
-    if (l.width, l.height) != (image.width, image.height) {
-        let message = size_mismatch(pair, &image, l, decoded.exif.as_ref());
-        return Err(Error::data(pair.label_path(), "pair", message));
-    }
-    Ok(Sample {
-        pair: pair.clone(),
-        split: split.to_string(),
-        image,
-        label: label.map,
-        padding: None,
-        unknown_pixels: label.unknown_pixels,
-        standardization: None,
-        instances: label.instances,
-        augment: None,
-    })
-}
-
-/// Says which orientation of a turned JPEG the label matches, if any.
-fn size_mismatch(
-    pair: &PairRef,
-    image: &Image,
-    l: &LabelMap,
-    exif: Option<&(String, u32, u32)>,
-) -> String {
-    let base = format!(
-        "label is {}x{} but its image {} is {}x{}",
-        l.width,
-        l.height,
-        pair.image.display(),
-        image.width,
-        image.height
-    );
-    match exif {
-        Some((o, w, h)) if (*w, *h) == (l.width, l.height) => format!(
-            "{base} after its EXIF orientation ({o}); the label matches the image as stored ({w}x{h}): set [input] exif = \"ignore\""
-        ),
-        Some((o, w, h)) => format!("{base} after its EXIF orientation ({o}), {w}x{h} as stored; the label matches neither"),
-        None => base,
-    }
 }
 
 /// Runs a whole build.
@@ -306,7 +243,7 @@ fn reference_samples(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Resu
         .into_values()
         .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|i| (i, process(p, &p.stages, &pairs[i], &splits[i])))
+        .map(|i| (i, process_pair(p, &p.stages, &pairs[i], &splits[i])))
         .collect();
     let mut by_split: BTreeMap<String, Sample> = BTreeMap::new();
     let mut processed = Vec::new();
@@ -317,7 +254,7 @@ fn reference_samples(p: &Pipeline, pairs: &[PairRef], splits: &[String]) -> Resu
         }
         let result = early
             .remove(&i)
-            .unwrap_or_else(|| process(p, &p.stages, pair, split));
+            .unwrap_or_else(|| process_pair(p, &p.stages, pair, split));
         match result {
             Ok(samples) if !samples.is_empty() => {
                 by_split.insert(split.clone(), samples[0].clone());

@@ -9,11 +9,11 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use super::ordered;
 use super::output::{OutputDir, ShardRecord, SkippedSample};
 use super::plan::check_shape;
-use super::process;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
+use crate::process::process_pair;
 use crate::progress::Progress;
 use crate::sample::{PairRef, Sample};
 use crate::sink::{self, Commit, ShardPlan, Sink};
@@ -175,7 +175,7 @@ fn compute_shards(
         let split = &plans[job.shard].split;
         let processed = match references.take_processed(job.pair, split) {
             Some(samples) => Ok(samples),
-            None => process(p, &p.stages, job.pair, split),
+            None => process_pair(p, &p.stages, job.pair, split),
         };
         let result = processed.and_then(|s| count_pair(p, job.pair, s, references.of(split)));
         progress.advance(1);

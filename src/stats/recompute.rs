@@ -239,7 +239,7 @@ fn png_ids(bytes: &[u8]) -> Result<Vec<u16>, String> {
 pub fn recompute(
     dir: &Path,
     built: &Built,
-) -> Result<(BTreeMap<String, SplitCounts>, super::measure::Quality)> {
+) -> Result<(BTreeMap<String, SplitCounts>, super::report::Quality)> {
     use rayon::prelude::*;
     let read: Vec<Result<Vec<ReadLabel>>> = built
         .files
@@ -247,7 +247,7 @@ pub fn recompute(
         .map(|(file, _)| read_labels(&dir.join(file), built))
         .collect();
     let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
-    let mut quality = super::measure::Quality::default();
+    let mut quality = super::report::Quality::default();
     for ((file, split), labels) in built.files.iter().zip(read) {
         for label in labels? {
             let mut histogram: BTreeMap<u16, u64> = BTreeMap::new();

@@ -6,7 +6,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::counts::{InstanceCounts, SplitCounts};
-use super::measure::Quality;
 use super::weights::{weights, ClassWeights};
 
 #[derive(Debug, Clone, Copy)]
@@ -227,4 +226,18 @@ impl Report {
             ],
         )
     }
+}
+
+/// What the labels say about the data beyond counts.
+#[derive(Debug, Default, Serialize)]
+pub struct Quality {
+    /// Undeclared label values or colours: (value, pixels, files).
+    pub undeclared: Vec<(String, u64, u64)>,
+    /// Keys of samples whose labels hold one class only.
+    pub single_class: Vec<String>,
+    /// Keys of samples whose labels are all ignore.
+    pub all_ignore: Vec<String>,
+    /// Files that could not be read or processed: (file, reason).
+    pub unreadable: Vec<(String, String)>,
+    pub unpaired_files: usize,
 }

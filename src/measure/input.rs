@@ -4,17 +4,18 @@
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
-use super::counts::{SampleCounts, SplitCounts};
 use crate::classes::ClassSet;
 use crate::decode::label::RawValue;
 use crate::decode::stack::pair_header;
-use crate::engine::process;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
+use crate::process::process_pair;
 use crate::progress::Progress;
 use crate::sample::{LabelSource, PairRef};
 use crate::source::discover_all;
 use crate::stages::Stage;
+use crate::stats::counts::{SampleCounts, SplitCounts};
+use crate::stats::report::Quality;
 
 #[derive(Debug, Default)]
 pub struct Measured {
@@ -22,20 +23,6 @@ pub struct Measured {
     pub before_remap: Option<BTreeMap<String, SplitCounts>>,
     pub splits: BTreeMap<String, SplitCounts>,
     pub quality: Quality,
-}
-
-/// What the labels say about the data beyond counts.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct Quality {
-    /// Undeclared label values or colours: (value, pixels, files).
-    pub undeclared: Vec<(String, u64, u64)>,
-    /// Keys of samples whose labels hold one class only.
-    pub single_class: Vec<String>,
-    /// Keys of samples whose labels are all ignore.
-    pub all_ignore: Vec<String>,
-    /// Files that could not be read or processed: (file, reason).
-    pub unreadable: Vec<(String, String)>,
-    pub unpaired_files: usize,
 }
 
 struct FileCounts {
@@ -132,7 +119,7 @@ fn file_counts(p: &Pipeline, pair: &PairRef, split: &str, geometry: bool) -> Res
     let before = SampleCounts::from_histogram(&histogram, &p.input_classes, unknown, instances)
         .map_err(label_err)?;
     let after = if geometry {
-        process(p, &p.stages, pair, split)?
+        process_pair(p, &p.stages, pair, split)?
             .iter()
             .map(|s| SampleCounts::of(s, &p.classes).map_err(label_err))
             .collect::<Result<Vec<_>>>()?

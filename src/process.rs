@@ -1,0 +1,75 @@
+//! One sample's processing: a pair decoded (image and label, checked to have one size) and run
+//! through the stages. The build, `segprep stats --geometry`, preview and the stage tests all call
+//! it, so a sample is made one way everywhere.
+use crate::decode::stack::decode_pair_image;
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::sample::{Image, LabelMap, PairRef, Sample};
+use crate::stages::Stage;
+
+/// Decodes a pair and runs every stage on it: one sample, or several after an augment stage.
+pub fn process_pair(
+    p: &Pipeline,
+    stages: &[Stage],
+    pair: &PairRef,
+    split: &str,
+) -> Result<Vec<Sample>> {
+    let mut samples = vec![decode_sample(p, pair, split)?];
+    for stage in stages {
+        samples = stage
+            .apply_all(samples)
+            .map_err(|m| Error::data(&pair.image, stage.name(), m))?;
+    }
+    Ok(samples)
+}
+
+/// The decoded image and label of a pair, checked to have one size.
+fn decode_sample(p: &Pipeline, pair: &PairRef, split: &str) -> Result<Sample> {
+    let input = &p.config.input;
+    let rules = input.image_rules();
+    let decoded = decode_pair_image(pair, &rules, input.channels)?;
+    let image = decoded.image;
+    let label = p
+        .decoder
+        .decode_source(&pair.label, image.width, image.height)?;
+    let l = &label.map;
+    if (l.width, l.height) != (image.width, image.height) {
+        let message = size_mismatch(pair, &image, l, decoded.exif.as_ref());
+        return Err(Error::data(pair.label_path(), "pair", message));
+    }
+    Ok(Sample {
+        pair: pair.clone(),
+        split: split.to_string(),
+        image,
+        label: label.map,
+        padding: None,
+        unknown_pixels: label.unknown_pixels,
+        standardization: None,
+        instances: label.instances,
+        augment: None,
+    })
+}
+
+/// Says which orientation of a turned JPEG the label matches, if any.
+fn size_mismatch(
+    pair: &PairRef,
+    image: &Image,
+    l: &LabelMap,
+    exif: Option<&(String, u32, u32)>,
+) -> String {
+    let base = format!(
+        "label is {}x{} but its image {} is {}x{}",
+        l.width,
+        l.height,
+        pair.image.display(),
+        image.width,
+        image.height
+    );
+    match exif {
+        Some((o, w, h)) if (*w, *h) == (l.width, l.height) => format!(
+            "{base} after its EXIF orientation ({o}); the label matches the image as stored ({w}x{h}): set [input] exif = \"ignore\""
+        ),
+        Some((o, w, h)) => format!("{base} after its EXIF orientation ({o}), {w}x{h} as stored; the label matches neither"),
+        None => base,
+    }
+}
