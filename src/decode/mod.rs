@@ -5,6 +5,7 @@ pub mod masks;
 mod png_rows;
 mod png_stream;
 pub mod raw_label;
+pub mod rules;
 pub mod stack;
 pub mod tiff;
 mod unfilter;

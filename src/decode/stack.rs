@@ -1,6 +1,7 @@
 //! A sample's image from its files: band files stacked as channels in the declared order (all of
 //! one size and dtype), then the optional `channels` conversion.
-use crate::decode::image::{decode_file, DecodedImage, ImageRules};
+use crate::decode::image::{decode_file, DecodedImage};
+use crate::decode::rules::ImageRules;
 use crate::error::{Error, Result};
 use crate::sample::{Image, PairRef, PixelValue, Pixels};
 

@@ -8,8 +8,7 @@ use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::Tag;
 use tiff::ColorType;
 
-use super::image::{with_alpha, ImageHeader, ImageRules};
-use crate::decode::image::AlphaRule;
+use super::rules::{with_alpha, AlphaRule, ImageHeader, ImageRules};
 use crate::sample::{Image, Pixels};
 
 fn is_tiff(path: &Path) -> bool {

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-use crate::decode::image::{AlphaRule, ExifRule};
 use crate::decode::label::{LabelFormat, UnknownPolicy};
 use crate::decode::masks::OverlapPolicy;
+use crate::decode::rules::{AlphaRule, ExifRule};
 use crate::sink::{Compression, Layout, OutputFormat};
 use crate::source::mvtec_ad::DefectClasses;
 use crate::source::paths::PathPrefix;
@@ -124,8 +124,8 @@ impl<'de> Deserialize<'de> for ImagePaths {
 
 impl InputConfig {
     /// How each image file is decoded.
-    pub fn image_rules(&self) -> crate::decode::image::ImageRules {
-        crate::decode::image::ImageRules {
+    pub fn image_rules(&self) -> crate::decode::rules::ImageRules {
+        crate::decode::rules::ImageRules {
             alpha: self.alpha,
             exif: self.exif,
             limits: self.limits(),

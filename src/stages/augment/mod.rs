@@ -11,6 +11,7 @@
 //! can be regenerated on its own.
 pub mod photometric;
 pub mod rng;
+pub mod sampling;
 pub mod warp;
 #[cfg(target_arch = "x86_64")]
 mod warp_simd;
@@ -22,7 +23,8 @@ use super::{BuildContext, SizeSpec};
 use crate::sample::Sample;
 use photometric::Photometric;
 use rng::Draw;
-use warp::{affine, invert, move_sample, warp_sample, Border, Mapping, WarpRules};
+use sampling::Border;
+use warp::{affine, invert, move_sample, warp_sample, Mapping, WarpRules};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -171,7 +171,7 @@ pub fn gaussian_blur(x: &[f32], (w, h, bands): (usize, usize, usize), sigma: f64
         .collect();
     let sum: f32 = kernel.iter().sum();
     let kernel: Vec<f32> = kernel.iter().map(|k| k / sum).collect();
-    let reflect = |i: i64, n: usize| super::warp::reflect_101(i, n as i64);
+    let reflect = |i: i64, n: usize| super::sampling::reflect_101(i, n as i64);
     // along x: the source columns of each output column, reflected, computed once
     let cols: Vec<Vec<usize>> = (0..w)
         .map(|xx| (-r..=r).map(|k| reflect(xx as i64 + k, w)).collect())

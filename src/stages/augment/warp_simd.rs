@@ -1,7 +1,7 @@
 //! SIMD rows of the warp for x86-64, each giving the very bytes of the scalar row in `warp`: the
 //! same f32 products and sums in the same order, only several lanes at a time. AVX2 is used when
 //! the CPU has it (checked at run time, once per row); SSE2, part of the x86-64 baseline, otherwise.
-use super::warp::{
+use super::sampling::{
     bilinear_at_border, bilinear_tap, nearest_row as scalar_nearest, Border, NearestLabel,
 };
 use std::arch::x86_64::*;
@@ -561,7 +561,8 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::warp::{affine, bilinear_row, bilinear_tap, invert, nearest_row, Mapping};
+    use super::super::sampling::{bilinear_row, bilinear_tap, nearest_row};
+    use super::super::warp::{affine, invert, Mapping};
     use super::*;
 
     /// Source positions of a warp that reaches past every edge, then a row of far and odd ones.
