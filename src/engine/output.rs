@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::index::BuildFiles;
-use crate::index::FileRecord;
+use crate::index::{FileRecord, Index};
 use crate::stats::counts::SplitCounts;
 use crate::storage::atomic;
 use crate::storage::Remote;
@@ -452,15 +452,12 @@ fn refuse_inside_inputs(out: &Path, inputs: &[PathBuf]) -> Result<()> {
 /// files and its state folder.
 fn remove_previous_build(dir: &Path) -> Result<()> {
     let mut files: Vec<String> = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(dir.join(BuildFiles::in_dir(dir).index)) {
-        let index: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        files.extend(
-            index["files"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f["file"].as_str().map(String::from)),
-        );
+    let index_path = dir.join(BuildFiles::in_dir(dir).index);
+    if let Ok(bytes) = std::fs::read(&index_path) {
+        // an unreadable index names no files; the shard records below still do
+        if let Ok(index) = Index::parse(&bytes, &index_path, "output") {
+            files.extend(index.files.into_iter().map(|f| f.file));
+        }
     }
     let records = dir.join(STATE_DIR).join("records");
     for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {

@@ -2,14 +2,12 @@
 //! here, `input`) or of a finished build (its stats.json, or its shards recounted).
 pub mod input;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::stats::counts::SplitCounts;
-use crate::stats::recompute;
 use crate::stats::report::{self, split_reports, Report, ReportOptions};
+use crate::stats::{recompute, stats_file};
 
 #[derive(Debug, Clone, Copy)]
 pub struct StatsOptions {
@@ -55,7 +53,7 @@ pub fn report(target: &Path, o: &StatsOptions, progress: &dyn Progress) -> Resul
 
 fn built_report(dir: &Path, o: &StatsOptions) -> Result<Report> {
     let built = recompute::read_index(dir)?;
-    let written = read_stats(dir)?;
+    let written = stats_file::read_counts(dir)?;
     let mut quality = report::Quality::default();
     let (splits, differences, source) = if o.recompute {
         let (recomputed, q) = recompute::recompute(dir, &built)?;
@@ -96,16 +94,6 @@ fn built_report(dir: &Path, o: &StatsOptions) -> Result<Report> {
         recompute_differences: differences,
         warnings: Vec::new(),
     })
-}
-
-fn read_stats(dir: &Path) -> Result<BTreeMap<String, SplitCounts>> {
-    let path = dir.join(crate::index::BuildFiles::in_dir(dir).stats);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::data(&path, "stats", format!("cannot read: {e}")))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::data(&path, "stats", e.to_string()))?;
-    serde_json::from_value(v["splits"].clone())
-        .map_err(|e| Error::data(&path, "stats", format!("unexpected content: {e}")))
 }
 
 fn finish(mut r: Report) -> Result<Report> {

@@ -1,10 +1,13 @@
 //! The content of `stats.json`: per split the class counts, and the class weights of every scheme
 //! derived from them (so a trainer reads its loss weights without a second `segprep stats` call).
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::counts::SplitCounts;
 use super::weights::{weights, ClassWeights, DEFAULT_BETA};
+use crate::error::{Error, Result};
+use crate::index::BuildFiles;
 
 /// The content of `stats.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -51,4 +54,21 @@ impl Stats {
             })
             .collect();
     }
+}
+
+/// What a reader takes from a build's `stats.json`: the counts per split (the weights derive from
+/// them).
+#[derive(Debug, Deserialize)]
+struct WrittenStats {
+    splits: BTreeMap<String, SplitCounts>,
+}
+
+/// The counts per split in the `stats.json` of the build in `dir`.
+pub fn read_counts(dir: &Path) -> Result<BTreeMap<String, SplitCounts>> {
+    let path = dir.join(BuildFiles::in_dir(dir).stats);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::data(&path, "stats", format!("cannot read: {e}")))?;
+    let written: WrittenStats = serde_json::from_str(&text)
+        .map_err(|e| Error::data(&path, "stats", format!("unexpected content: {e}")))?;
+    Ok(written.splits)
 }
