@@ -213,6 +213,36 @@ pub struct Sample {
     pub augment: Option<String>,
 }
 
+impl Sample {
+    /// The image side and the label side, for a stage's image path and label path.
+    pub fn parts(&mut self) -> (ImagePart<'_>, LabelPart<'_>) {
+        (
+            ImagePart {
+                image: &mut self.image,
+                standardization: &mut self.standardization,
+            },
+            LabelPart {
+                label: &mut self.label,
+                padding: &mut self.padding,
+            },
+        )
+    }
+}
+
+/// What a stage's image path reads and changes: the pixels, and the per-image standardization
+/// values it records. `segprep apply` runs image paths on these alone, with no label.
+pub struct ImagePart<'a> {
+    pub image: &'a mut Image,
+    pub standardization: &'a mut Option<Standardization>,
+}
+
+/// What a stage's label path reads and changes: the class ids and the padding mask, which every
+/// geometric step moves exactly as the ids.
+pub struct LabelPart<'a> {
+    pub label: &'a mut LabelMap,
+    pub padding: &'a mut Option<Vec<bool>>,
+}
+
 /// Element types an image can hold, to write one generic routine instead of three matches.
 pub trait PixelValue: Copy + Default + Send + Sync + 'static {
     /// The value of "full intensity": 255, 65535, or 1.0 for f32.

@@ -226,3 +226,95 @@ fn standardize_per_image_matches_the_gym_formula() {
     let used = out.standardization.unwrap();
     assert!((used.mean - mean).abs() < 1e-9 && (used.std - std).abs() < 1e-9);
 }
+
+/// Every stage kind the pipeline file accepts, as serde names them when refusing an unknown one
+/// (read from the enum itself, so a new variant appears here without anyone listing it).
+fn every_stage_kind() -> Vec<String> {
+    let text = pipeline_text("no_such_stage = {}");
+    let err = pipeline::parse(std::path::Path::new("p.toml"), &text)
+        .expect_err("an unknown stage is refused")
+        .to_string();
+    let expected = err
+        .split("expected one of")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no list of stages in: {err}"));
+    let kinds: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect();
+    assert!(kinds.len() >= 6, "{err}");
+    kinds
+}
+
+#[test]
+fn the_table_and_the_docs_hold_every_stage_kind() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let template = std::fs::read_to_string(repo.join("pipelines/template.toml")).unwrap();
+    let reference = std::fs::read_to_string(repo.join("docs/pipeline.md")).unwrap();
+    for kind in every_stage_kind() {
+        let written = format!("{kind} = ");
+        assert!(
+            TABLE.iter().any(|(_, s)| s.starts_with(&written)),
+            "stage `{kind}` has no row in this file's TABLE"
+        );
+        assert!(
+            template.contains(&written),
+            "stage `{kind}` is not shown in pipelines/template.toml"
+        );
+        assert!(
+            reference.contains(&format!("`{kind}`")),
+            "stage `{kind}` is not described in docs/pipeline.md"
+        );
+    }
+}
+
+/// `segprep apply` runs each stage's image path alone, on an image with no label: for every
+/// stage that runs at inference, that path gives the very pixels (and the geometry it predicts)
+/// of the training sample made with image and label together.
+#[test]
+fn the_image_path_alone_equals_the_training_image() {
+    use segprep::sample::ImagePart;
+    use segprep::stages::AtInference;
+    let d = quintal_dir();
+    let path = d.path().join("p.toml");
+    let mut checked = BTreeSet::new();
+    for (name, stage) in TABLE {
+        std::fs::write(&path, pipeline_text(stage)).unwrap();
+        let p = pipeline::load(&path).unwrap();
+        let s = &p.stages[0];
+        if s.at_inference() == AtInference::Skipped {
+            continue;
+        }
+        for pair in discover(&p.source()).unwrap().pairs.iter().take(2) {
+            let mut input = process_pair(&p, &[], pair, "train").unwrap().remove(0);
+            let trained = process_pair(&p, &p.stages, pair, "train")
+                .unwrap()
+                .remove(0);
+            let steps = s.geometry(input.image.width, input.image.height).unwrap();
+            let predicted = steps
+                .last()
+                .map_or([input.image.width, input.image.height], |g| g.to_size());
+            let mut standardization = None;
+            let part = ImagePart {
+                image: &mut input.image,
+                standardization: &mut standardization,
+            };
+            s.apply_image(&pair.key, part).unwrap();
+            assert_eq!(input.image, trained.image, "{name}: image path alone");
+            assert_eq!(standardization, trained.standardization, "{name}");
+            assert_eq!(
+                predicted,
+                [trained.image.width, trained.image.height],
+                "{name}: geometry"
+            );
+        }
+        checked.insert(s.name());
+    }
+    assert_eq!(
+        checked,
+        BTreeSet::from(["pad", "rescale", "resize", "standardize"]),
+        "the stages that run at inference"
+    );
+}

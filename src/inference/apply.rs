@@ -11,7 +11,7 @@ use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
 use crate::pipeline::schema::OnError;
 use crate::progress::Progress;
-use crate::sample::{Image, LabelMap, LabelSource, PairRef, Sample};
+use crate::sample::{Image, ImagePart, LabelSource, PairRef};
 use crate::sink::npy;
 use crate::sink::zip_file::{finish_zip, start_entry, zip_file};
 use crate::sink::Compression;
@@ -262,25 +262,20 @@ fn claim_output(out: &Path) -> Result<PathBuf> {
 fn prepare(replay: &Replay, pair: &PairRef) -> Result<Prepared> {
     let input = &replay.config.input;
     let decoded = decode_pair_image(pair, &input.image_rules(), input.channels)?;
-    let image = decoded.image;
+    let mut image = decoded.image;
     let original_size = [image.width, image.height];
-    let mut sample = placeholder_sample(pair, image);
+    let mut standardization = None;
     let mut geometry = Vec::new();
     for stage in &replay.stages {
         let fail = |m: String| Error::data(&pair.image, stage.name(), m);
-        geometry.extend(
-            stage
-                .geometry(sample.image.width, sample.image.height)
-                .map_err(fail)?,
-        );
-        sample = stage
-            .apply_all(vec![sample])
-            .map_err(fail)?
-            .pop()
-            .expect("image stages keep one sample");
+        geometry.extend(stage.geometry(image.width, image.height).map_err(fail)?);
+        let part = ImagePart {
+            image: &mut image,
+            standardization: &mut standardization,
+        };
+        stage.apply_image(&pair.key, part).map_err(fail)?;
     }
-    check_like_build(replay, pair, &sample.image)?;
-    let image = sample.image;
+    check_like_build(replay, pair, &image)?;
     let record = SampleRecord {
         key: pair.key.clone(),
         files: pair.image_files().cloned().collect(),
@@ -290,30 +285,9 @@ fn prepare(replay: &Replay, pair: &PairRef) -> Result<Prepared> {
         size: [image.width, image.height],
         exif: decoded.exif.map(|(orientation, _, _)| orientation),
         geometry,
-        standardization: sample.standardization,
+        standardization,
     };
     Ok(Prepared { image, record })
-}
-
-/// A sample whose label is a placeholder: the geometric stages move a label with every image,
-/// and this one is dropped at the end.
-fn placeholder_sample(pair: &PairRef, image: Image) -> Sample {
-    let label = LabelMap {
-        width: image.width,
-        height: image.height,
-        ids: vec![0; image.pixel_count()],
-    };
-    Sample {
-        pair: pair.clone(),
-        split: "apply".into(),
-        image,
-        label,
-        padding: None,
-        unknown_pixels: 0,
-        standardization: None,
-        instances: None,
-        augment: None,
-    }
 }
 
 /// An image of other bands or dtype than the training samples would feed the model garbage.

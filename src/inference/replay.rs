@@ -1,6 +1,6 @@
 //! A finished build read back for inference: its pipeline (checked against the recorded hash) and
 //! the stages that prepare an image — resize, pad, rescale, standardize, with the values the build
-//! measured — without the label-only (`remap`) and random (`augment`) ones.
+//! measured — without the ones that do not run at inference (label-only `remap`, random `augment`).
 use std::path::{Path, PathBuf};
 
 use crate::classes::{Class, ClassSet};
@@ -9,7 +9,7 @@ use crate::index::Index;
 use crate::pipeline::schema::PipelineFile;
 use crate::sample::PixelType;
 use crate::stages::standardize::StandardizeMode;
-use crate::stages::{BuildContext, Stage};
+use crate::stages::{AtInference, BuildContext, Stage};
 
 /// What `apply` and `restore` need from a build.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ pub fn load(build_dir: &Path, any_version: bool) -> Result<Replay> {
 }
 
 /// Builds every stage as the build did (remaps change the classes later stages check), keeps the
-/// ones that touch the image, and gives `standardize = dataset` the recorded mean and std.
+/// ones that run at inference, and gives `standardize = dataset` the recorded mean and std.
 fn image_stages(config: &PipelineFile, index: &Index, path: &Path) -> Result<Vec<Stage>> {
     let bad = |m: String| Error::data(path, "apply", m);
     let classes = ClassSet::new(index.input_classes.clone(), index.ignore_index)
@@ -76,14 +76,15 @@ fn image_stages(config: &PipelineFile, index: &Index, path: &Path) -> Result<Vec
         let mut stage = config
             .build(&mut ctx)
             .map_err(|p| bad(format!("{}: {}", config.name(), p.join("; "))))?;
-        match &mut stage {
-            Stage::Remap(_) | Stage::Augment(_) => continue,
-            Stage::Standardize(s) if s.mode == StandardizeMode::Dataset => {
+        if stage.at_inference() == AtInference::Skipped {
+            continue;
+        }
+        if let Stage::Standardize(s) = &mut stage {
+            if s.mode == StandardizeMode::Dataset {
                 s.bands = Some(recorded_bands(recorded).ok_or_else(|| {
                     bad("standardize: the dataset mean and std are not recorded".into())
                 })?);
             }
-            _ => {}
         }
         stages.push(stage);
     }

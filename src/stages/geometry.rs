@@ -5,6 +5,8 @@
 //! plan: the same plan is what `segprep apply` records and `segprep restore` undoes.
 use serde::{Deserialize, Serialize};
 
+use crate::sample::{Image, LabelPart, Pixels};
+
 /// One change of a sample's size. Sizes are `[width, height]`, offsets `[left, top]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -128,6 +130,80 @@ pub fn place<T: Copy>(
         }
     }
     out
+}
+
+/// Resizes a label and its padding mask nearest (never mixing ids) to `nw`×`nh`.
+pub fn resize_label(l: &mut LabelPart, nw: u32, nh: u32) {
+    let (w, h) = (l.label.width, l.label.height);
+    if (w, h) == (nw, nh) {
+        return;
+    }
+    l.label.ids = resize_nearest(&l.label.ids, w, h, 1, nw, nh);
+    (l.label.width, l.label.height) = (nw, nh);
+    if let Some(mask) = l.padding.as_mut() {
+        *mask = resize_nearest(mask, w, h, 1, nw, nh);
+    }
+}
+
+/// Cuts the window (left, top, width, height) out of an image.
+pub fn crop_image(img: &mut Image, window: (u32, u32, u32, u32)) {
+    let (w, bands) = (img.width, img.bands);
+    img.pixels = match &img.pixels {
+        Pixels::U8(p) => Pixels::U8(crop(p, w, bands, window)),
+        Pixels::U16(p) => Pixels::U16(crop(p, w, bands, window)),
+        Pixels::F32(p) => Pixels::F32(crop(p, w, bands, window)),
+    };
+    (img.width, img.height) = (window.2, window.3);
+}
+
+/// Cuts the same window out of a label and its padding mask.
+pub fn crop_label(l: &mut LabelPart, window: (u32, u32, u32, u32)) {
+    let w = l.label.width;
+    l.label.ids = crop(&l.label.ids, w, 1, window);
+    if let Some(mask) = l.padding.as_mut() {
+        *mask = crop(mask, w, 1, window);
+    }
+    (l.label.width, l.label.height) = (window.2, window.3);
+}
+
+/// Places an image on a `canvas` at `at` (left, top), `fill` (one value per band) around it.
+pub fn pad_image(img: &mut Image, canvas: (u32, u32), at: (u32, u32), fill: &[f64]) {
+    let (w, h, bands) = (img.width, img.height, img.bands);
+    if (w, h) == canvas {
+        return;
+    }
+    // the fill was checked to fit the dtype, so these casts are exact
+    img.pixels = match &img.pixels {
+        Pixels::U8(p) => {
+            let fill: Vec<u8> = fill.iter().map(|&v| v as u8).collect();
+            Pixels::U8(place(p, w, h, bands, canvas, at, &fill))
+        }
+        Pixels::U16(p) => {
+            let fill: Vec<u16> = fill.iter().map(|&v| v as u16).collect();
+            Pixels::U16(place(p, w, h, bands, canvas, at, &fill))
+        }
+        Pixels::F32(p) => {
+            let fill: Vec<f32> = fill.iter().map(|&v| v as f32).collect();
+            Pixels::F32(place(p, w, h, bands, canvas, at, &fill))
+        }
+    };
+    (img.width, img.height) = canvas;
+}
+
+/// Places a label on the same canvas, `label_fill` around it, and marks the new pixels as
+/// padding in the mask (created here if the sample had none).
+pub fn pad_label(l: &mut LabelPart, canvas: (u32, u32), at: (u32, u32), label_fill: u16) {
+    let (w, h) = (l.label.width, l.label.height);
+    if (w, h) == canvas {
+        return;
+    }
+    l.label.ids = place(&l.label.ids, w, h, 1, canvas, at, &[label_fill]);
+    let mask = l
+        .padding
+        .take()
+        .unwrap_or_else(|| vec![false; w as usize * h as usize]);
+    *l.padding = Some(place(&mask, w, h, 1, canvas, at, &[true]));
+    (l.label.width, l.label.height) = canvas;
 }
 
 #[cfg(test)]

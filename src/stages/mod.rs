@@ -1,8 +1,12 @@
-//! The closed list of stages. Adding a stage = one file + one variant in each enum below.
+//! The closed list of stages. Adding a stage = one file + one variant in each enum below + one arm
+//! in `dispatch!` and `StageConfig`'s two matches (none has a catch-all arm, so the compiler names
+//! each place).
 //!
 //! Each stage has a `XxxConfig` (serde, what the pipeline file says) whose `build` checks everything
-//! it can before a pixel is read, and a runtime `Xxx` whose `apply` states what happens to the image
-//! and what happens to the label, side by side.
+//! it can before a pixel is read, and a runtime `Xxx` that implements [`StageOps`]: one plan per
+//! sample (every size, window and random value the image and label share), then what happens to the
+//! image and what happens to the label, side by side, what it does at inference, how it changes
+//! geometry, and how it describes itself.
 /// Evaluates `$body` with `$b` bound to the band count, a constant for 1, 3 and 4 bands: the
 /// `#[inline(always)]` bodies it calls then unroll their per-band loops (a pixel is a few moves,
 /// not a loop or a copy call), with the same arithmetic as for any other count. Defined before the
@@ -38,7 +42,8 @@ pub mod standardize;
 use serde::{Deserialize, Serialize};
 
 use crate::classes::ClassSet;
-use crate::sample::Sample;
+use crate::sample::{ImagePart, LabelPart, Sample};
+use geometry::GeometryStep;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -64,6 +69,68 @@ pub enum Stage {
     Standardize(standardize::Standardize),
     Rescale(rescale::Rescale),
     Augment(Box<augment::Augment>),
+}
+
+/// Where a stage meets one sample: its size now, its key and split, and which copy this is (0:
+/// the sample itself, or an augment stage's kept original; 1, 2, ...: augmented copies).
+#[derive(Debug, Clone, Copy)]
+pub struct SampleAt<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub key: &'a str,
+    pub split: &'a str,
+    pub copy: u32,
+}
+
+/// Whether a stage runs when a model is applied to new images (`segprep apply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtInference {
+    /// It prepares the model's input exactly as it prepared the training images.
+    Runs,
+    /// It changes labels only (remap), or is random (augment): skipped.
+    Skipped,
+}
+
+/// Everything the rest of the program asks of a stage, answered in the stage's own file. No method
+/// has a default, so a new stage answers each question.
+pub trait StageOps {
+    /// What the image path and the label path share for one sample, drawn once: sizes, windows,
+    /// random values.
+    type Plan;
+
+    /// The stage's name in the pipeline file and in messages.
+    fn name(&self) -> &'static str;
+    /// The copies one sample of `split` becomes, in output order (`[0]`: itself).
+    fn copies(&self, split: &str) -> Vec<u32>;
+    fn plan(&self, at: SampleAt) -> Result<Self::Plan, String>;
+    fn apply_image(&self, plan: &Self::Plan, image: ImagePart) -> Result<(), String>;
+    fn apply_label(&self, plan: &Self::Plan, label: LabelPart) -> Result<(), String>;
+    /// The parameters drawn for this copy, recorded with the sample (`augment` in the shards).
+    fn drawn(&self, plan: &Self::Plan) -> Option<String>;
+    fn at_inference(&self) -> AtInference;
+    /// What the stage does to a `w`×`h` sample's size, planned exactly as it runs (empty for
+    /// stages that keep the size), so `restore` can undo it. An error for a stage whose geometry
+    /// is drawn per copy (augment): it never runs at inference.
+    fn geometry(&self, w: u32, h: u32) -> Result<Vec<GeometryStep>, String>;
+    /// The values this stage used, for index.json.
+    fn describe(&self) -> serde_json::Value;
+}
+
+/// Evaluates `$body` with `$s` bound to the stage's runtime type: the one place that lists them.
+macro_rules! dispatch {
+    ($stage:expr, |$s:ident| $body:expr) => {
+        match $stage {
+            Stage::Remap($s) => $body,
+            Stage::Resize($s) => $body,
+            Stage::Pad($s) => $body,
+            Stage::Standardize($s) => $body,
+            Stage::Rescale($s) => $body,
+            Stage::Augment($s) => {
+                let $s = &**$s;
+                $body
+            }
+        }
+    };
 }
 
 impl StageConfig {
@@ -93,79 +160,91 @@ impl StageConfig {
 
 impl Stage {
     pub fn name(&self) -> &'static str {
-        match self {
-            Stage::Remap(_) => "remap",
-            Stage::Resize(_) => "resize",
-            Stage::Pad(_) => "pad",
-            Stage::Standardize(_) => "standardize",
-            Stage::Rescale(_) => "rescale",
-            Stage::Augment(_) => "augment",
-        }
+        dispatch!(self, |s| s.name())
     }
 
-    /// Runs a one-to-one stage on one sample. Errors are plain reasons; the engine adds file and
-    /// stage. Private: `apply_all` is the entry point, so an augment stage is never run by it.
-    fn apply_one(&self, sample: &mut Sample) -> Result<(), String> {
-        match self {
-            Stage::Remap(s) => s.apply(sample),
-            Stage::Resize(s) => s.apply(sample),
-            Stage::Pad(s) => s.apply(sample),
-            Stage::Standardize(s) => s.apply(sample),
-            Stage::Rescale(s) => s.apply(sample),
-            // never reached: `apply_all` expands augment stages itself
-            Stage::Augment(_) => Ok(()),
-        }
-    }
-
-    /// Runs the stage on every sample; `augment` turns each sample into its copies.
+    /// Runs the stage on every sample, in order; an augment stage turns each into its copies.
+    /// Errors are plain reasons; the caller adds file and stage.
     pub fn apply_all(&self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
-        match self {
-            Stage::Augment(a) => {
-                let mut out = Vec::new();
-                for s in samples {
-                    out.extend(a.expand(s)?);
-                }
-                Ok(out)
-            }
-            other => {
-                let mut samples = samples;
-                for s in &mut samples {
-                    other.apply_one(s)?;
-                }
-                Ok(samples)
-            }
-        }
+        dispatch!(self, |s| run_all(s, samples))
     }
 
-    /// What the stage does to a `w`×`h` sample's size, planned exactly as `apply` runs it (empty
-    /// for stages that keep the size; augment is drawn per copy and has no plan).
-    pub fn geometry(&self, w: u32, h: u32) -> Result<Vec<geometry::GeometryStep>, String> {
-        match self {
-            Stage::Resize(s) => Ok(s.plan(w, h)),
-            Stage::Pad(s) => s.plan(w, h),
-            _ => Ok(Vec::new()),
-        }
+    /// The image path alone, as `segprep apply` runs it on a new image (no label exists there).
+    pub fn apply_image(&self, key: &str, image: ImagePart) -> Result<(), String> {
+        dispatch!(self, |s| {
+            let at = SampleAt {
+                width: image.image.width,
+                height: image.image.height,
+                key,
+                split: INFERENCE_SPLIT,
+                copy: 0,
+            };
+            s.plan(at).and_then(|plan| s.apply_image(&plan, image))
+        })
+    }
+
+    pub fn at_inference(&self) -> AtInference {
+        dispatch!(self, |s| s.at_inference())
+    }
+
+    pub fn geometry(&self, w: u32, h: u32) -> Result<Vec<GeometryStep>, String> {
+        dispatch!(self, |s| s.geometry(w, h))
     }
 
     /// Samples one input sample becomes in `split`.
     pub fn multiplicity(&self, split: &str) -> usize {
-        match self {
-            Stage::Augment(a) => a.multiplicity(split),
-            _ => 1,
-        }
+        dispatch!(self, |s| s.copies(split).len())
     }
 
-    /// The values this stage used, for the manifest.
     pub fn describe(&self) -> serde_json::Value {
-        match self {
-            Stage::Remap(s) => s.describe(),
-            Stage::Resize(s) => s.describe(),
-            Stage::Pad(s) => s.describe(),
-            Stage::Standardize(s) => s.describe(),
-            Stage::Rescale(s) => s.describe(),
-            Stage::Augment(s) => s.describe(),
-        }
+        dispatch!(self, |s| s.describe())
     }
+}
+
+/// The split name new images have at inference: no stage's split list names it.
+pub const INFERENCE_SPLIT: &str = "apply";
+
+/// Every sample through `stage`, each as its copies (the last copy reuses the sample).
+fn run_all<S: StageOps>(stage: &S, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
+    let mut out = Vec::with_capacity(samples.len());
+    for sample in samples {
+        let copies = stage.copies(&sample.split);
+        let Some((&last, rest)) = copies.split_last() else {
+            continue;
+        };
+        for &copy in rest {
+            let mut c = sample.clone();
+            run_on(stage, &mut c, copy)?;
+            out.push(c);
+        }
+        let mut sample = sample;
+        run_on(stage, &mut sample, last)?;
+        out.push(sample);
+    }
+    Ok(out)
+}
+
+/// Runs `stage` on one sample as copy `copy`: one plan, the image path, the label path, then the
+/// drawn parameters and (for copies 1, 2, ...) the key `key@copy` recorded.
+pub fn run_on<S: StageOps>(stage: &S, sample: &mut Sample, copy: u32) -> Result<(), String> {
+    let at = SampleAt {
+        width: sample.image.width,
+        height: sample.image.height,
+        key: &sample.pair.key,
+        split: &sample.split,
+        copy,
+    };
+    let plan = stage.plan(at)?;
+    let (image, label) = sample.parts();
+    stage.apply_image(&plan, image)?;
+    stage.apply_label(&plan, label)?;
+    if let Some(drawn) = stage.drawn(&plan) {
+        sample.augment = Some(drawn);
+    }
+    if copy > 0 {
+        sample.pair.key = format!("{}@{copy}", sample.pair.key);
+    }
+    Ok(())
 }
 
 /// `"ignore"` or a class id: what a label gets where a geometric stage invents pixels.

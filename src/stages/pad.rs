@@ -5,9 +5,9 @@
 //! statistics count them apart.
 use serde::{Deserialize, Serialize};
 
-use super::geometry::{place, GeometryStep};
-use super::{BuildContext, LabelFill, Placement, SizeSpec};
-use crate::sample::{Image, PixelType, Pixels, Sample};
+use super::geometry::{pad_image, pad_label, GeometryStep};
+use super::{AtInference, BuildContext, LabelFill, Placement, SampleAt, SizeSpec, StageOps};
+use crate::sample::{Image, ImagePart, LabelPart, PixelType};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +115,7 @@ impl PadConfig {
 
 impl Pad {
     /// What padding does to a `w`×`h` sample: nothing, or one `Pad` step.
-    pub fn plan(&self, w: u32, h: u32) -> Result<Vec<GeometryStep>, String> {
+    pub fn steps(&self, w: u32, h: u32) -> Result<Vec<GeometryStep>, String> {
         let (tw, th) = match self.target {
             Target::Size(tw, th) => (tw, th),
             Target::MultipleOf(m) => (w.div_ceil(m) * m, h.div_ceil(m) * m),
@@ -136,31 +136,72 @@ impl Pad {
         }])
     }
 
-    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
-        let steps = self.plan(s.image.width, s.image.height)?;
-        let fill = match &self.image_fill {
-            ImageFill::All(v) => fill_values(*v, &s.image)?,
-            ImageFill::PerBand(v) if v.len() == s.image.bands => v
+    /// The image fill per band, each checked to fit the image's dtype.
+    fn image_fill_for(&self, img: &Image) -> Result<Vec<f64>, String> {
+        match &self.image_fill {
+            ImageFill::All(v) => fill_values(*v, img),
+            ImageFill::PerBand(v) if v.len() == img.bands => v
                 .iter()
-                .map(|x| fill_values(*x, &s.image).map(|f| f[0]))
-                .collect::<Result<_, _>>()?,
-            ImageFill::PerBand(v) => {
-                return Err(format!(
-                    "pad: {} image fill values for an image with {} bands",
-                    v.len(),
-                    s.image.bands
-                ))
-            }
-        };
+                .map(|x| fill_values(*x, img).map(|f| f[0]))
+                .collect(),
+            ImageFill::PerBand(v) => Err(format!(
+                "pad: {} image fill values for an image with {} bands",
+                v.len(),
+                img.bands
+            )),
+        }
+    }
+}
+
+impl StageOps for Pad {
+    type Plan = Vec<GeometryStep>;
+
+    fn name(&self) -> &'static str {
+        "pad"
+    }
+
+    fn copies(&self, _split: &str) -> Vec<u32> {
+        vec![0]
+    }
+
+    fn plan(&self, at: SampleAt) -> Result<Self::Plan, String> {
+        self.steps(at.width, at.height)
+    }
+
+    /// Image: placed on the canvas, the image fill around it.
+    fn apply_image(&self, steps: &Self::Plan, part: ImagePart) -> Result<(), String> {
+        let fill = self.image_fill_for(part.image)?;
         for step in steps {
-            if let GeometryStep::Pad { to, at, .. } = step {
-                pad_sample(s, (to[0], to[1]), (at[0], at[1]), &fill, self.label_fill);
+            if let GeometryStep::Pad { to, at, .. } = *step {
+                pad_image(part.image, (to[0], to[1]), (at[0], at[1]), &fill);
             }
         }
         Ok(())
     }
 
-    pub fn describe(&self) -> serde_json::Value {
+    /// Label: placed the same way, the label fill around it, marked as padding.
+    fn apply_label(&self, steps: &Self::Plan, mut part: LabelPart) -> Result<(), String> {
+        for step in steps {
+            if let GeometryStep::Pad { to, at, .. } = *step {
+                pad_label(&mut part, (to[0], to[1]), (at[0], at[1]), self.label_fill);
+            }
+        }
+        Ok(())
+    }
+
+    fn drawn(&self, _steps: &Self::Plan) -> Option<String> {
+        None
+    }
+
+    fn at_inference(&self) -> AtInference {
+        AtInference::Runs
+    }
+
+    fn geometry(&self, w: u32, h: u32) -> Result<Vec<GeometryStep>, String> {
+        self.steps(w, h)
+    }
+
+    fn describe(&self) -> serde_json::Value {
         let target = match self.target {
             Target::Size(w, h) => serde_json::json!({ "size": [w, h] }),
             Target::MultipleOf(m) => serde_json::json!({ "multiple_of": m }),
@@ -182,55 +223,4 @@ pub fn fill_values(value: f64, img: &Image) -> Result<Vec<f64>, String> {
         ));
     }
     Ok(vec![value; img.bands])
-}
-
-/// Pads image, label and padding mask onto a `canvas`, the content at `at` (left, top).
-pub fn pad_sample(
-    s: &mut Sample,
-    canvas: (u32, u32),
-    at: (u32, u32),
-    fill: &[f64],
-    label_fill: u16,
-) {
-    let (w, h, bands) = (s.image.width, s.image.height, s.image.bands);
-    if (w, h) == canvas {
-        return;
-    }
-    s.image.pixels = match &s.image.pixels {
-        Pixels::U8(p) => Pixels::U8(place(
-            p,
-            w,
-            h,
-            bands,
-            canvas,
-            at,
-            &fill.iter().map(|&v| v as u8).collect::<Vec<_>>(),
-        )),
-        Pixels::U16(p) => Pixels::U16(place(
-            p,
-            w,
-            h,
-            bands,
-            canvas,
-            at,
-            &fill.iter().map(|&v| v as u16).collect::<Vec<_>>(),
-        )),
-        Pixels::F32(p) => Pixels::F32(place(
-            p,
-            w,
-            h,
-            bands,
-            canvas,
-            at,
-            &fill.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-        )),
-    };
-    s.label.ids = place(&s.label.ids, w, h, 1, canvas, at, &[label_fill]);
-    let mask = s
-        .padding
-        .take()
-        .unwrap_or_else(|| vec![false; w as usize * h as usize]);
-    s.padding = Some(place(&mask, w, h, 1, canvas, at, &[true]));
-    (s.image.width, s.image.height) = canvas;
-    (s.label.width, s.label.height) = canvas;
 }

@@ -7,11 +7,12 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::BuildContext;
+use super::geometry::GeometryStep;
+use super::{AtInference, BuildContext, SampleAt, StageOps};
 use crate::classes::{Class, ClassSet};
 
 use crate::de::nearest;
-use crate::sample::Sample;
+use crate::sample::{ImagePart, LabelPart};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -295,11 +296,31 @@ impl Remap {
         let to = self.table[id as usize];
         (to != UNDECLARED).then_some(to as u16)
     }
+}
 
-    pub fn apply(&self, sample: &mut Sample) -> Result<(), String> {
-        // image: untouched.
-        // label: table lookup.
-        for id in sample.label.ids.iter_mut() {
+impl StageOps for Remap {
+    type Plan = ();
+
+    fn name(&self) -> &'static str {
+        "remap"
+    }
+
+    fn copies(&self, _split: &str) -> Vec<u32> {
+        vec![0]
+    }
+
+    fn plan(&self, _at: SampleAt) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Image: untouched.
+    fn apply_image(&self, _plan: &(), _part: ImagePart) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Label: each id through the table; an id the table does not know is an error.
+    fn apply_label(&self, _plan: &(), part: LabelPart) -> Result<(), String> {
+        for id in part.label.ids.iter_mut() {
             let to = self.table[*id as usize];
             if to == UNDECLARED {
                 return Err(format!("label value {id} is not a declared class"));
@@ -309,7 +330,20 @@ impl Remap {
         Ok(())
     }
 
-    pub fn describe(&self) -> serde_json::Value {
+    fn drawn(&self, _plan: &()) -> Option<String> {
+        None
+    }
+
+    /// Labels only: a model's input does not change.
+    fn at_inference(&self) -> AtInference {
+        AtInference::Skipped
+    }
+
+    fn geometry(&self, _w: u32, _h: u32) -> Result<Vec<GeometryStep>, String> {
+        Ok(Vec::new())
+    }
+
+    fn describe(&self) -> serde_json::Value {
         let map: BTreeMap<String, u16> = self
             .pairs
             .iter()

@@ -6,9 +6,10 @@
 //! Image: u8 (rounded) or f32. Label: untouched.
 use serde::{Deserialize, Serialize};
 
+use super::geometry::GeometryStep;
 use super::standardize::map_values;
-use super::BuildContext;
-use crate::sample::{Pixels, Sample};
+use super::{AtInference, BuildContext, SampleAt, StageOps};
+use crate::sample::{ImagePart, LabelPart, Pixels};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -70,10 +71,24 @@ impl RescaleConfig {
     }
 }
 
-impl Rescale {
-    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
-        // label: untouched.
-        let img = &mut s.image;
+impl StageOps for Rescale {
+    type Plan = ();
+
+    fn name(&self) -> &'static str {
+        "rescale"
+    }
+
+    fn copies(&self, _split: &str) -> Vec<u32> {
+        vec![0]
+    }
+
+    fn plan(&self, _at: SampleAt) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Image: each band's input range onto [0, 1] (f32) or 0..255 (u8), clipped.
+    fn apply_image(&self, _plan: &(), part: ImagePart) -> Result<(), String> {
+        let img = part.image;
         if self.ranges.len() > 1 && self.ranges.len() != img.bands {
             return Err(format!(
                 "rescale has input ranges for {} bands but the image has {}",
@@ -97,7 +112,24 @@ impl Rescale {
         Ok(())
     }
 
-    pub fn describe(&self) -> serde_json::Value {
+    /// Label: untouched.
+    fn apply_label(&self, _plan: &(), _part: LabelPart) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn drawn(&self, _plan: &()) -> Option<String> {
+        None
+    }
+
+    fn at_inference(&self) -> AtInference {
+        AtInference::Runs
+    }
+
+    fn geometry(&self, _w: u32, _h: u32) -> Result<Vec<GeometryStep>, String> {
+        Ok(Vec::new())
+    }
+
+    fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "stage": "rescale",
             "input_range": self.ranges,
@@ -109,7 +141,8 @@ impl Rescale {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{Image, LabelMap, PairRef};
+    use crate::sample::{Image, LabelMap, PairRef, Sample};
+    use crate::stages::run_on;
 
     fn sample(pixels: Pixels, bands: usize) -> Sample {
         let n = pixels.len() / bands;
@@ -153,7 +186,7 @@ mod tests {
     fn twelve_bit_to_u8_saturates_outside_the_range() {
         let r = build("input_range = [0, 4095]\noutput = \"u8\"").unwrap();
         let mut s = sample(Pixels::U16(vec![0, 4095, 2048, 65535]), 1);
-        r.apply(&mut s).unwrap();
+        run_on(&r, &mut s, 0).unwrap();
         assert_eq!(s.image.pixels, Pixels::U8(vec![0, 255, 128, 255]));
     }
 
@@ -161,9 +194,9 @@ mod tests {
     fn per_band_ranges_to_unit_f32() {
         let r = build("input_range = [[0, 10], [100, 200]]\noutput = \"f32\"").unwrap();
         let mut s = sample(Pixels::U16(vec![5, 150, 10, 100]), 2);
-        r.apply(&mut s).unwrap();
+        run_on(&r, &mut s, 0).unwrap();
         assert_eq!(s.image.pixels, Pixels::F32(vec![0.5, 0.5, 1.0, 0.0]));
-        assert!(r.apply(&mut sample(Pixels::U16(vec![1, 2, 3]), 3)).is_err());
+        assert!(run_on(&r, &mut sample(Pixels::U16(vec![1, 2, 3]), 3), 0).is_err());
         assert!(build("input_range = [5, 5]\noutput = \"u8\"").is_err());
     }
 }

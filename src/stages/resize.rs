@@ -5,10 +5,12 @@
 use fast_image_resize as fir;
 use serde::{Deserialize, Serialize};
 
-use super::geometry::{crop, resize_nearest, GeometryStep};
-use super::pad::{fill_values, pad_sample};
-use super::{BuildContext, LabelFill, SizeSpec};
-use crate::sample::{Image, PixelValue, Pixels, Sample};
+use super::geometry::{
+    crop_image, crop_label, pad_image, pad_label, resize_label, resize_nearest, GeometryStep,
+};
+use super::pad::fill_values;
+use super::{AtInference, BuildContext, LabelFill, SampleAt, SizeSpec, StageOps};
+use crate::sample::{Image, ImagePart, LabelPart, PixelValue, Pixels};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +87,7 @@ impl ResizeConfig {
 impl Resize {
     /// What this stage does to a `w`×`h` sample: a resize, then a centred pad (`fit`) or a centred
     /// crop (`fill`); steps that would change nothing are left out.
-    pub fn plan(&self, w: u32, h: u32) -> Vec<GeometryStep> {
+    pub fn steps(&self, w: u32, h: u32) -> Vec<GeometryStep> {
         let (tw, th) = (self.width, self.height);
         let (nw, nh) = match self.mode {
             ResizeMode::Stretch => (tw, th),
@@ -123,24 +125,68 @@ impl Resize {
         }
         steps
     }
+}
 
-    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
-        for step in self.plan(s.image.width, s.image.height) {
-            match step {
-                GeometryStep::Resize { to, .. } => resize_sample(s, to[0], to[1], self.filter)?,
+impl StageOps for Resize {
+    type Plan = Vec<GeometryStep>;
+
+    fn name(&self) -> &'static str {
+        "resize"
+    }
+
+    fn copies(&self, _split: &str) -> Vec<u32> {
+        vec![0]
+    }
+
+    fn plan(&self, at: SampleAt) -> Result<Self::Plan, String> {
+        Ok(self.steps(at.width, at.height))
+    }
+
+    /// Image: the filter, then the fill around it (`fit`) or the centre window (`fill`).
+    fn apply_image(&self, steps: &Self::Plan, part: ImagePart) -> Result<(), String> {
+        let img = part.image;
+        for step in steps {
+            match *step {
+                GeometryStep::Resize { to, .. } => resize_image_to(img, to[0], to[1], self.filter)?,
                 GeometryStep::Pad { to, at, .. } => {
-                    let fill = fill_values(self.image_fill, &s.image)?;
-                    pad_sample(s, (to[0], to[1]), (at[0], at[1]), &fill, self.label_fill);
+                    let fill = fill_values(self.image_fill, img)?;
+                    pad_image(img, (to[0], to[1]), (at[0], at[1]), &fill);
+                }
+                GeometryStep::Crop { to, at, .. } => crop_image(img, (at[0], at[1], to[0], to[1])),
+            }
+        }
+        Ok(())
+    }
+
+    /// Label: nearest, then `label_fill` around it (`fit`) or the same window (`fill`).
+    fn apply_label(&self, steps: &Self::Plan, mut part: LabelPart) -> Result<(), String> {
+        for step in steps {
+            match *step {
+                GeometryStep::Resize { to, .. } => resize_label(&mut part, to[0], to[1]),
+                GeometryStep::Pad { to, at, .. } => {
+                    pad_label(&mut part, (to[0], to[1]), (at[0], at[1]), self.label_fill)
                 }
                 GeometryStep::Crop { to, at, .. } => {
-                    crop_sample(s, (at[0], at[1], to[0], to[1]));
+                    crop_label(&mut part, (at[0], at[1], to[0], to[1]))
                 }
             }
         }
         Ok(())
     }
 
-    pub fn describe(&self) -> serde_json::Value {
+    fn drawn(&self, _steps: &Self::Plan) -> Option<String> {
+        None
+    }
+
+    fn at_inference(&self) -> AtInference {
+        AtInference::Runs
+    }
+
+    fn geometry(&self, w: u32, h: u32) -> Result<Vec<GeometryStep>, String> {
+        Ok(self.steps(w, h))
+    }
+
+    fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "stage": "resize", "width": self.width, "height": self.height,
             "mode": self.mode, "filter": self.filter, "label": "nearest",
@@ -156,35 +202,12 @@ fn scaled(w: u32, h: u32, scale: f64, limit: (u32, u32)) -> (u32, u32) {
     (nw, nh)
 }
 
-/// Resizes image (filter) and label + padding mask (nearest) to the same size.
-pub fn resize_sample(s: &mut Sample, nw: u32, nh: u32, filter: Filter) -> Result<(), String> {
-    let (w, h) = (s.label.width, s.label.height);
-    if (w, h) == (nw, nh) {
-        return Ok(());
-    }
-    s.image = resize_image(&s.image, nw, nh, filter)?;
-    s.label.ids = resize_nearest(&s.label.ids, w, h, 1, nw, nh);
-    (s.label.width, s.label.height) = (nw, nh);
-    if let Some(mask) = &s.padding {
-        s.padding = Some(resize_nearest(mask, w, h, 1, nw, nh));
+/// Resizes an image (by `filter`) to `nw`×`nh`; nothing when it has that size.
+pub fn resize_image_to(img: &mut Image, nw: u32, nh: u32, filter: Filter) -> Result<(), String> {
+    if (img.width, img.height) != (nw, nh) {
+        *img = resize_image(img, nw, nh, filter)?;
     }
     Ok(())
-}
-
-/// Cuts the same window out of image, label and padding mask.
-pub fn crop_sample(s: &mut Sample, window: (u32, u32, u32, u32)) {
-    let (w, bands) = (s.image.width, s.image.bands);
-    s.image.pixels = match &s.image.pixels {
-        Pixels::U8(p) => Pixels::U8(crop(p, w, bands, window)),
-        Pixels::U16(p) => Pixels::U16(crop(p, w, bands, window)),
-        Pixels::F32(p) => Pixels::F32(crop(p, w, bands, window)),
-    };
-    s.label.ids = crop(&s.label.ids, w, 1, window);
-    if let Some(mask) = &s.padding {
-        s.padding = Some(crop(mask, w, 1, window));
-    }
-    (s.image.width, s.image.height) = (window.2, window.3);
-    (s.label.width, s.label.height) = (window.2, window.3);
 }
 
 /// Resizes an image with the filter; bands are never treated as alpha.
@@ -369,7 +392,7 @@ mod tests {
     fn fit_plans_a_resize_then_a_centred_pad() {
         let r = resize("size = [250, 190]\nmode = \"fit\"");
         assert_eq!(
-            r.plan(300, 120),
+            r.steps(300, 120),
             vec![
                 Scale {
                     from: [300, 120],
@@ -383,14 +406,14 @@ mod tests {
             ]
         );
         // already the right size: nothing
-        assert_eq!(r.plan(250, 190), vec![]);
+        assert_eq!(r.steps(250, 190), vec![]);
     }
 
     #[test]
     fn fill_plans_a_cover_then_a_centred_crop() {
         let r = resize("size = [30, 30]\nmode = \"fill\"");
         assert_eq!(
-            r.plan(40, 30),
+            r.steps(40, 30),
             vec![Crop {
                 from: [40, 30],
                 to: [30, 30],
@@ -398,7 +421,7 @@ mod tests {
             }]
         );
         assert_eq!(
-            r.plan(20, 10),
+            r.steps(20, 10),
             vec![
                 Scale {
                     from: [20, 10],
@@ -417,7 +440,7 @@ mod tests {
     fn stretch_plans_one_resize() {
         let r = resize("size = [8, 4]");
         assert_eq!(
-            r.plan(3, 5),
+            r.steps(3, 5),
             vec![Scale {
                 from: [3, 5],
                 to: [8, 4]

@@ -8,8 +8,9 @@
 //! Image: becomes f32. Label: untouched.
 use serde::{Deserialize, Serialize};
 
-use super::BuildContext;
-use crate::sample::{Pixels, Sample, Standardization};
+use super::geometry::GeometryStep;
+use super::{AtInference, BuildContext, SampleAt, StageOps};
+use crate::sample::{ImagePart, LabelPart, Pixels, Standardization};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -78,10 +79,25 @@ impl StandardizeConfig {
     }
 }
 
-impl Standardize {
-    pub fn apply(&self, s: &mut Sample) -> Result<(), String> {
-        // label: untouched.
-        let img = &mut s.image;
+impl StageOps for Standardize {
+    type Plan = ();
+
+    fn name(&self) -> &'static str {
+        "standardize"
+    }
+
+    fn copies(&self, _split: &str) -> Vec<u32> {
+        vec![0]
+    }
+
+    fn plan(&self, _at: SampleAt) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Image: (x - mean) / std as f32, per band (`fixed`, `dataset`) or over the whole image
+    /// (`per_image`, whose values are recorded with the sample).
+    fn apply_image(&self, _plan: &(), part: ImagePart) -> Result<(), String> {
+        let img = part.image;
         match self.mode {
             StandardizeMode::PerImage => {
                 let BandMoments { count, sum, sum_sq } = moments(&img.pixels, 1).remove(0);
@@ -91,7 +107,7 @@ impl Standardize {
                 let std = var.sqrt().max(floor);
                 img.pixels =
                     Pixels::F32(map_values(&img.pixels, 1, |_, x| ((x - mean) / std) as f32));
-                s.standardization = Some(Standardization { mean, std });
+                *part.standardization = Some(Standardization { mean, std });
             }
             StandardizeMode::Fixed | StandardizeMode::Dataset => {
                 let bands = self
@@ -113,7 +129,25 @@ impl Standardize {
         Ok(())
     }
 
-    pub fn describe(&self) -> serde_json::Value {
+    /// Label: untouched.
+    fn apply_label(&self, _plan: &(), _part: LabelPart) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn drawn(&self, _plan: &()) -> Option<String> {
+        None
+    }
+
+    /// Runs with the build's values (`dataset`: the recorded train mean and std).
+    fn at_inference(&self) -> AtInference {
+        AtInference::Runs
+    }
+
+    fn geometry(&self, _w: u32, _h: u32) -> Result<Vec<GeometryStep>, String> {
+        Ok(Vec::new())
+    }
+
+    fn describe(&self) -> serde_json::Value {
         let (mean, std): (Vec<f64>, Vec<f64>) = self.bands.iter().flatten().copied().unzip();
         match self.mode {
             StandardizeMode::PerImage => serde_json::json!({

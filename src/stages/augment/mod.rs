@@ -18,13 +18,14 @@ mod warp_simd;
 
 use serde::{Deserialize, Serialize};
 
-use super::resize::{crop_sample, resize_sample, Filter};
-use super::{BuildContext, SizeSpec};
-use crate::sample::Sample;
+use super::geometry::{crop_image, crop_label, resize_label, GeometryStep};
+use super::resize::{resize_image_to, Filter};
+use super::{AtInference, BuildContext, SampleAt, SizeSpec, StageOps};
+use crate::sample::{ImagePart, LabelPart};
 use photometric::Photometric;
 use rng::Draw;
 use sampling::Border;
-use warp::{affine, invert, move_sample, warp_sample, Mapping, WarpRules};
+use warp::{affine, invert, move_image, move_label, warp_image, warp_label, Mapping, WarpRules};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -260,83 +261,228 @@ pub struct Drawn {
     pub photometric: Photometric,
 }
 
-impl Augment {
-    /// Samples one input sample becomes in `split`.
-    pub fn multiplicity(&self, split: &str) -> usize {
-        if self.applies(split) {
-            self.config.copies as usize + usize::from(self.config.keep_original)
-        } else {
-            1
+/// One sample's plan: passed untouched (a split that is not augmented), brought to the copies'
+/// size (the kept original), or one augmented copy.
+pub enum AugmentPlan {
+    Pass,
+    Original(OriginalPlan),
+    Copy(Box<CopyPlan>),
+}
+
+/// The kept original: a centre crop (`crop`) or the whole image resized (`random_resized_crop`).
+pub struct OriginalPlan {
+    window: Option<(u32, u32, u32, u32)>,
+    resize_to: Option<(u32, u32)>,
+    drawn: String,
+}
+
+/// Everything drawn for one copy, and what follows from it at the sample's size.
+pub struct CopyPlan {
+    drawn: Drawn,
+    /// The size after the turns (which warps and crops work at).
+    turned: (usize, usize),
+    /// Output position → source position, inverted from the drawn affine map.
+    inverse: Option<warp::Affine>,
+    /// The elastic displacement field (dx, dy) at the turned size.
+    elastic: Option<(Vec<f32>, Vec<f32>)>,
+    crop: Option<(u32, u32, u32, u32)>,
+    resize_to: Option<(u32, u32)>,
+    /// The stream after every geometric draw: the image path draws its noise from a copy of it.
+    noise: Draw,
+}
+
+impl StageOps for Augment {
+    type Plan = AugmentPlan;
+
+    fn name(&self) -> &'static str {
+        "augment"
+    }
+
+    /// The original (if kept) then the copies, keyed `key@1`, `key@2`, ...
+    fn copies(&self, split: &str) -> Vec<u32> {
+        if !self.applies(split) {
+            return vec![0];
+        }
+        let original = self.config.keep_original.then_some(0);
+        original.into_iter().chain(1..=self.config.copies).collect()
+    }
+
+    fn plan(&self, at: SampleAt) -> Result<AugmentPlan, String> {
+        if !self.applies(at.split) {
+            return Ok(AugmentPlan::Pass);
+        }
+        match at.copy {
+            0 => self
+                .plan_original(at.width, at.height)
+                .map(AugmentPlan::Original),
+            copy => self
+                .plan_copy(at, copy)
+                .map(|c| AugmentPlan::Copy(Box::new(c))),
         }
     }
 
+    /// Image: flips and turns, the warps with the chosen interpolation, the crop (and its resize),
+    /// then the photometric changes.
+    fn apply_image(&self, plan: &AugmentPlan, part: ImagePart) -> Result<(), String> {
+        let img = part.image;
+        match plan {
+            AugmentPlan::Pass => Ok(()),
+            AugmentPlan::Original(o) => {
+                if let Some(window) = o.window {
+                    crop_image(img, window);
+                }
+                match o.resize_to {
+                    Some((tw, th)) => resize_image_to(img, tw, th, self.filter()),
+                    None => Ok(()),
+                }
+            }
+            AugmentPlan::Copy(c) => {
+                let d = &c.drawn;
+                move_image(img, d.hflip, d.vflip, d.rot90);
+                let rules = self.warp_rules();
+                for map in c.mappings() {
+                    warp_image(img, c.turned, &map, &rules);
+                }
+                if let Some(window) = c.crop {
+                    crop_image(img, window);
+                }
+                if let Some((tw, th)) = c.resize_to {
+                    resize_image_to(img, tw, th, self.filter())?;
+                }
+                let mut noise = c.noise.clone();
+                photometric::apply(img, &d.photometric, &mut || noise.normal());
+                Ok(())
+            }
+        }
+    }
+
+    /// Label: the same flips, turns, warps and crop, nearest; uncovered pixels by `label_border`.
+    /// Photometric changes: none.
+    fn apply_label(&self, plan: &AugmentPlan, mut part: LabelPart) -> Result<(), String> {
+        let (window, resize_to) = match plan {
+            AugmentPlan::Pass => return Ok(()),
+            AugmentPlan::Original(o) => (o.window, o.resize_to),
+            AugmentPlan::Copy(c) => {
+                let d = &c.drawn;
+                move_label(&mut part, d.hflip, d.vflip, d.rot90);
+                let rules = self.warp_rules();
+                for map in c.mappings() {
+                    warp_label(&mut part, c.turned, &map, &rules);
+                }
+                (c.crop, c.resize_to)
+            }
+        };
+        if let Some(window) = window {
+            crop_label(&mut part, window);
+        }
+        if let Some((tw, th)) = resize_to {
+            resize_label(&mut part, tw, th);
+        }
+        Ok(())
+    }
+
+    fn drawn(&self, plan: &AugmentPlan) -> Option<String> {
+        match plan {
+            AugmentPlan::Pass => None,
+            AugmentPlan::Original(o) => Some(o.drawn.clone()),
+            AugmentPlan::Copy(c) => {
+                Some(serde_json::to_string(&c.drawn).expect("parameters serialize"))
+            }
+        }
+    }
+
+    /// Random by design: a model is applied to the images as they are.
+    fn at_inference(&self) -> AtInference {
+        AtInference::Skipped
+    }
+
+    fn geometry(&self, _w: u32, _h: u32) -> Result<Vec<GeometryStep>, String> {
+        Err("augment: its geometry is drawn per copy; it does not run at inference".into())
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.config).expect("augment config serializes");
+        v["stage"] = "augment".into();
+        v
+    }
+}
+
+impl CopyPlan {
+    /// The warps in the order they run: affine, then elastic.
+    fn mappings(&self) -> Vec<Mapping<'_>> {
+        let affine = self.inverse.map(Mapping::Affine);
+        let elastic = self
+            .elastic
+            .as_ref()
+            .map(|(dx, dy)| Mapping::Displaced { dx, dy });
+        affine.into_iter().chain(elastic).collect()
+    }
+}
+
+impl Augment {
     fn applies(&self, split: &str) -> bool {
         self.config.splits.iter().any(|s| s == split)
     }
 
-    /// The original (if kept) then the copies, keyed `key@1`, `key@2`, ...
-    pub fn expand(&self, s: Sample) -> Result<Vec<Sample>, String> {
-        if !self.applies(&s.split) {
-            return Ok(vec![s]);
+    /// The image filter of the crop's resize: labels are always nearest.
+    fn filter(&self) -> Filter {
+        match self.config.interpolation {
+            Interpolation::Nearest => Filter::Nearest,
+            Interpolation::Bilinear => Filter::Bilinear,
         }
-        let mut out = Vec::with_capacity(self.multiplicity(&s.split));
-        for copy in 1..=self.config.copies {
-            let mut c = s.clone();
-            let drawn = self.augment(&mut c, copy)?;
-            c.augment = Some(serde_json::to_string(&drawn).expect("parameters serialize"));
-            c.pair.key = format!("{}@{copy}", s.pair.key);
-            out.push(c);
+    }
+
+    fn warp_rules(&self) -> WarpRules<'_> {
+        let c = &self.config;
+        WarpRules {
+            bilinear: c.interpolation == Interpolation::Bilinear,
+            image_border: c.image_border,
+            image_fill: std::slice::from_ref(&c.image_fill),
+            label_border: match c.label_border {
+                LabelBorder::Ignore => Border::Constant,
+                LabelBorder::Reflect => Border::Reflect,
+                LabelBorder::Edge => Border::Edge,
+            },
+            ignore_index: self.ignore_index,
         }
-        if self.config.keep_original {
-            out.insert(0, self.original(s)?);
-        }
-        Ok(out)
     }
 
     /// The kept original, brought to the copies' size when they are cropped: a centre crop
     /// (`crop`) or the whole image resized (`random_resized_crop`), recorded like a copy's draw.
-    fn original(&self, mut s: Sample) -> Result<Sample, String> {
-        let (w, h) = (s.image.width, s.image.height);
-        let window = match (self.config.crop, self.config.random_resized_crop) {
+    fn plan_original(&self, w: u32, h: u32) -> Result<OriginalPlan, String> {
+        let (window, resize_to, recorded) = match (
+            self.config.crop,
+            self.config.random_resized_crop,
+        ) {
             (Some(size), _) => {
                 let (cw, ch) = size.width_height();
                 if cw > w || ch > h {
                     return Err(format!("augment: crop {cw}x{ch} is larger than the image ({w}x{h}); resize or pad first"));
                 }
                 let window = ((w - cw) / 2, (h - ch) / 2, cw, ch);
-                crop_sample(&mut s, window);
-                Some(window)
+                (Some(window), None, Some(window))
             }
-            (None, Some(r)) => {
-                let (tw, th) = r.size.width_height();
-                self.resize_to(&mut s, tw, th)?;
-                Some((0, 0, w, h))
-            }
-            (None, None) => None,
+            (None, Some(r)) => (None, Some(r.size.width_height()), Some((0, 0, w, h))),
+            (None, None) => (None, None, None),
         };
-        s.augment = Some(match window {
+        let drawn = match recorded {
             Some((l, t, cw, ch)) => {
                 serde_json::json!({ "copy": 0, "crop": [l, t, cw, ch] }).to_string()
             }
             None => "null".into(),
-        });
-        Ok(s)
-    }
-
-    /// Resizes a (cropped) sample: image by the interpolation, label and mask nearest.
-    fn resize_to(&self, s: &mut Sample, tw: u32, th: u32) -> Result<(), String> {
-        let filter = match self.config.interpolation {
-            Interpolation::Nearest => Filter::Nearest,
-            Interpolation::Bilinear => Filter::Bilinear,
         };
-        resize_sample(s, tw, th, filter)
+        Ok(OriginalPlan {
+            window,
+            resize_to,
+            drawn,
+        })
     }
 
     /// Draws every parameter (always all of them, in one order, so enabling one transform does
-    /// not change the others' values) and applies the configured ones.
-    pub fn augment(&self, s: &mut Sample, copy: u32) -> Result<Drawn, String> {
+    /// not change the others' values), then the elastic field and the crop at the turned size.
+    fn plan_copy(&self, at: SampleAt, copy: u32) -> Result<CopyPlan, String> {
         let c = &self.config;
-        let mut d = Draw::new(c.seed, &s.pair.key, copy);
+        let mut d = Draw::new(c.seed, at.key, copy);
         let hflip = d.chance(c.hflip);
         let vflip = d.chance(c.vflip);
         let turns = if d.chance(c.rot90) { 1 + d.upto(2) } else { 0 };
@@ -353,35 +499,23 @@ impl Augment {
             d.uniform(c.shift.unwrap_or_default()),
         );
         let photometric = self.draw_photometric(&mut d);
-        move_sample(s, hflip, vflip, turns);
-        let (w, h) = (s.image.width as usize, s.image.height as usize);
-        let shift = [fx * w as f64, fy * h as f64];
-        let rules = WarpRules {
-            bilinear: c.interpolation == Interpolation::Bilinear,
-            image_border: c.image_border,
-            image_fill: std::slice::from_ref(&c.image_fill),
-            label_border: match c.label_border {
-                LabelBorder::Ignore => Border::Constant,
-                LabelBorder::Reflect => Border::Reflect,
-                LabelBorder::Edge => Border::Edge,
-            },
-            ignore_index: self.ignore_index,
+        let (w, h) = match turns % 2 {
+            0 => (at.width as usize, at.height as usize),
+            _ => (at.height as usize, at.width as usize),
         };
+        let shift = [fx * w as f64, fy * h as f64];
         let affine_set =
             c.rotate.is_some() || c.zoom.is_some() || c.shear.is_some() || c.shift.is_some();
         let m = affine_set.then(|| affine(w, h, rotate, (zx, zy), shear, (shift[0], shift[1])));
-        if let Some(m) = m {
-            let inv = invert(&m).ok_or("augment: the drawn affine map cannot be inverted")?;
-            warp_sample(s, (w, h), &Mapping::Affine(inv), &rules);
-        }
-        if let Some(e) = c.elastic {
-            let (dx, dy) = warp::elastic_field(w, h, e.alpha, e.sigma, || d.unit());
-            let field = Mapping::Displaced { dx: &dx, dy: &dy };
-            warp_sample(s, (w, h), &field, &rules);
-        }
-        let crop = self.crop(s, &mut d)?;
-        photometric::apply(&mut s.image, &photometric, &mut || d.normal());
-        Ok(Drawn {
+        let inverse = match m {
+            Some(m) => Some(invert(&m).ok_or("augment: the drawn affine map cannot be inverted")?),
+            None => None,
+        };
+        let elastic = c
+            .elastic
+            .map(|e| warp::elastic_field(w, h, e.alpha, e.sigma, || d.unit()));
+        let (crop, resize_to) = self.draw_crop((w as u32, h as u32), &mut d)?;
+        let drawn = Drawn {
             copy,
             hflip,
             vflip,
@@ -391,8 +525,17 @@ impl Augment {
             zoom: [zx, zy],
             shear,
             shift,
-            crop,
+            crop: crop.map(|(l, t, cw, ch)| [l, t, cw, ch]),
             photometric,
+        };
+        Ok(CopyPlan {
+            drawn,
+            turned: (w, h),
+            inverse,
+            elastic,
+            crop,
+            resize_to,
+            noise: d,
         })
     }
 
@@ -414,21 +557,23 @@ impl Augment {
     }
 
     /// A random crop, or a random resized crop (torchvision's rule: ten tries at a window of the
-    /// drawn area and aspect, else the centre crop at the nearest allowed aspect), resized to its
-    /// size.
-    fn crop(&self, s: &mut Sample, d: &mut Draw) -> Result<Option<[u32; 4]>, String> {
-        let (w, h) = (s.image.width, s.image.height);
+    /// drawn area and aspect, else the centre crop at the nearest allowed aspect) and the size it
+    /// is resized to.
+    #[allow(clippy::type_complexity)]
+    fn draw_crop(
+        &self,
+        (w, h): (u32, u32),
+        d: &mut Draw,
+    ) -> Result<(Option<(u32, u32, u32, u32)>, Option<(u32, u32)>), String> {
         if let Some(size) = self.config.crop {
             let (cw, ch) = size.width_height();
             if cw > w || ch > h {
                 return Err(format!("augment: crop {cw}x{ch} is larger than the image ({w}x{h}); resize or pad first"));
             }
-            let window = (d.upto(w - cw), d.upto(h - ch), cw, ch);
-            crop_sample(s, window);
-            return Ok(Some([window.0, window.1, cw, ch]));
+            return Ok((Some((d.upto(w - cw), d.upto(h - ch), cw, ch)), None));
         }
         let Some(r) = self.config.random_resized_crop else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let area = w as f64 * h as f64;
         let mut window = centre_crop(w, h, r.ratio);
@@ -442,16 +587,7 @@ impl Augment {
                 break;
             }
         }
-        crop_sample(s, window);
-        let (tw, th) = r.size.width_height();
-        self.resize_to(s, tw, th)?;
-        Ok(Some([window.0, window.1, window.2, window.3]))
-    }
-
-    pub fn describe(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(&self.config).expect("augment config serializes");
-        v["stage"] = "augment".into();
-        v
+        Ok((Some(window), Some(r.size.width_height())))
     }
 }
 

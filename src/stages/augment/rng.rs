@@ -3,6 +3,7 @@
 //! out rather than taken from a crate so the stream can never change under a dependency update.
 use sha2::{Digest, Sha256};
 
+#[derive(Debug, Clone)]
 pub struct Draw {
     state: u64,
     /// The second value of the last Box–Muller pair.

@@ -1,10 +1,10 @@
-//! Geometry of augmentation, applied to image, label and padding mask together from one set of
-//! parameters. Flips, 90° turns and crops move whole pixels (exact). Warps (affine, elastic) map
+//! Geometry of augmentation: an image path and a label path (ids and padding mask), run from one
+//! set of parameters. Flips, 90° turns and crops move whole pixels (exact). Warps (affine, elastic) map
 //! every output pixel back to a source position — pixel centres at integer coordinates, as OpenCV's
 //! `warpAffine` — then sample the image with the chosen interpolation and the label (and padding
 //! mask) with nearest, so no class id is ever mixed.
 use super::sampling::{bilinear_row, nearest_row, Border, NearestLabel, OUTSIDE};
-use crate::sample::{PixelValue, Pixels, Sample};
+use crate::sample::{Image, LabelPart, PixelValue, Pixels};
 
 /// Where each output pixel's source lies.
 #[derive(Debug, Clone, Copy)]
@@ -150,14 +150,10 @@ pub struct WarpRules<'a> {
     pub ignore_index: u16,
 }
 
-/// Warps image, label and padding mask to (out_w, out_h) through `map`, row by row. Label pixels
-/// filled with the ignore index are marked as padding, so they are counted as such.
-pub fn warp_sample(s: &mut Sample, out: (usize, usize), map: &Mapping, rules: &WarpRules) {
-    let dims = (
-        s.image.width as usize,
-        s.image.height as usize,
-        s.image.bands,
-    );
+/// Warps an image to `out` (width, height) through `map`, row by row: bilinear or nearest under
+/// the image's border rule, the image fill outside.
+pub fn warp_image(img: &mut Image, out: (usize, usize), map: &Mapping, rules: &WarpRules) {
+    let dims = (img.width as usize, img.height as usize, img.bands);
     let fill: Vec<f32> = (0..dims.2)
         .map(|b| {
             rules
@@ -168,23 +164,36 @@ pub fn warp_sample(s: &mut Sample, out: (usize, usize), map: &Mapping, rules: &W
                 .unwrap_or(0.0) as f32
         })
         .collect();
-    let mut label = LabelWarp::new(&s.label.ids, s.padding.as_deref(), out, rules.ignore_index);
-    s.image.pixels = match &s.image.pixels {
-        Pixels::U8(v) => Pixels::U8(warp_rows(v, dims, out, map, rules, &fill, &mut label)),
-        Pixels::U16(v) => Pixels::U16(warp_rows(v, dims, out, map, rules, &fill, &mut label)),
-        Pixels::F32(v) => Pixels::F32(warp_rows(v, dims, out, map, rules, &fill, &mut label)),
+    img.pixels = match &img.pixels {
+        Pixels::U8(v) => Pixels::U8(warp_rows(v, dims, out, map, rules, &fill)),
+        Pixels::U16(v) => Pixels::U16(warp_rows(v, dims, out, map, rules, &fill)),
+        Pixels::F32(v) => Pixels::F32(warp_rows(v, dims, out, map, rules, &fill)),
     };
-    (s.label.ids, s.padding) = label.finish();
-    s.image.width = out.0 as u32;
-    s.image.height = out.1 as u32;
-    s.label.width = out.0 as u32;
-    s.label.height = out.1 as u32;
+    img.width = out.0 as u32;
+    img.height = out.1 as u32;
 }
 
-/// One pass over the output rows: each row's source positions are computed once, the label's
-/// nearest sources once, and the image sampled bilinear, or nearest under its own border rule
-/// (the label's sources when the rules agree). Returns the image; the label fills `label`.
-#[allow(clippy::too_many_arguments)]
+/// Warps a label and its padding mask the same way, nearest (no id is ever mixed). A pixel from
+/// outside under a constant border gets the ignore index and is marked as padding.
+pub fn warp_label(l: &mut LabelPart, out: (usize, usize), map: &Mapping, rules: &WarpRules) {
+    let (w, h) = (l.label.width as usize, l.label.height as usize);
+    let mut label = LabelWarp::new(&l.label.ids, l.padding.as_deref(), out, rules.ignore_index);
+    let mut sources = vec![0usize; out.0];
+    for_each_row(map, out, |y, xs, ys| {
+        if rules.bilinear {
+            label.row_at(y, (xs, ys), (w, h), rules.label_border, &mut sources);
+        } else {
+            nearest_sources(xs, ys, (w, h), rules.label_border, &mut sources);
+            label.row(y, &sources);
+        }
+    });
+    (l.label.ids, *l.padding) = label.finish();
+    l.label.width = out.0 as u32;
+    l.label.height = out.1 as u32;
+}
+
+/// One pass over the output rows: each row's source positions are computed once, then the image
+/// sampled bilinear, or nearest under its border rule.
 fn warp_rows<T: BilinearRow>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
@@ -192,28 +201,18 @@ fn warp_rows<T: BilinearRow>(
     map: &Mapping,
     rules: &WarpRules,
     fill: &[f32],
-    label: &mut LabelWarp,
 ) -> Vec<T> {
     let mut pixels = vec![T::default(); out.0 * out.1 * bands];
     let row_len = (out.0 * bands).max(1);
     let nearest_fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
-    let (mut label_sources, mut image_sources) = (vec![0usize; out.0], vec![0usize; out.0]);
+    let mut sources = vec![0usize; out.0];
     for_each_row(map, out, |y, xs, ys| {
         let row = &mut pixels[y * row_len..(y + 1) * row_len];
         if rules.bilinear {
-            label.row_at(y, (xs, ys), (w, h), rules.label_border, &mut label_sources);
             T::bilinear_row(src, (w, h, bands), (xs, ys), rules.image_border, fill, row)
         } else {
-            // a nearest image shares the label's sources when their border rules agree
-            nearest_sources(xs, ys, (w, h), rules.label_border, &mut label_sources);
-            label.row(y, &label_sources);
-            let sources = if rules.image_border == rules.label_border {
-                &label_sources
-            } else {
-                nearest_sources(xs, ys, (w, h), rules.image_border, &mut image_sources);
-                &image_sources
-            };
-            with_const_bands!(bands, |b| gather_row(src, b, sources, &nearest_fill, row))
+            nearest_sources(xs, ys, (w, h), rules.image_border, &mut sources);
+            with_const_bands!(bands, |b| gather_row(src, b, &sources, &nearest_fill, row))
         }
     });
     pixels
@@ -338,30 +337,33 @@ pub fn move_pixels<T: Copy>(
     }
 }
 
-/// Flips and turns image, label and padding mask alike.
-pub fn move_sample(s: &mut Sample, hflip: bool, vflip: bool, turns: u32) {
+/// Flips and turns an image (flips first, then counter-clockwise turns).
+pub fn move_image(img: &mut Image, hflip: bool, vflip: bool, turns: u32) {
     if !hflip && !vflip && turns.is_multiple_of(4) {
         return;
     }
-    let (w, h, bands) = (
-        s.image.width as usize,
-        s.image.height as usize,
-        s.image.bands,
-    );
+    let (w, h, bands) = (img.width as usize, img.height as usize, img.bands);
     let mut size = (w, h);
-    s.image.pixels = match &s.image.pixels {
+    img.pixels = match &img.pixels {
         Pixels::U8(v) => Pixels::U8(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
         Pixels::U16(v) => Pixels::U16(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
         Pixels::F32(v) => Pixels::F32(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
     };
-    s.label.ids = moved(&s.label.ids, (w, h, 1), hflip, vflip, turns, &mut size);
-    if let Some(m) = &s.padding {
-        s.padding = Some(moved(m, (w, h, 1), hflip, vflip, turns, &mut size));
+    (img.width, img.height) = (size.0 as u32, size.1 as u32);
+}
+
+/// Flips and turns a label and its padding mask as `move_image` does the image.
+pub fn move_label(l: &mut LabelPart, hflip: bool, vflip: bool, turns: u32) {
+    if !hflip && !vflip && turns.is_multiple_of(4) {
+        return;
     }
-    s.image.width = size.0 as u32;
-    s.image.height = size.1 as u32;
-    s.label.width = size.0 as u32;
-    s.label.height = size.1 as u32;
+    let (w, h) = (l.label.width as usize, l.label.height as usize);
+    let mut size = (w, h);
+    l.label.ids = moved(&l.label.ids, (w, h, 1), hflip, vflip, turns, &mut size);
+    if let Some(m) = l.padding.as_mut() {
+        *m = moved(m, (w, h, 1), hflip, vflip, turns, &mut size);
+    }
+    (l.label.width, l.label.height) = (size.0 as u32, size.1 as u32);
 }
 
 fn moved<T: Copy>(
