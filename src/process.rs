@@ -1,10 +1,13 @@
 //! One sample's processing: a pair decoded (image and label, checked to have one size) and run
-//! through the stages. The build, `segprep stats --geometry`, preview and the stage tests all call
-//! it, so a sample is made one way everywhere.
+//! through the stages. The build, `segprep stats --geometry`, preview and the stage tests call
+//! `process_pair`; `segprep apply` calls `prepare_image`, the same decoding and the stages' image
+//! paths alone, so a sample is made one way everywhere.
+use crate::decode::rules::ImageRules;
 use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::sample::{Image, LabelMap, PairRef, Sample};
+use crate::sample::{Image, ImagePart, LabelMap, PairRef, Sample, Standardization};
+use crate::stages::geometry::GeometryStep;
 use crate::stages::Stage;
 
 /// Decodes a pair and runs every stage on it: one sample, or several after an augment stage.
@@ -72,4 +75,49 @@ fn size_mismatch(
         Some((o, w, h)) => format!("{base} after its EXIF orientation ({o}), {w}x{h} as stored; the label matches neither"),
         None => base,
     }
+}
+
+/// A new image prepared for a model, and how it got its size.
+#[derive(Debug)]
+pub struct PreparedImage {
+    pub image: Image,
+    /// [width, height] as decoded, before any stage.
+    pub decoded_size: [u32; 2],
+    /// Set by a `per_image` standardize stage.
+    pub standardization: Option<Standardization>,
+    /// Every change of size, in order: what `restore` undoes.
+    pub geometry: Vec<GeometryStep>,
+    /// The EXIF orientation applied to a JPEG, if any.
+    pub exif: Option<String>,
+}
+
+/// Decodes a pair's image by `rules` and runs each stage's image path on it (there is no label):
+/// pass the stages that run at inference.
+pub fn prepare_image(
+    stages: &[Stage],
+    pair: &PairRef,
+    rules: &ImageRules,
+    channels: Option<usize>,
+) -> Result<PreparedImage> {
+    let decoded = decode_pair_image(pair, rules, channels)?;
+    let mut image = decoded.image;
+    let decoded_size = [image.width, image.height];
+    let mut standardization = None;
+    let mut geometry = Vec::new();
+    for stage in stages {
+        let fail = |m: String| Error::data(&pair.image, stage.name(), m);
+        geometry.extend(stage.geometry(image.width, image.height).map_err(fail)?);
+        let part = ImagePart {
+            image: &mut image,
+            standardization: &mut standardization,
+        };
+        stage.apply_image(&pair.key, part).map_err(fail)?;
+    }
+    Ok(PreparedImage {
+        image,
+        decoded_size,
+        standardization,
+        geometry,
+        exif: decoded.exif.map(|(orientation, _, _)| orientation),
+    })
 }

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use super::replay::Replay;
 use super::sidecar::{ApplyMeta, SampleRecord, APPLY_FILE, APPLY_MARKER as MARKER, SAMPLES_FILE};
-use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
 use crate::pipeline::schema::OnError;
+use crate::process::prepare_image;
 use crate::progress::Progress;
-use crate::sample::{Image, ImagePart, LabelSource, PairRef};
+use crate::sample::{Image, LabelSource, PairRef};
 use crate::sink::npy;
 use crate::sink::zip_file::{finish_zip, start_entry, zip_file};
 use crate::sink::Compression;
@@ -261,31 +261,19 @@ fn claim_output(out: &Path) -> Result<PathBuf> {
 /// Decodes one image and runs the image stages on it, recording every size change.
 fn prepare(replay: &Replay, pair: &PairRef) -> Result<Prepared> {
     let input = &replay.config.input;
-    let decoded = decode_pair_image(pair, &input.image_rules(), input.channels)?;
-    let mut image = decoded.image;
-    let original_size = [image.width, image.height];
-    let mut standardization = None;
-    let mut geometry = Vec::new();
-    for stage in &replay.stages {
-        let fail = |m: String| Error::data(&pair.image, stage.name(), m);
-        geometry.extend(stage.geometry(image.width, image.height).map_err(fail)?);
-        let part = ImagePart {
-            image: &mut image,
-            standardization: &mut standardization,
-        };
-        stage.apply_image(&pair.key, part).map_err(fail)?;
-    }
-    check_like_build(replay, pair, &image)?;
+    let prepared = prepare_image(&replay.stages, pair, &input.image_rules(), input.channels)?;
+    check_like_build(replay, pair, &prepared.image)?;
+    let image = prepared.image;
     let record = SampleRecord {
         key: pair.key.clone(),
         files: pair.image_files().cloned().collect(),
         output: String::new(),
         index: 0,
-        original_size,
+        original_size: prepared.decoded_size,
         size: [image.width, image.height],
-        exif: decoded.exif.map(|(orientation, _, _)| orientation),
-        geometry,
-        standardization,
+        exif: prepared.exif,
+        geometry: prepared.geometry,
+        standardization: prepared.standardization,
     };
     Ok(Prepared { image, record })
 }

@@ -1,4 +1,4 @@
-//! Sinks write finished samples. One trait, one file per format, chosen in `for_layout`.
+//! Sinks write finished samples. One trait, one file per format, chosen by layout in `open`.
 pub mod gym;
 pub mod npy;
 pub mod npz;
