@@ -170,6 +170,11 @@ fn a_live_lock_refuses_a_second_build_and_a_stale_one_is_taken_over() {
     std::fs::create_dir_all(d.path().join("out/.segprep")).unwrap();
     let mut holder = Command::new("sleep").arg("30").spawn().unwrap();
     std::fs::write(d.path().join("out/.segprep/lock"), holder.id().to_string()).unwrap();
+    std::fs::write(d.path().join("out/.segprep/plan.json"), "{}").unwrap();
+    // --force does not take a live lock either, and touches nothing
+    let forced = run(d.path(), &["build", p, "--force"]);
+    assert_eq!(forced.code, 2, "{}", forced.stderr);
+    assert!(d.path().join("out/.segprep/plan.json").exists());
     let r = run(d.path(), &["build", p]);
     holder.kill().ok();
     holder.wait().unwrap();
@@ -186,6 +191,58 @@ fn a_live_lock_refuses_a_second_build_and_a_stale_one_is_taken_over() {
         !d.path().join("out/.segprep/lock").exists(),
         "the lock is released at the end"
     );
+}
+
+/// Two builds started together into one new folder: one builds, the other is refused with the
+/// lock's message (never a stray I/O error), and the folder holds one whole build.
+#[test]
+fn two_builds_started_together_one_wins_and_the_other_is_told_why() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    let want = {
+        assert_eq!(run(d.path(), &["build", p, "--out", "alone"]).code, 0);
+        std::fs::read(d.path().join("alone/index.json")).unwrap()
+    };
+    for trial in 0..12 {
+        let out = format!("race{trial}");
+        let args = ["build", p, "--out", out.as_str()];
+        let mut a = command(d.path(), &args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut b = command(d.path(), &args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (ra, rb) = (a.wait().unwrap(), b.wait().unwrap());
+        let stderr = |c: &mut std::process::Child| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(c.stderr.as_mut().unwrap(), &mut s).unwrap();
+            s
+        };
+        let (ea, eb) = (stderr(&mut a), stderr(&mut b));
+        let codes = (ra.code(), rb.code());
+        let loser = match codes {
+            (Some(0), Some(2)) => &eb,
+            (Some(2), Some(0)) => &ea,
+            // one finished before the other started: the second resumed the whole build
+            (Some(0), Some(0)) => {
+                assert!(
+                    ea.contains("resumed") || eb.contains("resumed"),
+                    "{ea}\n{eb}"
+                );
+                continue;
+            }
+            _ => panic!("trial {trial}: exit codes {codes:?}\n{ea}\n{eb}"),
+        };
+        assert!(
+            loser.contains("another segprep build"),
+            "trial {trial}: {loser}"
+        );
+        let index = std::fs::read(d.path().join(&out).join("index.json")).unwrap();
+        assert_eq!(index, want, "trial {trial}: the winner's build is whole");
+        assert!(!d.path().join(&out).join(".segprep/lock").exists());
+    }
 }
 
 #[test]

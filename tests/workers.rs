@@ -283,7 +283,11 @@ fn a_worker_with_another_plan_is_refused() {
         ],
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("num_shards Some(6)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("num_shards 6 (recorded 7)"),
+        "{}",
+        r.stderr
+    );
     // other inputs: one pair fewer
     std::fs::remove_file(d.path().join("q/stills/bQuintal_001.png")).unwrap();
     std::fs::remove_file(d.path().join("q/labelsRGB/bQuintal_001_L.png")).unwrap();

@@ -8,6 +8,7 @@
 mod dataset_stats;
 pub mod fetch;
 pub mod index;
+pub mod lock;
 pub mod merge;
 mod ordered;
 pub mod output;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 
+use super::lock::Lock;
 use crate::error::{Error, Result};
 use crate::index::BuildFiles;
 use crate::index::{FileRecord, Index};
@@ -21,6 +22,8 @@ use crate::storage::atomic;
 use crate::storage::Remote;
 
 pub const STATE_DIR: &str = ".segprep";
+/// The lock file inside the state folder.
+const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanStamp {
@@ -69,9 +72,11 @@ impl PlanStamp {
             ));
         }
         if self.num_shards != recorded.num_shards {
+            let shown = |n: Option<usize>| n.map_or("not fixed".to_string(), |n| n.to_string());
             differ.push(format!(
-                "num_shards {:?} (recorded {:?})",
-                self.num_shards, recorded.num_shards
+                "num_shards {} (recorded {})",
+                shown(self.num_shards),
+                shown(recorded.num_shards)
             ));
         }
         if self.segprep_version != recorded.segprep_version {
@@ -113,14 +118,15 @@ pub struct ShardRecord {
 pub struct OutputDir {
     /// Where shards are written: the folder itself, or the local staging folder of a URL output.
     pub dir: PathBuf,
-    /// The lock of a single-machine build; workers take none.
-    lock: Option<PathBuf>,
+    /// The lock of a single-machine build; workers take none. Released when dropped.
+    _lock: Option<Lock>,
     /// An object-store output: finished shards are published there, then removed from `dir`.
     remote: Option<Remote>,
 }
 
 impl OutputDir {
-    /// Checks the folder, takes the lock, and returns it with whether this build resumes one.
+    /// Takes the lock, then checks the folder: a resume of the same plan, a replaceable earlier
+    /// build, or a refusal. Nothing of an earlier build is removed before the lock is ours.
     pub fn claim(
         dir: &Path,
         stamp: &PlanStamp,
@@ -129,20 +135,20 @@ impl OutputDir {
     ) -> Result<OutputDir> {
         refuse_inside_inputs(dir, inputs)?;
         let state = dir.join(STATE_DIR);
-        let previous = read_stamp(&state.join("plan.json"));
-        // empty, or holding only segprep's state (a build that stopped before its first shard)
-        let empty = holds_only_state(dir);
-        if let Some(pid) = lock_holder(&state.join("lock")) {
-            return Err(Error::Usage(format!(
-                "another segprep build (pid {pid}) is writing to {}; wait for it, or delete {} if it is gone",
-                dir.display(),
-                state.join("lock").display()
-            )));
-        }
-        let same = previous.as_ref() == Some(stamp);
         let foreign = || {
             Error::Usage(format!("output folder {} is not empty and is not a segprep build; choose an empty or new folder", dir.display()))
         };
+        // checked before the state folder is made, so a foreign folder is left untouched
+        if !state.join("plan.json").exists() && !holds_only_state(dir) {
+            return Err(foreign());
+        }
+        std::fs::create_dir_all(&state)
+            .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
+        let lock = Lock::take(&state.join(LOCK_FILE))?;
+        let previous = read_stamp(&state.join("plan.json"));
+        // empty, or holding only segprep's state (a build that stopped before its first shard)
+        let empty = holds_only_state(dir);
+        let same = previous.as_ref() == Some(stamp);
         let different = || {
             Error::Usage(format!("output folder {} holds a build of a different pipeline or different inputs; pass --force to replace it", dir.display()))
         };
@@ -155,7 +161,6 @@ impl OutputDir {
         }
         std::fs::create_dir_all(state.join("records"))
             .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
-        let lock = take_lock(&state.join("lock"))?;
         // the lock is ours: any partial file is a killed build's leftover
         atomic::remove_all_partials(dir);
         atomic::write_text(
@@ -164,7 +169,7 @@ impl OutputDir {
         )?;
         Ok(OutputDir {
             dir: dir.to_path_buf(),
-            lock: Some(lock),
+            _lock: Some(lock),
             remote: None,
         })
     }
@@ -178,7 +183,7 @@ impl OutputDir {
             .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
         let out = OutputDir {
             dir: dir.to_path_buf(),
-            lock: None,
+            _lock: None,
             remote: None,
         };
         out.agree_on_plan(stamp)?;
@@ -200,7 +205,7 @@ impl OutputDir {
             .map_err(|e| Error::io(&staging, "output", e))?;
         let out = OutputDir {
             dir: staging,
-            lock: None,
+            _lock: None,
             remote: Some(remote),
         };
         out.agree_on_plan(stamp)?;
@@ -259,7 +264,7 @@ impl OutputDir {
         };
         Ok(OutputDir {
             dir: dir.to_path_buf(),
-            lock: None,
+            _lock: None,
             remote,
         })
     }
@@ -341,9 +346,6 @@ impl OutputDir {
 
 impl Drop for OutputDir {
     fn drop(&mut self) {
-        if let Some(lock) = &self.lock {
-            let _ = std::fs::remove_file(lock);
-        }
         if self.remote.is_some() && self.dir.starts_with(std::env::temp_dir()) {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -367,37 +369,6 @@ fn holds_results(dir: &Path) -> bool {
 
 fn read_stamp(path: &Path) -> Option<PlanStamp> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
-/// The pid in a lock file, if that process still runs.
-fn lock_holder(path: &Path) -> Option<String> {
-    let pid = std::fs::read_to_string(path).ok()?.trim().to_string();
-    let alive = !pid.is_empty()
-        && pid != std::process::id().to_string()
-        && Path::new("/proc").join(&pid).exists();
-    alive.then_some(pid)
-}
-
-/// Creates the lock file (a stale one, left by a process that no longer runs, is replaced). Two
-/// builds racing here: `create_new` lets exactly one of them win.
-fn take_lock(path: &Path) -> Result<PathBuf> {
-    use std::io::Write;
-    if lock_holder(path).is_none() {
-        let _ = std::fs::remove_file(path);
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::Usage(format!(
-                "another segprep build is writing here ({} exists)",
-                path.display()
-            )),
-            _ => Error::io(path, "output", e),
-        })?;
-    write!(f, "{}", std::process::id()).map_err(|e| Error::io(path, "output", e))?;
-    Ok(path.to_path_buf())
 }
 
 /// The canonical form of a path that may not exist yet: its deepest existing ancestor canonicalized,
@@ -477,10 +448,23 @@ fn remove_previous_build(dir: &Path) -> Result<()> {
     for name in BuildFiles::every_name() {
         let _ = std::fs::remove_file(dir.join(name));
     }
-    match std::fs::remove_dir_all(dir.join(STATE_DIR)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(dir.join(STATE_DIR), "output", e))
+    // the state folder goes, but for the lock and the files other builds take it through
+    let state = dir.join(STATE_DIR);
+    for entry in std::fs::read_dir(&state).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(LOCK_FILE) {
+            continue;
         }
-        _ => Ok(()),
+        let path = entry.path();
+        let removed = match path.is_dir() {
+            true => std::fs::remove_dir_all(&path),
+            false => std::fs::remove_file(&path),
+        };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(path, "output", e))
+            }
+            _ => {}
+        }
     }
+    Ok(())
 }

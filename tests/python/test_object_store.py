@@ -168,7 +168,7 @@ def test_an_s3_rerun_rebuilds_only_a_lost_shard_and_a_different_plan_is_refused(
     local = local_build(tmp_path, env, "--num-shards", "4")
     assert_same_dataset(objects(client, "out/"), local)
     r = run(env, tmp_path, "build", p, "--num-shards", "5")
-    assert r.returncode == 2 and "num_shards Some(5)" in r.stderr, r.stderr
+    assert r.returncode == 2 and "num_shards 5 (recorded 4)" in r.stderr, r.stderr
 
 
 def test_s3_workers_then_merge_equal_the_local_build(s3, tmp_path):
