@@ -251,7 +251,7 @@ impl OutputDir {
             Some(r) => r
                 .list()?
                 .iter()
-                .all(|(rel, _)| rel.starts_with(&format!("{STATE_DIR}/"))),
+                .all(|o| o.rel.starts_with(&format!("{STATE_DIR}/"))),
             None => holds_only_state(&self.dir),
         })
     }

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::Remote;
+use super::{ObjectInfo, Remote};
 use crate::error::{Error, Result};
 
 const MIRROR_RECORD: &str = ".segprep-mirror.json";
@@ -67,25 +67,35 @@ pub fn mirror(url: &Path) -> Result<Mirrored> {
     })
 }
 
-/// Downloads what is new or changed in size, removes what the store no longer has.
-fn sync(remote: &Remote, objects: &[(String, u64)], dir: &Path) -> Result<()> {
+/// Downloads what is new or changed (its ETag, version or size differs from the mirror's record,
+/// or the local copy is missing or cut), removes what the store no longer has. A record of an
+/// earlier version (sizes only) does not parse, so everything is fetched again once.
+fn sync(remote: &Remote, objects: &[ObjectInfo], dir: &Path) -> Result<()> {
     let record_path = dir.join(MIRROR_RECORD);
-    let had: BTreeMap<String, u64> = std::fs::read_to_string(&record_path)
+    let had: BTreeMap<String, ObjectInfo> = std::fs::read_to_string(&record_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    let now: BTreeMap<String, u64> = objects.iter().cloned().collect();
+    let now: BTreeMap<String, ObjectInfo> =
+        objects.iter().map(|o| (o.rel.clone(), o.clone())).collect();
     for rel in had.keys().filter(|rel| !now.contains_key(*rel)) {
         let _ = std::fs::remove_file(dir.join(rel));
     }
-    for (rel, size) in objects {
-        if rel.split('/').any(|part| part == ".." || part.is_empty()) {
+    // the record goes first: a run stopped halfway then fetches again what it had not checked
+    crate::storage::atomic::remove_if_present(&record_path)
+        .map_err(|e| Error::io(&record_path, "storage", e))?;
+    for object in objects {
+        if object
+            .rel
+            .split('/')
+            .any(|part| part == ".." || part.is_empty())
+        {
             continue; // never write outside the mirror
         }
-        let local = dir.join(rel);
+        let local = dir.join(&object.rel);
         let current = std::fs::metadata(&local).ok().map(|m| m.len());
-        if had.get(rel) != Some(size) || current != Some(*size) {
-            remote.download(rel, &local)?;
+        if had.get(&object.rel) != Some(object) || current != Some(object.size) {
+            remote.download(&object.rel, &local)?;
         }
     }
     crate::storage::atomic::write_text(

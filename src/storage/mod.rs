@@ -28,6 +28,16 @@ pub fn is_url(p: &Path) -> bool {
         })
 }
 
+/// One listed object: where it is under the prefix, its size, and what identifies its content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectInfo {
+    pub rel: String,
+    pub size: u64,
+    /// The ETag (or version, or write time) the store gives: it changes with the content, also
+    /// when the size does not.
+    pub tag: String,
+}
+
 /// One URL prefix in an object store, with the runtime that drives its calls.
 pub struct Remote {
     pub url: String,
@@ -156,13 +166,13 @@ impl Remote {
         }
     }
 
-    /// Every object under the prefix: (path relative to the prefix, size).
-    pub fn list(&self) -> Result<Vec<(String, u64)>> {
+    /// Every object under the prefix, sorted by relative path.
+    pub fn list(&self) -> Result<Vec<ObjectInfo>> {
         let listed: std::result::Result<Vec<_>, _> = self
             .runtime
             .block_on(self.store.list(Some(&self.prefix)).try_collect());
         let base: Vec<_> = self.prefix.parts().collect();
-        let mut out: Vec<(String, u64)> = listed
+        let mut out: Vec<ObjectInfo> = listed
             .map_err(|e| self.fail("", "list", e))?
             .into_iter()
             .map(|meta| {
@@ -172,10 +182,20 @@ impl Remote {
                     .skip(base.len())
                     .map(|p| p.as_ref().to_string())
                     .collect();
-                (rel.join("/"), meta.size)
+                // the store's own word for "this content": its ETag, else its version, else the
+                // time it was written
+                let tag = meta
+                    .e_tag
+                    .or(meta.version)
+                    .unwrap_or_else(|| meta.last_modified.to_rfc3339());
+                ObjectInfo {
+                    rel: rel.join("/"),
+                    size: meta.size,
+                    tag,
+                }
             })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.rel.cmp(&b.rel));
         Ok(out)
     }
 

@@ -240,3 +240,32 @@ def test_segprep_open_reads_an_s3_build_through_a_checked_local_copy(s3, tmp_pat
     (remote.path / shard).unlink()
     with pytest.raises(segprep.BuildError, match=f"{shard}.*size or sha256 differs from index.json"):
         segprep.open(f"s3://{BUCKET}/out", cache_dir=cache)
+
+
+def test_an_input_replaced_by_other_content_of_the_same_size_is_fetched_again(s3, tmp_path):
+    """The input mirror compares each object's ETag, not only its size."""
+    from PIL import Image
+
+    client, env = s3
+    still = sorted((REPO / "fixtures" / "quintal" / "stills").iterdir())[0]
+    pixels = np.asarray(Image.open(still).convert("RGB"))
+
+    def upload(array):
+        # stored deflate blocks: the file's size depends on the image size alone
+        path = tmp_path / "replacement.png"
+        Image.fromarray(array).save(path, compress_level=0)
+        client.upload_file(str(path), BUCKET, f"data/stills/{still.name}")
+        return path.read_bytes()
+
+    first = upload(pixels)
+    p = pipeline(tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", "out1")
+    assert run(env, tmp_path, "build", p).returncode == 0
+    second = upload(255 - pixels)
+    assert len(second) == len(first) and second != first
+    p = pipeline(tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", "out2")
+    r = run(env, tmp_path, "build", p)
+    assert r.returncode == 0, r.stderr
+    mirrored = list((tmp_path / "cache").rglob(still.name))
+    assert mirrored and all(f.read_bytes() == second for f in mirrored), "the mirror kept the old object"
+    built = [json.loads((tmp_path / out / "index.json").read_text())["files"] for out in ("out1", "out2")]
+    assert [f["sha256"] for f in built[0]] != [f["sha256"] for f in built[1]]
