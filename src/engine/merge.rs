@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use std::path::Path;
 
 use super::index::{complete, IndexBase, BASE_FILE};
-use super::output::{OutputDir, ShardRecord, STATE_DIR};
+use super::output::{OutputDir, ShardProblem, ShardRecord, STATE_DIR};
 use crate::classes::ClassSet;
 use crate::error::{Error, Result};
 use crate::index::{BuildFiles, Index};
@@ -89,16 +89,21 @@ pub fn merge(dir: &Path, threads: Option<usize>) -> Result<MergeSummary> {
         )
     })?;
     let shards = base.shard_splits.len();
-    let records: Vec<Option<ShardRecord>> = super::thread_pool(threads)?.install(|| {
+    let checked: Vec<_> = super::thread_pool(threads)?.install(|| {
         (0..shards)
             .into_par_iter()
-            .map(|s| out.valid_record(s, true))
+            .map(|s| out.check_shard(s))
             .collect()
     });
-    let missing: Vec<usize> = (0..shards).filter(|&s| records[s].is_none()).collect();
-    if !missing.is_empty() {
-        return Err(missing_shards(dir, &base, &missing));
+    let problems: Vec<(usize, ShardProblem)> = checked
+        .iter()
+        .enumerate()
+        .filter_map(|(s, c)| c.as_ref().err().map(|p| (s, p.clone())))
+        .collect();
+    if !problems.is_empty() {
+        return Err(missing_shards(dir, &base, &problems));
     }
+    let records: Vec<Option<ShardRecord>> = checked.into_iter().map(Result::ok).collect();
     // every worker is done: partial files are leftovers of killed ones
     if !crate::storage::is_url(dir) {
         crate::storage::atomic::remove_all_partials(dir);
@@ -107,21 +112,21 @@ pub fn merge(dir: &Path, threads: Option<usize>) -> Result<MergeSummary> {
     Ok(MergeSummary { index, shards })
 }
 
-fn missing_shards(dir: &Path, base: &IndexBase, missing: &[usize]) -> Error {
+fn missing_shards(dir: &Path, base: &IndexBase, missing: &[(usize, ShardProblem)]) -> Error {
     let listed: Vec<String> = missing
         .iter()
         .take(20)
-        .map(|&s| format!("{s} ({})", base.shard_splits[s]))
+        .map(|(s, problem)| format!("{s} ({}): {problem}", base.shard_splits[*s]))
         .collect();
     let more = if missing.len() > 20 { ", ..." } else { "" };
     Error::Data {
         file: dir.to_path_buf(),
         stage: "merge".into(),
         message: format!(
-            "{} of {} logical shards are missing or incomplete: {}{more}. Shard s belongs to worker s % W; rerun those workers (a rerun builds only what is missing), then merge again",
+            "{} of {} logical shards are missing or damaged: {}{more}. Shard s belongs to worker s % W; rerun those workers (a rerun builds only what is missing), then merge again",
             missing.len(),
             base.shard_splits.len(),
-            listed.join(", ")
+            listed.join("; ")
         ),
     }
 }

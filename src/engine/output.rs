@@ -106,6 +106,42 @@ pub struct SkippedSample {
     pub message: String,
 }
 
+/// Why a shard does not count as done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardProblem {
+    /// No record: the shard was never finished (or its record is unreadable).
+    NotFinished,
+    File {
+        file: String,
+        what: FileProblem,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileProblem {
+    Missing,
+    Size { found: u64, recorded: u64 },
+    Sha256,
+}
+
+impl std::fmt::Display for ShardProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardProblem::NotFinished => write!(f, "not finished"),
+            ShardProblem::File { file, what } => match what {
+                FileProblem::Missing => write!(f, "{file} is missing"),
+                FileProblem::Size { found, recorded } => {
+                    write!(f, "{file} is {found} bytes, its record says {recorded}")
+                }
+                FileProblem::Sha256 => write!(
+                    f,
+                    "{file}'s sha256 differs from its record (the file was altered)"
+                ),
+            },
+        }
+    }
+}
+
 /// What a completed shard leaves behind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardRecord {
@@ -273,20 +309,63 @@ impl OutputDir {
         format!("{STATE_DIR}/records/{shard:05}.json")
     }
 
-    /// The record of a shard whose files are all present and intact, if any. Locally every file's
-    /// sha256 is checked; in an object store its size (puts are atomic, and the record is put
-    /// after the files), unless `full` asks for the sha256 too (merge).
-    pub fn valid_record(&self, shard: usize, full: bool) -> Option<ShardRecord> {
-        let text = self.read_text(&Self::record_rel(shard)).ok().flatten()?;
-        let record: ShardRecord = serde_json::from_str(&text).ok()?;
-        let intact = record.files.iter().all(|f| match &self.remote {
-            None => f.is_intact_at(&self.dir.join(&f.file)),
-            Some(r) if full => r.get(&f.file).ok().flatten().is_some_and(|b| {
-                b.len() as u64 == f.bytes && hex::encode(sha2::Sha256::digest(&b)) == f.sha256
-            }),
-            Some(r) => r.size(&f.file).ok().flatten() == Some(f.bytes),
-        });
-        intact.then_some(record)
+    /// The record of a shard whose files are all present and intact (each file's size, then its
+    /// sha256, as the record gives them; in an object store the object is read back to hash it),
+    /// or what is wrong with the shard.
+    pub fn check_shard(&self, shard: usize) -> std::result::Result<ShardRecord, ShardProblem> {
+        let text = self
+            .read_text(&Self::record_rel(shard))
+            .ok()
+            .flatten()
+            .ok_or(ShardProblem::NotFinished)?;
+        let record: ShardRecord =
+            serde_json::from_str(&text).map_err(|_| ShardProblem::NotFinished)?;
+        for f in &record.files {
+            let (size, sha256) = match &self.remote {
+                None => (
+                    std::fs::metadata(self.dir.join(&f.file))
+                        .ok()
+                        .map(|m| m.len()),
+                    None,
+                ),
+                Some(r) => match r.get(&f.file).ok().flatten() {
+                    Some(b) => (
+                        Some(b.len() as u64),
+                        Some(hex::encode(sha2::Sha256::digest(&b))),
+                    ),
+                    None => (None, None),
+                },
+            };
+            let problem = |what: FileProblem| ShardProblem::File {
+                file: f.file.clone(),
+                what,
+            };
+            match size {
+                None => return Err(problem(FileProblem::Missing)),
+                Some(found) if found != f.bytes => {
+                    return Err(problem(FileProblem::Size {
+                        found,
+                        recorded: f.bytes,
+                    }))
+                }
+                Some(_) => {}
+            }
+            let sha256 = match sha256 {
+                Some(s) => s,
+                None => {
+                    atomic::sha256_of(&self.dir.join(&f.file)).map_or(String::new(), |(_, s)| s)
+                }
+            };
+            if sha256 != f.sha256 {
+                return Err(problem(FileProblem::Sha256));
+            }
+        }
+        Ok(record)
+    }
+
+    /// The record of a shard that `check_shard` finds whole, if any.
+    pub fn valid_record(&self, shard: usize) -> Option<ShardRecord> {
+        self.check_shard(shard).ok()
     }
 
     /// Makes a finished shard count: publishes its files (object store), then writes its record.

@@ -57,7 +57,7 @@ pub fn run_shards(
         .max(1);
     let mut records: Vec<Option<ShardRecord>> = (0..plans.len())
         .into_par_iter()
-        .map(|i| owns(i).then(|| out.valid_record(i, false)).flatten())
+        .map(|i| owns(i).then(|| out.valid_record(i)).flatten())
         .collect();
     let resumed = records.iter().flatten().count();
     let result = std::thread::scope(|scope| -> Result<Vec<(usize, ShardRecord)>> {

@@ -182,11 +182,23 @@ def test_s3_workers_then_merge_equal_the_local_build(s3, tmp_path):
     assert r.returncode == 0, r.stderr
     local = local_build(tmp_path, env, "--num-shards", "4")
     assert_same_dataset(objects(client, "w/"), local)
-    # merge re-hashes every shard: a changed object is found
-    key = sorted(k for k in objects(client, "w/") if k.endswith(".npz"))[0]
-    client.put_object(Bucket=BUCKET, Key=f"w/{key}", Body=b"x" * 10)
+    # merge re-hashes every shard: a cut object and an altered one are found, each named as such
+    keys = sorted(k for k in objects(client, "w/") if k.endswith(".npz"))
+    client.put_object(Bucket=BUCKET, Key=f"w/{keys[0]}", Body=b"x" * 10)
+    whole = bytearray(objects(client, "w/")[keys[1]])
+    whole[len(whole) // 2] ^= 0xFF
+    client.put_object(Bucket=BUCKET, Key=f"w/{keys[1]}", Body=bytes(whole))
     r = run(env, tmp_path, "merge", f"s3://{BUCKET}/w")
-    assert r.returncode == 1 and "1 of 4 logical shards are missing or incomplete" in r.stderr, r.stderr
+    assert r.returncode == 1 and "2 of 4 logical shards are missing or damaged" in r.stderr, r.stderr
+    assert f"{keys[0]} is 10 bytes, its record says" in r.stderr, r.stderr
+    assert f"{keys[1]}'s sha256 differs from its record" in r.stderr, r.stderr
+    # a worker rerun replaces both objects, and merge then succeeds
+    for i in range(3):
+        r = run(env, tmp_path, "build", p, "--num-shards", "4", "--worker", f"{i}/3")
+        assert r.returncode == 0, r.stderr
+    r = run(env, tmp_path, "merge", f"s3://{BUCKET}/w")
+    assert r.returncode == 0, r.stderr
+    assert_same_dataset(objects(client, "w/"), local)
 
 
 def test_file_urls_work_like_folders(s3, tmp_path):
