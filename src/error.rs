@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 pub const EXIT_DATA: i32 = 1;
 /// Exit status for usage and pipeline-file problems.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit status for output problems: the output could not be written (disk full, a read-only or
+/// unusable folder, a name taken by a folder, an object store refusing a write).
+pub const EXIT_OUTPUT: i32 = 3;
 
 #[derive(Debug)]
 pub enum Error {
@@ -19,6 +22,12 @@ pub enum Error {
     Usage(String),
     /// One input or output file could not be used.
     Data {
+        file: PathBuf,
+        stage: String,
+        message: String,
+    },
+    /// The output could not be written; the inputs are not at fault.
+    Output {
         file: PathBuf,
         stage: String,
         message: String,
@@ -45,6 +54,19 @@ impl Error {
         Self::data(file, stage, err.to_string())
     }
 
+    pub fn output(file: impl AsRef<Path>, stage: &str, message: impl Into<String>) -> Self {
+        Error::Output {
+            file: file.as_ref().to_path_buf(),
+            stage: stage.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A failed write of an output file.
+    pub fn write(file: impl AsRef<Path>, err: std::io::Error) -> Self {
+        Self::output(file, "write", err.to_string())
+    }
+
     pub fn pipeline(file: impl AsRef<Path>, problem: impl Into<String>) -> Self {
         Error::Pipeline {
             file: file.as_ref().to_path_buf(),
@@ -56,6 +78,7 @@ impl Error {
         match self {
             Error::Pipeline { .. } | Error::Usage(_) => EXIT_USAGE,
             Error::Data { .. } | Error::DataSet { .. } => EXIT_DATA,
+            Error::Output { .. } => EXIT_OUTPUT,
         }
     }
 }
@@ -75,6 +98,11 @@ impl fmt::Display for Error {
             }
             Error::Usage(msg) => write!(f, "{msg}"),
             Error::Data {
+                file,
+                stage,
+                message,
+            }
+            | Error::Output {
                 file,
                 stage,
                 message,

@@ -5,6 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+/// The documented exit status of an output that cannot be written.
+const EXIT_OUTPUT: i32 = 3;
+
 const STAGES: &str = "[[stage]]\nresize = { size = [320, 240], mode = \"fill\" }\n[split]\ntrain = 0.7\nval = 0.3\nseed = 9\n";
 
 /// Kill times spread over `build` (how long an uninterrupted build took here), from 3% to 93% of
@@ -245,6 +248,25 @@ fn two_builds_started_together_one_wins_and_the_other_is_told_why() {
     }
 }
 
+/// An output path that is a file: an output problem (exit 3), and the file is left as it was.
+#[test]
+fn an_output_path_that_is_a_file_is_an_output_error() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
+    std::fs::write(d.path().join("out"), "not a folder").unwrap();
+    let r = run(d.path(), &["build", p]);
+    assert_eq!(r.code, EXIT_OUTPUT, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot write in the output folder"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("out")).unwrap(),
+        "not a folder"
+    );
+}
+
 #[test]
 fn file_size_limit_is_a_clear_error_and_no_shard_passes_as_whole() {
     let d = quintal_dir();
@@ -255,7 +277,7 @@ fn file_size_limit_is_a_clear_error_and_no_shard_passes_as_whole() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert_eq!(r.status.code(), Some(EXIT_OUTPUT), "{stderr}");
     assert!(
         stderr.contains("train-00000-of-00001.npz") && stderr.to_lowercase().contains("too large"),
         "{stderr}"
@@ -292,7 +314,7 @@ fn a_shard_that_cannot_be_committed_is_a_clear_error_and_gets_no_record() {
     std::fs::create_dir(out.join(shard)).unwrap();
     let kept = std::fs::read(out.join("val-00000-of-00001.npz")).unwrap();
     let r = run(d.path(), &["build", p]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, EXIT_OUTPUT, "{}", r.stderr);
     assert!(
         r.stderr.contains(shard) && r.stderr.contains("[write]"),
         "{}",
@@ -354,7 +376,7 @@ fn read_only_output_folder_is_a_clear_error() {
     let p = quintal_pipeline(d.path(), "[output]\ndir = \"out\"\n");
     let r = run(d.path(), &["build", p]);
     make_writable(&out);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, EXIT_OUTPUT, "{}", r.stderr);
     let msg = r.stderr.to_lowercase();
     assert!(
         r.stderr.contains("out")

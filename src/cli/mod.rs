@@ -37,7 +37,7 @@ At inference, prepare new images exactly as the training samples, and take predi
   segprep apply out/my-dataset --images new-photos --out prepared
   segprep restore out/my-dataset --predictions predicted --applied prepared --out restored
 
-Exit status: 0 success, 1 data problem (bad or missing files), 2 usage or pipeline-file problem.";
+Exit status: 0 success, 1 data problem (bad or missing files), 2 usage or pipeline-file problem,\n3 output problem (the output cannot be written: disk full, read-only, not a folder).";
 
 #[derive(Debug, Parser)]
 #[command(name = "segprep", version, about = ABOUT, long_about = LONG_ABOUT)]

@@ -96,7 +96,7 @@ impl Lock {
         remove_stale(path);
         let aside = path.with_extension(format!("{}.new", std::process::id()));
         let text = serde_json::to_string(&Holder::this_process()).expect("holder serializes");
-        std::fs::write(&aside, text).map_err(|e| Error::io(&aside, "output", e))?;
+        std::fs::write(&aside, text).map_err(|e| Error::write(&aside, e))?;
         let linked = std::fs::hard_link(&aside, path);
         let _ = std::fs::remove_file(&aside);
         match linked {
@@ -105,7 +105,7 @@ impl Lock {
                 let holder = live_holder(path).unwrap_or_else(|| "another build".into());
                 return Err(held(path, &holder));
             }
-            Err(e) => return Err(Error::io(path, "output", e)),
+            Err(e) => return Err(Error::write(path, e)),
         }
         let stop = Arc::new(AtomicBool::new(false));
         let renewer = renew_until(path.to_path_buf(), stop.clone());

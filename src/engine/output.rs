@@ -179,7 +179,7 @@ impl OutputDir {
             return Err(foreign());
         }
         std::fs::create_dir_all(&state)
-            .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
+            .map_err(|e| Error::output(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
         let lock = Lock::take(&state.join(LOCK_FILE))?;
         let previous = read_stamp(&state.join("plan.json"));
         // empty, or holding only segprep's state (a build that stopped before its first shard)
@@ -196,7 +196,7 @@ impl OutputDir {
             _ => remove_previous_build(dir)?,
         }
         std::fs::create_dir_all(state.join("records"))
-            .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
+            .map_err(|e| Error::output(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
         // the lock is ours: any partial file is a killed build's leftover
         atomic::remove_all_partials(dir);
         atomic::write_text(
@@ -216,7 +216,7 @@ impl OutputDir {
     pub fn join(dir: &Path, stamp: &PlanStamp, inputs: &[PathBuf]) -> Result<OutputDir> {
         refuse_inside_inputs(dir, inputs)?;
         std::fs::create_dir_all(dir.join(STATE_DIR).join("records"))
-            .map_err(|e| Error::data(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
+            .map_err(|e| Error::output(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
         let out = OutputDir {
             dir: dir.to_path_buf(),
             _lock: None,
@@ -238,7 +238,7 @@ impl OutputDir {
             std::process::id()
         ));
         std::fs::create_dir_all(staging.join(STATE_DIR).join("records"))
-            .map_err(|e| Error::io(&staging, "output", e))?;
+            .map_err(|e| Error::write(&staging, e))?;
         let out = OutputDir {
             dir: staging,
             _lock: None,
@@ -398,7 +398,7 @@ impl OutputDir {
             None => match std::fs::read(self.dir.join(rel)) {
                 Ok(b) => Some(b),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(Error::io(self.dir.join(rel), "output", e)),
+                Err(e) => return Err(Error::output(self.dir.join(rel), "output", e.to_string())),
             },
         };
         Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
@@ -540,7 +540,7 @@ fn remove_previous_build(dir: &Path) -> Result<()> {
         };
         match removed {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(path, "output", e))
+                return Err(Error::output(path, "output", e.to_string()))
             }
             _ => {}
         }

@@ -163,7 +163,7 @@ impl ShardWriter {
         let image_bytes = n as u64 * h * w * c * dtype.size() as u64;
         start_entry(&mut zip, "image.npy", options.compression, image_bytes)
             .and_then(|()| npy::write_header(&mut zip, dtype.numpy(), &[n as u64, h, w, c]))
-            .map_err(|e| Error::io(&path, "write", e))?;
+            .map_err(|e| Error::write(&path, e))?;
         let label_bytes = n * (h * w) as usize * options.label_dtype.size();
         Ok(ShardWriter {
             path,
@@ -201,7 +201,7 @@ impl ShardWriter {
         }
         self.zip
             .write_all(s.image.pixels.as_bytes())
-            .map_err(|e| Error::io(&self.path, "write", e))?;
+            .map_err(|e| Error::write(&self.path, e))?;
         let rest = &mut self.rest;
         push_label_bytes(&mut rest.labels, &s.label.ids, self.options.label_dtype);
         rest.keys.push(s.pair.key);
@@ -224,7 +224,7 @@ impl ShardWriter {
         let file = self
             .rest
             .write(self.zip, &self.options, (h, w))
-            .map_err(|e| Error::io(&self.path, "write", e))?;
+            .map_err(|e| Error::write(&self.path, e))?;
         let (name, split, samples, atomic) = (self.name, self.split, self.written, self.atomic);
         Ok(Box::new(move || {
             let (bytes, sha256) = atomic.commit(file)?;

@@ -223,7 +223,7 @@ impl ParquetSink {
         let props =
             self.properties(self.batch_samples(sample_bytes(first, self.options.label_dtype)));
         let writer = ArrowWriter::try_new(EarlyWriteback::new(file), schema.clone(), Some(props))
-            .map_err(|e| Error::data(&path, "write", e.to_string()))?;
+            .map_err(|e| Error::output(&path, "write", e.to_string()))?;
         Ok((atomic, writer, schema))
     }
 }
@@ -254,7 +254,7 @@ impl Sink for ParquetSink {
         let (atomic, writer, schema) = open.writer.as_mut().expect("opened above");
         let batch = self.batch(schema, &open.plan, &samples)?;
         let fail =
-            |e: parquet::errors::ParquetError| Error::data(atomic.path(), "write", e.to_string());
+            |e: parquet::errors::ParquetError| Error::output(atomic.path(), "write", e.to_string());
         writer.write(&batch).map_err(fail)?;
         writer.flush().map_err(fail)?;
         open.samples += samples.len();
@@ -270,7 +270,7 @@ impl Sink for ParquetSink {
         writer.append_key_value_metadata(self.shard_metadata(&open.plan, open.samples, counts));
         let file = writer
             .into_inner()
-            .map_err(|e| Error::data(atomic.path(), "write", e.to_string()))?
+            .map_err(|e| Error::output(atomic.path(), "write", e.to_string()))?
             .into_file();
         Ok(Box::new(move || {
             let (bytes, sha256) = atomic.commit(file)?;

@@ -80,7 +80,7 @@ pub fn create_exclusive(path: &Path, bytes: &[u8]) -> Result<bool> {
         }
     })();
     let _ = std::fs::remove_file(&tmp);
-    result.map_err(|e| Error::io(path, "write", e))
+    result.map_err(|e| Error::write(path, e))
 }
 
 /// A file being written under its `.partial` name. `commit` syncs, hashes and renames it into
@@ -94,10 +94,10 @@ pub struct AtomicFile {
 impl AtomicFile {
     pub fn create(path: &Path) -> Result<(AtomicFile, File)> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "write", e))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
         }
         let tmp = partial_path(path);
-        let file = File::create(&tmp).map_err(|e| Error::io(path, "write", e))?;
+        let file = File::create(&tmp).map_err(|e| Error::write(path, e))?;
         Ok((
             AtomicFile {
                 path: path.to_path_buf(),
@@ -114,7 +114,7 @@ impl AtomicFile {
 
     /// Makes the file whole under its final name; returns its size and sha256.
     pub fn commit(mut self, file: File) -> Result<(u64, String)> {
-        let fail = |e: std::io::Error| Error::io(&self.path, "write", e);
+        let fail = |e: std::io::Error| Error::write(&self.path, e);
         file.sync_all().map_err(fail)?;
         drop(file);
         let (bytes, sha) = sha256_of(&self.tmp).map_err(fail)?;
@@ -138,7 +138,7 @@ pub fn write_atomically(
     write: impl FnOnce(File) -> std::io::Result<File>,
 ) -> Result<(u64, String)> {
     let (atomic, file) = AtomicFile::create(path)?;
-    let file = write(file).map_err(|e| Error::io(path, "write", e))?;
+    let file = write(file).map_err(|e| Error::write(path, e))?;
     atomic.commit(file)
 }
 

@@ -121,7 +121,7 @@ impl Remote {
         self.runtime
             .block_on(self.store.put(&path, PutPayload::from(bytes)))
             .map(|_| ())
-            .map_err(|e| self.fail(rel, "write", e))
+            .map_err(|e| Error::output(self.describe(rel), "storage", format!("cannot write: {e}")))
     }
 
     /// Uploads a finished local file (a shard: its size is bounded by the shard size).
