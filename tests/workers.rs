@@ -288,6 +288,18 @@ fn a_worker_with_another_plan_is_refused() {
         "{}",
         r.stderr
     );
+    // the same names, but one file is another (older, smaller) copy: refused, not mixed in
+    let stills = d.path().join("q/stills");
+    let original = std::fs::read(stills.join("datasetQuintal_003.png")).unwrap();
+    std::fs::copy(
+        stills.join("datasetQuintal_027.png"),
+        stills.join("datasetQuintal_003.png"),
+    )
+    .unwrap();
+    let r = finish(worker(d.path(), p, "multi", &[], &["--worker", "1/2"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("input sizes hash"), "{}", r.stderr);
+    std::fs::write(stills.join("datasetQuintal_003.png"), original).unwrap();
     // other inputs: one pair fewer
     std::fs::remove_file(d.path().join("q/stills/bQuintal_001.png")).unwrap();
     std::fs::remove_file(d.path().join("q/labelsRGB/bQuintal_001_L.png")).unwrap();

@@ -16,18 +16,34 @@ use crate::stages::Stage;
 /// sha256 over every input file's size and modification time: whether the inputs changed since a
 /// build, without reading them. Machine-specific, so it stays out of index.json.
 pub fn inputs_state_hash(found: &Discovery) -> String {
+    hash_metadata(found, |meta| {
+        let modified = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        modified.to_le_bytes().to_vec()
+    })
+}
+
+/// sha256 over every input file's size: what workers on other machines (where modification times
+/// differ) can still compare, so a worker reading an older copy of a file of another size is
+/// refused.
+pub fn inputs_sizes_hash(found: &Discovery) -> String {
+    hash_metadata(found, |_| Vec::new())
+}
+
+/// sha256 over each input file's size and what `more` adds from its metadata, in pair order. No
+/// path: the same build run from another folder must match (names are in `inputs_hash`).
+fn hash_metadata(
+    found: &Discovery,
+    more: impl Fn(Option<&std::fs::Metadata>) -> Vec<u8>,
+) -> String {
     let mut h = Sha256::new();
     for pair in &found.pairs {
         for file in pair.files() {
             let meta = std::fs::metadata(file).ok();
-            let size = meta.as_ref().map_or(0, |m| m.len());
-            let modified = meta
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            // no path: the same build run from another folder must match (names are in inputs_hash)
-            h.update(size.to_le_bytes());
-            h.update(modified.to_le_bytes());
+            h.update(meta.as_ref().map_or(0, |m| m.len()).to_le_bytes());
+            h.update(more(meta.as_ref()));
         }
     }
     hex::encode(h.finalize())

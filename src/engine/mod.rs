@@ -181,6 +181,7 @@ fn claim_output(
         pipeline_hash: p.hash.clone(),
         inputs_sha256: index::inputs_hash(found),
         inputs_state: index::inputs_state_hash(found),
+        inputs_sizes: index::inputs_sizes_hash(found),
         num_shards: p.config.output.num_shards,
         segprep_version: env!("CARGO_PKG_VERSION").into(),
     };

@@ -32,6 +32,9 @@ pub struct PlanStamp {
     /// Sizes and modification times of the inputs: a file edited in place is a changed input.
     /// Machine-specific, so workers (which may run on other machines) do not compare it.
     pub inputs_state: String,
+    /// Sizes of the inputs alone: what workers on other machines compare.
+    #[serde(default)]
+    pub inputs_sizes: String,
     /// The fixed shard count workers share (`num_shards`), if any.
     #[serde(default)]
     pub num_shards: Option<usize>,
@@ -40,16 +43,18 @@ pub struct PlanStamp {
 }
 
 impl PlanStamp {
-    /// What every worker must agree on: pipeline, input list, partition and version.
+    /// What every worker must agree on: pipeline, input list and sizes, partition and version.
     fn same_plan(&self, other: &PlanStamp) -> bool {
         (
             &self.pipeline_hash,
             &self.inputs_sha256,
+            &self.inputs_sizes,
             self.num_shards,
             &self.segprep_version,
         ) == (
             &other.pipeline_hash,
             &other.inputs_sha256,
+            &other.inputs_sizes,
             other.num_shards,
             &other.segprep_version,
         )
@@ -69,6 +74,13 @@ impl PlanStamp {
                 "input-list hash {} (recorded {})",
                 short(&self.inputs_sha256),
                 short(&recorded.inputs_sha256)
+            ));
+        }
+        if self.inputs_sizes != recorded.inputs_sizes {
+            differ.push(format!(
+                "input sizes hash {} (recorded {}): this worker reads other bytes for the same files",
+                short(&self.inputs_sizes),
+                short(&recorded.inputs_sizes)
             ));
         }
         if self.num_shards != recorded.num_shards {
@@ -232,11 +244,9 @@ impl OutputDir {
     pub fn remote(url: &str, stamp: &PlanStamp) -> Result<OutputDir> {
         let remote = Remote::open(url)?;
         let key = hex::encode(sha2::Sha256::digest(url.as_bytes()));
-        let staging = std::env::temp_dir().join(format!(
-            "segprep-staging-{}-{}",
-            &key[..16],
-            std::process::id()
-        ));
+        let prefix = format!("segprep-staging-{}-", &key[..16]);
+        remove_dead_staging(&prefix);
+        let staging = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
         std::fs::create_dir_all(staging.join(STATE_DIR).join("records"))
             .map_err(|e| Error::write(&staging, e))?;
         let out = OutputDir {
@@ -427,6 +437,24 @@ impl Drop for OutputDir {
     fn drop(&mut self) {
         if self.remote.is_some() && self.dir.starts_with(std::env::temp_dir()) {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Removes the staging folders (`{prefix}{pid}` in the temporary folder) of builds to this URL
+/// that were killed: their process no longer runs here.
+fn remove_dead_staging(prefix: &str) {
+    let temp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&temp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let gone = pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+        });
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

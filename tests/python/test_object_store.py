@@ -146,6 +146,24 @@ def test_build_from_and_to_s3_equals_the_local_build(s3, tmp_path):
     assert not list((tmp_path / "tmp").iterdir())
 
 
+def test_a_killed_s3_build_s_staging_folder_is_removed_by_the_next_run(s3, tmp_path):
+    _client, env = s3
+    url = f"s3://{BUCKET}/out"
+    p = pipeline(tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", url)
+    prefix = "segprep-staging-" + hashlib.sha256(url.encode()).hexdigest()[:16] + "-"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = tmp_path / "tmp" / f"{prefix}{dead.pid}"
+    (killed / ".segprep").mkdir(parents=True)
+    (killed / "train-00000-of-00001.npz").write_bytes(b"x" * 1000)
+    running = tmp_path / "tmp" / f"{prefix}{os.getpid()}"
+    running.mkdir()
+    r = run(env, tmp_path, "build", p)
+    assert r.returncode == 0, r.stderr
+    assert not killed.exists(), "the killed build's staging folder is left"
+    assert running.exists(), "a running build's staging folder was removed"
+
+
 def test_an_s3_rerun_rebuilds_only_a_lost_shard_and_a_different_plan_is_refused(s3, tmp_path):
     client, env = s3
     p = pipeline(
