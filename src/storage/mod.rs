@@ -11,7 +11,7 @@ pub mod mirror;
 
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -26,6 +26,24 @@ pub fn is_url(p: &Path) -> bool {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '+')
         })
+}
+
+/// Files up to this size go up in one PUT; larger ones in parts.
+const SINGLE_PUT_BYTES: u64 = 32 << 20;
+/// The size of each uploaded part (S3 wants at least 5 MiB but for the last).
+const PART_BYTES: usize = 16 << 20;
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 /// One listed object: where it is under the prefix, its size, and what identifies its content.
@@ -124,10 +142,58 @@ impl Remote {
             .map_err(|e| Error::output(self.describe(rel), "storage", format!("cannot write: {e}")))
     }
 
-    /// Uploads a finished local file (a shard: its size is bounded by the shard size).
+    /// Uploads a finished local file: in one PUT up to `SINGLE_PUT_BYTES`, else in parts, read
+    /// from the file as they go (memory stays at a few parts). Either way the object appears whole
+    /// or not at all.
     pub fn put_file(&self, rel: &str, local: &Path) -> Result<()> {
+        let size = std::fs::metadata(local)
+            .map_err(|e| Error::io(local, "storage", e))?
+            .len();
+        if size > SINGLE_PUT_BYTES {
+            return self.put_in_parts(rel, local);
+        }
         let bytes = std::fs::read(local).map_err(|e| Error::io(local, "storage", e))?;
         self.put(rel, bytes)
+    }
+
+    /// A multipart upload of `local`, `PART_BYTES` at a time with at most `PARTS_IN_FLIGHT`
+    /// parts uploading; a failed upload is aborted, so no parts are left in the store.
+    fn put_in_parts(&self, rel: &str, local: &Path) -> Result<()> {
+        let failed = |e: object_store::Error| {
+            Error::output(self.describe(rel), "storage", format!("cannot write: {e}"))
+        };
+        let mut file = std::fs::File::open(local).map_err(|e| Error::io(local, "storage", e))?;
+        self.runtime.block_on(async {
+            let upload = self
+                .store
+                .put_multipart(&self.path(rel))
+                .await
+                .map_err(failed)?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut part = vec![0u8; PART_BYTES];
+            let sent: Result<()> = async {
+                loop {
+                    let n = read_full(&mut file, &mut part)
+                        .map_err(|e| Error::io(local, "storage", e))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    writer
+                        .wait_for_capacity(PARTS_IN_FLIGHT)
+                        .await
+                        .map_err(failed)?;
+                    writer.write(&part[..n]);
+                }
+            }
+            .await;
+            match sent {
+                Ok(()) => writer.finish().await.map(drop).map_err(failed),
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    Err(e)
+                }
+            }
+        })
     }
 
     /// Creates an object unless one exists; returns whether this call created it. Exclusive where

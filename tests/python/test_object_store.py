@@ -299,3 +299,28 @@ def test_an_input_replaced_by_other_content_of_the_same_size_is_fetched_again(s3
     assert mirrored and all(f.read_bytes() == second for f in mirrored), "the mirror kept the old object"
     built = [json.loads((tmp_path / out / "index.json").read_text())["files"] for out in ("out1", "out2")]
     assert [f["sha256"] for f in built[0]] != [f["sha256"] for f in built[1]]
+
+
+def test_a_shard_over_the_single_put_size_goes_up_in_parts(s3, tmp_path):
+    """A ~40 MiB shard is uploaded as a multipart upload (S3 gives such objects an ETag ending in
+    -<parts>) and equals the local build's bytes."""
+    client, env = s3
+    colors = REPO / "fixtures" / "quintal" / "label_colors.txt"
+    stages = "[[stage]]\naugment = { copies = 25, hflip = 0.5 }\n[split]\ntrain = 1.0\n"
+
+    def write(name, images, labels, out):
+        (tmp_path / name).write_text(f'{quintal_head(images, labels, colors)}{stages}[output]\ndir = "{out}"\n')
+        return name
+
+    fixture = REPO / "fixtures" / "quintal"
+    p = write("big.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", f"s3://{BUCKET}/big")
+    r = run(env, tmp_path, "build", p)
+    assert r.returncode == 0, r.stderr
+    local = write("big-local.toml", fixture / "stills", fixture / "labelsRGB", "big-local")
+    assert run(env, tmp_path, "build", local).returncode == 0
+    shard = "train-00000-of-00001.npz"
+    size = (tmp_path / "big-local" / shard).stat().st_size
+    assert size > 32 << 20, f"the shard is only {size} bytes"
+    head = client.head_object(Bucket=BUCKET, Key=f"big/{shard}")
+    assert head["ETag"].strip('"').rsplit("-", 1)[-1].isdigit() and "-" in head["ETag"], head["ETag"]
+    assert objects(client, "big/")[shard] == (tmp_path / "big-local" / shard).read_bytes()
