@@ -139,7 +139,7 @@ def test_file_size_limit_is_a_clear_error_and_leaves_no_shard(quintal):
     r = subprocess.run(
         ["bash", "-c", f"ulimit -f 256; exec {BIN} build p.toml"], cwd=tmp, capture_output=True, text=True
     )
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 3, r.stderr  # an output problem: the inputs are not at fault
     assert "train-00000-of-00001.parquet" in r.stderr and "too large" in r.stderr.lower(), r.stderr
     out = tmp / "out"
     assert not list(out.glob("*.parquet")) and not list(out.glob("*.partial"))
