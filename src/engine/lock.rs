@@ -96,8 +96,12 @@ impl Lock {
         remove_stale(path);
         let aside = path.with_extension(format!("{}.new", std::process::id()));
         let text = serde_json::to_string(&Holder::this_process()).expect("holder serializes");
-        std::fs::write(&aside, text).map_err(|e| Error::write(&aside, e))?;
-        let linked = std::fs::hard_link(&aside, path);
+        std::fs::write(&aside, &text).map_err(|e| Error::write(&aside, e))?;
+        let linked = std::fs::hard_link(&aside, path).or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Err(e),
+            // a file system without hard links: an exclusive create, written at once
+            _ => create_with(path, &text),
+        });
         let _ = std::fs::remove_file(&aside);
         match linked {
             Ok(()) => {}
@@ -115,6 +119,16 @@ impl Lock {
             renewer: Some(renewer),
         })
     }
+}
+
+/// Creates `path` only if it does not exist, holding `text`.
+fn create_with(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(text.as_bytes())
 }
 
 /// Removes a stale lock without removing a fresh one that another build just put in its place:
