@@ -24,4 +24,15 @@ WHEEL=$(ls target/test-wheel/segprep-*.whl)
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 
 export SEGPREP_BIN="$PWD/target/debug/segprep" SEGPREP_WHEEL="$PWD/$WHEEL" KERAS_BACKEND=jax
+
+# a single-node Slurm cluster for docs/scale.md's job-array recipe (tests/python/test_slurm.py),
+# where this machine lets us install and run one (root, apt); elsewhere that check says it skipped
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    if slurm=$(bash scripts/slurm-local.sh start); then
+        export "$slurm"
+        trap 'bash scripts/slurm-local.sh stop' EXIT
+    else
+        echo "the local Slurm cluster did not start; its check will be skipped" >&2
+    fi
+fi
 "$VENV/bin/python" -m pytest tests/python -q -rs
