@@ -16,6 +16,20 @@ SHARED = REPO.parent / "shared" / "data"
 BIN = Path(os.environ.get("SEGPREP_BIN", REPO / "target" / "debug" / "segprep"))
 
 
+# stages of the worker and engine checks (object storage, Ray): a resize, an augment and a split,
+# so shards differ per split and per copy
+WORKER_STAGES = """
+[[stage]]
+resize = { size = [160, 120], mode = "fill" }
+[[stage]]
+augment = { copies = 1, hflip = 0.5, rotate = [-20, 20] }
+[split]
+train = 0.5
+val = 0.5
+seed = 3
+"""
+
+
 def segprep(*args, cwd):
     r = subprocess.run([str(BIN), *map(str, args)], cwd=cwd, capture_output=True, text=True)
     return r

@@ -14,19 +14,9 @@ import boto3
 import numpy as np
 import pytest
 
-from conftest import BIN, REPO, quintal_head
+from conftest import BIN, REPO, WORKER_STAGES, quintal_head
 
 BUCKET = "segprep-test"
-STAGES = """
-[[stage]]
-resize = { size = [160, 120], mode = "fill" }
-[[stage]]
-augment = { copies = 1, hflip = 0.5, rotate = [-20, 20] }
-[split]
-train = 0.5
-val = 0.5
-seed = 3
-"""
 
 
 def free_port():
@@ -93,7 +83,7 @@ def run(env, cwd, *args):
 
 def pipeline(tmp_path, name, images, labels, out):
     colors = REPO / "fixtures" / "quintal" / "label_colors.txt"
-    text = f'{quintal_head(images, labels, colors)}{STAGES}\n[output]\ndir = "{out}"\n'
+    text = f'{quintal_head(images, labels, colors)}{WORKER_STAGES}\n[output]\ndir = "{out}"\n'
     (tmp_path / name).write_text(text)
     return name
 

@@ -5,21 +5,10 @@ import os
 
 import pytest
 
-from conftest import REPO, quintal_head
+from conftest import REPO, WORKER_STAGES, quintal_head
 from conftest import segprep as run_segprep
 
 ray = pytest.importorskip("ray")
-
-STAGES = """
-[[stage]]
-resize = { size = [160, 120], mode = "fill" }
-[[stage]]
-augment = { copies = 1, hflip = 0.5, rotate = [-20, 20] }
-[split]
-train = 0.5
-val = 0.5
-seed = 3
-"""
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +22,7 @@ def local_ray():
 def write_pipeline(tmp_path, out):
     fixture = REPO / "fixtures" / "quintal"
     text = quintal_head(fixture / "stills", fixture / "labelsRGB", fixture / "label_colors.txt")
-    (tmp_path / "p.toml").write_text(f'{text}{STAGES}\n[output]\ndir = "{out}"\n')
+    (tmp_path / "p.toml").write_text(f'{text}{WORKER_STAGES}\n[output]\ndir = "{out}"\n')
     return tmp_path / "p.toml"
 
 
