@@ -16,7 +16,8 @@ start() {
         return 0
     fi
     if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurmctld slurmd munge >/dev/null
+        # bounded: a machine that cannot reach its package mirror skips the check, it does not hang
+        DEBIAN_FRONTEND=noninteractive timeout 240 apt-get install -y -q slurmctld slurmd munge >/dev/null
     fi
     mkdir -p "$ROOT/state" "$ROOT/spool" "$ROOT/log" /run/munge
     chown munge:munge /run/munge
