@@ -76,12 +76,52 @@ pub struct FileRecord {
     pub sha256: String,
 }
 
+/// How a file differs from its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileProblem {
+    Missing,
+    Size { found: u64, recorded: u64 },
+    Sha256,
+}
+
 impl FileRecord {
-    /// Whether the file at `path` has the recorded size and sha256 (the size is looked at first,
-    /// so a file of another size is not hashed).
+    /// Whether the file at `path` has the recorded size and sha256.
     pub fn is_intact_at(&self, path: &Path) -> bool {
-        std::fs::metadata(path).is_ok_and(|m| m.len() == self.bytes)
-            && crate::storage::atomic::sha256_of(path).is_ok_and(|(_, sha)| sha == self.sha256)
+        self.check_at(path).is_ok()
+    }
+
+    /// The file at `path` against the record: the size first, so a file of another size is not
+    /// hashed.
+    pub fn check_at(&self, path: &Path) -> Result<(), FileProblem> {
+        let found = std::fs::metadata(path)
+            .map_err(|_| FileProblem::Missing)?
+            .len();
+        self.check_size(found)?;
+        match crate::storage::atomic::sha256_of(path) {
+            Ok((_, sha)) if sha == self.sha256 => Ok(()),
+            // unreadable counts as not the recorded content
+            _ => Err(FileProblem::Sha256),
+        }
+    }
+
+    /// A file's bytes (an object read back from a store) against the record.
+    pub fn check_bytes(&self, bytes: &[u8]) -> Result<(), FileProblem> {
+        use sha2::Digest;
+        self.check_size(bytes.len() as u64)?;
+        match hex::encode(sha2::Sha256::digest(bytes)) == self.sha256 {
+            true => Ok(()),
+            false => Err(FileProblem::Sha256),
+        }
+    }
+
+    fn check_size(&self, found: u64) -> Result<(), FileProblem> {
+        match found == self.bytes {
+            true => Ok(()),
+            false => Err(FileProblem::Size {
+                found,
+                recorded: self.bytes,
+            }),
+        }
     }
 }
 

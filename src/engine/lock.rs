@@ -64,10 +64,7 @@ pub fn live_holder(path: &Path) -> Option<String> {
         }),
     };
     match holder {
-        Some(h) if h.is_local(&here) => {
-            let alive = h.pid != here.pid && Path::new("/proc").join(h.pid.to_string()).exists();
-            alive.then(|| format!("pid {}", h.pid))
-        }
+        Some(h) if h.is_local(&here) => other_process_runs(h.pid).then(|| format!("pid {}", h.pid)),
         other => {
             let age = std::fs::metadata(path)
                 .and_then(|m| m.modified())
@@ -78,6 +75,13 @@ pub fn live_holder(path: &Path) -> Option<String> {
             (age < LEASE).then(|| format!("{who}, renewed {}s ago", age.as_secs()))
         }
     }
+}
+
+/// Whether a process other than this one runs here with `pid`. This process's own pid counts as
+/// gone: a lock or folder bearing it was left by an earlier run that had the same pid (containers
+/// reuse small pids).
+pub fn other_process_runs(pid: u32) -> bool {
+    pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// A held lock: renewed while it lives, removed when dropped.

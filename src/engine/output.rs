@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 
-use super::lock::Lock;
+use super::lock::{other_process_runs, Lock};
 use crate::error::{Error, Result};
 use crate::index::BuildFiles;
-use crate::index::{FileRecord, Index};
+use crate::index::{FileProblem, FileRecord, Index};
 use crate::stats::counts::SplitCounts;
 use crate::storage::atomic;
 use crate::storage::Remote;
@@ -129,13 +129,6 @@ pub enum ShardProblem {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileProblem {
-    Missing,
-    Size { found: u64, recorded: u64 },
-    Sha256,
-}
-
 impl std::fmt::Display for ShardProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -190,8 +183,7 @@ impl OutputDir {
         if !state.join("plan.json").exists() && !holds_only_state(dir) {
             return Err(foreign());
         }
-        std::fs::create_dir_all(&state)
-            .map_err(|e| Error::output(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
+        std::fs::create_dir_all(&state).map_err(|e| unwritable(dir, e))?;
         let lock = Lock::take(&state.join(LOCK_FILE))?;
         let previous = read_stamp(&state.join("plan.json"));
         // empty, or holding only segprep's state (a build that stopped before its first shard)
@@ -207,8 +199,7 @@ impl OutputDir {
             (true, false) if !force && holds_results(dir) => return Err(different()),
             _ => remove_previous_build(dir)?,
         }
-        std::fs::create_dir_all(state.join("records"))
-            .map_err(|e| Error::output(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
+        std::fs::create_dir_all(state.join("records")).map_err(|e| unwritable(dir, e))?;
         // the lock is ours: any partial file is a killed build's leftover
         atomic::remove_all_partials(dir);
         atomic::write_text(
@@ -228,7 +219,7 @@ impl OutputDir {
     pub fn join(dir: &Path, stamp: &PlanStamp, inputs: &[PathBuf]) -> Result<OutputDir> {
         refuse_inside_inputs(dir, inputs)?;
         std::fs::create_dir_all(dir.join(STATE_DIR).join("records"))
-            .map_err(|e| Error::output(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir")))?;
+            .map_err(|e| unwritable(dir, e))?;
         let out = OutputDir {
             dir: dir.to_path_buf(),
             _lock: None,
@@ -331,44 +322,17 @@ impl OutputDir {
         let record: ShardRecord =
             serde_json::from_str(&text).map_err(|_| ShardProblem::NotFinished)?;
         for f in &record.files {
-            let (size, sha256) = match &self.remote {
-                None => (
-                    std::fs::metadata(self.dir.join(&f.file))
-                        .ok()
-                        .map(|m| m.len()),
-                    None,
-                ),
+            let checked = match &self.remote {
+                None => f.check_at(&self.dir.join(&f.file)),
                 Some(r) => match r.get(&f.file).ok().flatten() {
-                    Some(b) => (
-                        Some(b.len() as u64),
-                        Some(hex::encode(sha2::Sha256::digest(&b))),
-                    ),
-                    None => (None, None),
+                    Some(bytes) => f.check_bytes(&bytes),
+                    None => Err(FileProblem::Missing),
                 },
             };
-            let problem = |what: FileProblem| ShardProblem::File {
+            checked.map_err(|what| ShardProblem::File {
                 file: f.file.clone(),
                 what,
-            };
-            match size {
-                None => return Err(problem(FileProblem::Missing)),
-                Some(found) if found != f.bytes => {
-                    return Err(problem(FileProblem::Size {
-                        found,
-                        recorded: f.bytes,
-                    }))
-                }
-                Some(_) => {}
-            }
-            let sha256 = match sha256 {
-                Some(s) => s,
-                None => {
-                    atomic::sha256_of(&self.dir.join(&f.file)).map_or(String::new(), |(_, s)| s)
-                }
-            };
-            if sha256 != f.sha256 {
-                return Err(problem(FileProblem::Sha256));
-            }
+            })?;
         }
         Ok(record)
     }
@@ -441,6 +405,11 @@ impl Drop for OutputDir {
     }
 }
 
+/// The error of an output folder that cannot be written in.
+fn unwritable(dir: &Path, e: std::io::Error) -> Error {
+    Error::output(dir, "output", format!("cannot write in the output folder ({e}); make it writable or choose another output.dir"))
+}
+
 /// Removes the staging folders (`{prefix}{pid}` in the temporary folder) of builds to this URL
 /// that were killed: their process no longer runs here.
 fn remove_dead_staging(prefix: &str) {
@@ -450,9 +419,7 @@ fn remove_dead_staging(prefix: &str) {
         let Some(pid) = name.strip_prefix(prefix) else {
             continue;
         };
-        let gone = pid.parse::<u32>().is_ok_and(|pid| {
-            pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
-        });
+        let gone = pid.parse::<u32>().is_ok_and(|pid| !other_process_runs(pid));
         if gone {
             let _ = std::fs::remove_dir_all(entry.path());
         }
