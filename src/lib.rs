@@ -13,6 +13,7 @@ pub mod index;
 pub mod inference;
 pub mod measure;
 pub mod memory;
+pub mod online;
 pub mod pipeline;
 pub mod preview;
 pub mod process;

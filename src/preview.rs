@@ -41,11 +41,13 @@ pub fn contact_sheet(p: &Pipeline, n: usize, split: &str) -> Result<RgbImage> {
             distinct(&splits)
         )));
     }
-    let per_pair = p.samples_per_pair(split);
+    // what the model sees: with augment = "online", also the stages the data loader runs
+    let stages = p.all_stages();
+    let per_pair: usize = stages.iter().map(|s| s.multiplicity(split)).product();
     let wanted = n.div_ceil(per_pair).min(pairs.len());
     let samples: Vec<Sample> = pairs[..wanted]
         .par_iter()
-        .map(|pair| process_pair(p, &p.stages, pair, split))
+        .map(|pair| process_pair(p, &stages, pair, split))
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .flatten()

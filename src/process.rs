@@ -26,6 +26,39 @@ pub fn process_pair(
     Ok(samples)
 }
 
+/// Decodes a pair and makes copy `copy` of it alone: the sample a build writes as `key` (copy 0)
+/// or `key@copy`, with the same bytes, and any later copy drawn the same way. Copy 0 of a split
+/// an augment stage draws is the original as that stage brings it to its copies' size (a build
+/// writes it when the stage keeps originals).
+pub fn process_copy(
+    p: &Pipeline,
+    stages: &[Stage],
+    pair: &PairRef,
+    split: &str,
+    copy: u32,
+) -> Result<Sample> {
+    run_copy(stages, decode_sample(p, pair, split)?, copy)
+}
+
+/// Runs `stages` on one sample as copy `copy` (see `process_copy`): also what a data loader runs
+/// on a prepared sample read from a build (`[output] augment = "online"`).
+pub fn run_copy(stages: &[Stage], mut sample: Sample, copy: u32) -> Result<Sample> {
+    let split = sample.split.clone();
+    if copy > 0 && !stages.iter().any(|s| s.draws_copies(&split)) {
+        return Err(Error::Usage(format!(
+            "{}: split {split} has no augmented copies (no augment stage draws copies of {split}); ask for copy 0",
+            sample.pair.key
+        )));
+    }
+    for stage in stages {
+        let c = if stage.draws_copies(&split) { copy } else { 0 };
+        stage
+            .apply_copy(&mut sample, c)
+            .map_err(|m| Error::data(&sample.pair.image, stage.name(), m))?;
+    }
+    Ok(sample)
+}
+
 /// The decoded image and label of a pair, checked to have one size.
 fn decode_sample(p: &Pipeline, pair: &PairRef, split: &str) -> Result<Sample> {
     let input = &p.config.input;

@@ -37,6 +37,25 @@ impl Pixels {
         self.len() == 0
     }
 
+    /// Pixels of `dtype` from their little-endian bytes (as an .npy body holds them).
+    pub fn from_le_bytes(dtype: PixelType, bytes: &[u8]) -> Pixels {
+        match dtype {
+            PixelType::U8 => Pixels::U8(bytes.to_vec()),
+            PixelType::U16 => Pixels::U16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                    .collect(),
+            ),
+            PixelType::F32 => Pixels::F32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The raw little-endian bytes, as written into an .npy body.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
@@ -74,6 +93,13 @@ impl PixelType {
             PixelType::U16 => 2,
             PixelType::F32 => 4,
         }
+    }
+
+    /// The type of numpy's dtype string (as `numpy` gives it).
+    pub fn of_numpy(dtype: &str) -> Option<PixelType> {
+        [PixelType::U8, PixelType::U16, PixelType::F32]
+            .into_iter()
+            .find(|t| t.numpy() == dtype)
     }
 
     /// numpy's dtype string for this type, little-endian.

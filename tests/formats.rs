@@ -14,8 +14,8 @@ const EXAMPLES: &[(&str, &[(&str, u64)])] = &[
     ("ade20k", &[("train", 1), ("val", 1)]),
     ("mvtec_ad", &[("default", 3)]),
     ("mvtec_dlt", &[("test", 1), ("train", 5), ("val", 2)]),
-    ("dsb2018", &[("train", 2)]),
-    ("multiband", &[("train", 3), ("val", 1)]),
+    ("dsb2018", &[("train", 6)]),
+    ("multiband", &[("train", 9), ("val", 1)]),
 ];
 
 #[test]

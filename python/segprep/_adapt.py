@@ -9,19 +9,34 @@ import numpy as np
 
 from ._build import Build, SplitDataset
 from ._build import open as open_build
+from ._pipeline import OnlineSplit, Pipeline
 
-Source = Union[Build, SplitDataset, str, "os.PathLike[str]"]
+# a build (or one of its splits), a live pipeline (or one of its splits), or a path to either
+Source = Union[Build, SplitDataset, Pipeline, OnlineSplit, str, "os.PathLike[str]"]
+Dataset = Union[SplitDataset, OnlineSplit]
 
 
-def split_of(source: Source, split: str) -> SplitDataset:
-    """`source` as a split dataset: a split as it is, a build's `split`, a path opened first."""
-    if isinstance(source, SplitDataset):
+def split_of(source: Source, split: str) -> Dataset:
+    """`source` as a split dataset: a split as it is, a build's or a pipeline's `split`, a path
+    opened first (a `.toml` file as a live `Pipeline`, anything else as a build)."""
+    if isinstance(source, (SplitDataset, OnlineSplit)):
         return source
-    build = source if isinstance(source, Build) else open_build(source)
-    return build[split]
+    if isinstance(source, Pipeline):
+        return source.dataset(split)
+    if isinstance(source, Build):
+        return source[split]
+    if os.fspath(source).endswith(".toml"):
+        return Pipeline(source).dataset(split)
+    return open_build(source)[split]
 
 
-def loss_weights(dataset: SplitDataset, class_weights: str | np.ndarray | None) -> np.ndarray | None:
+def set_split_epoch(dataset: Dataset, epoch: int) -> None:
+    """Moves a live pipeline's split to `epoch`'s copies (a build's split is the same every epoch)."""
+    if isinstance(dataset, OnlineSplit):
+        dataset.set_epoch(epoch)
+
+
+def loss_weights(dataset: Dataset, class_weights: str | np.ndarray | None) -> np.ndarray | None:
     """Per-class loss weights: a scheme of `Build.class_weights` (from the train split's counts,
     or the dataset's own split in a build without one), an array indexed by class id, or None."""
     if isinstance(class_weights, str):

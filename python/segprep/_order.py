@@ -23,6 +23,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ._build import SplitDataset
+    from ._pipeline import OnlineSplit
     from ._readers import Sample
 
 
@@ -90,14 +91,14 @@ def distributed_rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def default_window(dataset: SplitDataset) -> int | None:
+def default_window(dataset: SplitDataset | OnlineSplit) -> int | None:
     """Whole-split shuffles where random access is cheap (memory-mapped or file-per-sample layouts),
     two-shard windows where a read decodes a block."""
     return None if dataset.build.memory_mapped else 2
 
 
 def epoch_order(
-    dataset: SplitDataset, shuffle: bool = True, seed: int = 0, window: int | str | None = "auto"
+    dataset: SplitDataset | OnlineSplit, shuffle: bool = True, seed: int = 0, window: int | str | None = "auto"
 ) -> EpochOrder:
     """The split's `EpochOrder`, its shuffle window chosen by `default_window` unless given."""
     chosen = default_window(dataset) if window == "auto" else window
@@ -105,7 +106,7 @@ def epoch_order(
 
 
 def batches(
-    dataset: SplitDataset,
+    dataset: SplitDataset | OnlineSplit,
     batch_size: int,
     *,
     shuffle: bool = True,

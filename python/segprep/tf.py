@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from ._adapt import Source, keras_weights, loss_weights, split_of
 from ._order import epoch_order
+from ._pipeline import OnlineSplit
 
 TF_DTYPES = {np.dtype(np.uint8): tf.uint8, np.dtype(np.uint16): tf.uint16, np.dtype(np.float32): tf.float32}
 
@@ -32,8 +33,11 @@ def dataset(
     class_weights: str | np.ndarray | None = "inverse",
 ) -> tf.data.Dataset:
     """One epoch of the split as a `tf.data.Dataset` with a declared output signature (the
-    split's sample shape and dtypes); `epoch` picks the shuffle, as `EpochOrder` defines it."""
+    split's sample shape and dtypes); `epoch` picks the shuffle, as `EpochOrder` defines it, and
+    over a live `segprep.Pipeline` the epoch's copies."""
     ds = split_of(source, split)
+    if isinstance(ds, OnlineSplit):
+        ds = ds.at_epoch(epoch)
     build = ds.build
     first = ds[0]
     image, label = first["image"], first["label"]

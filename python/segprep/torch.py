@@ -1,4 +1,4 @@
-"""PyTorch datasets over a build (torch is imported when this module is).
+"""PyTorch datasets over a build or a live `segprep.Pipeline` (torch is imported when this module is).
 
     from torch.utils.data import DataLoader
     from segprep.torch import Dataset, IterableDataset
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils import data
 
-from ._adapt import Source, owned, split_of
+from ._adapt import Source, owned, set_split_epoch, split_of
 from ._order import distributed_rank, epoch_order
 
 Transform = Callable[[dict[str, Any]], Any]
@@ -44,11 +44,16 @@ def to_torch(sample: dict[str, Any]) -> dict[str, Any]:
 
 
 class Dataset(data.Dataset):  # type: ignore[type-arg]
-    """Map-style: `len()` and `ds[i]`, for any sampler (shuffling, distributed samplers)."""
+    """Map-style: `len()` and `ds[i]`, for any sampler (shuffling, distributed samplers). Over a
+    live `segprep.Pipeline`, `set_epoch(e)` before each epoch gives that epoch's fresh copies (set it
+    before the loader starts its workers: no `persistent_workers`)."""
 
     def __init__(self, source: Source, split: str = "train", transform: Transform | None = None) -> None:
         self.split = split_of(source, split)
         self.transform = transform
+
+    def set_epoch(self, epoch: int) -> None:
+        set_split_epoch(self.split, epoch)
 
     def __len__(self) -> int:
         return len(self.split)
@@ -87,6 +92,7 @@ class IterableDataset(data.IterableDataset):  # type: ignore[type-arg]
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
+        set_split_epoch(self.split, epoch)
 
     def __len__(self) -> int:
         """Samples this rank delivers in the current epoch (after a resume's skip)."""

@@ -10,6 +10,9 @@ pub fn run(a: BuildArgs) -> Result<i32> {
         return Err(Error::Usage("--threads must be at least 1".into()));
     }
     let mut pipeline = super::load_pipeline(&a.pipeline)?;
+    if a.augment_online {
+        pipeline.set_augment_online()?;
+    }
     let worker = sharding(&mut pipeline, &a.sharding)?;
     let opts = BuildOptions {
         threads: a.threads,

@@ -329,7 +329,7 @@ pub struct StatsArgs {
     #[arg(long)]
     pub recompute: bool,
     /// Flag a class as rare under this share of a split's labelled pixels.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = crate::stats::report::DEFAULT_RARE)]
     pub rare: f64,
     /// beta of the effective-number weights.
     #[arg(long, default_value_t = crate::stats::weights::DEFAULT_BETA)]
@@ -378,6 +378,11 @@ pub struct BuildArgs {
     /// Replace a previous build in the output folder (only its recorded files are removed).
     #[arg(long)]
     pub force: bool,
+    /// Stop before the augment stage and store the prepared originals, which
+    /// `segprep.Pipeline(PIPELINE, prepared=OUT)` augments live in a data loader, fresh every
+    /// epoch (as [output] augment = "online" in the file).
+    #[arg(long)]
+    pub augment_online: bool,
     #[command(flatten)]
     pub sharding: ShardingArgs,
 }

@@ -141,7 +141,8 @@ pub fn essentials(p: &Pipeline, reference: &Sample) -> Index {
             bands: reference.image.bands,
         },
         label_dtype: p.label_dtype,
-        stages: p.stages.iter().map(Stage::describe).collect(),
+        // with augment = "online", also the stages left to the data loader: `apply` replays them
+        stages: p.all_stages().iter().map(Stage::describe).collect(),
         splits: BTreeMap::new(),
         unpaired_skipped: 0,
         skipped_samples: 0,

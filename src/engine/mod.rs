@@ -124,6 +124,27 @@ fn build_in_pool(
     })
 }
 
+/// The pairs of each split in plan order (train, val, test, others; keys sorted), with the
+/// dataset-wide standardization measured as a build measures it: what a live pipeline
+/// (`online`) needs before its first sample.
+pub fn splits_for_online(
+    p: &mut Pipeline,
+    progress: &dyn Progress,
+) -> Result<Vec<(String, Vec<PairRef>)>> {
+    let found = source::discover(&p.source())?;
+    let splits = p
+        .split
+        .assign(&found.pairs)
+        .map_err(|m| Error::pipeline(&p.file, m))?;
+    let fixed = fixed_plan(p, &found.pairs, &splits, None)?;
+    let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
+    dataset_stats::measure_dataset_standardization(p, &groups, None, progress)?;
+    Ok(plan::by_split(&found.pairs, &splits)
+        .into_iter()
+        .map(|(s, pairs)| (s.to_string(), pairs))
+        .collect())
+}
+
 /// What a run starts from: the pairs, their splits, the output, and the fixed plan if any.
 struct Inputs {
     found: Discovery,

@@ -12,7 +12,10 @@ use crate::sample::{PairRef, PixelType, Sample};
 use crate::sink::{sample_bytes, ShardPlan};
 
 /// The pairs of each split in plan order: splits train, val, test, then others; keys sorted.
-fn by_split<'a>(pairs: &[PairRef], splits: &'a [String]) -> Vec<(&'a str, Vec<PairRef>)> {
+pub(super) fn by_split<'a>(
+    pairs: &[PairRef],
+    splits: &'a [String],
+) -> Vec<(&'a str, Vec<PairRef>)> {
     let mut by_split: BTreeMap<(usize, &str), Vec<PairRef>> = BTreeMap::new();
     for (pair, split) in pairs.iter().zip(splits) {
         by_split

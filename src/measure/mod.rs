@@ -18,6 +18,17 @@ pub struct StatsOptions {
     pub report: ReportOptions,
 }
 
+/// The report of a pipeline's input (after every stage with `geometry`), with the default
+/// thresholds, as `segprep stats PIPELINE --format json` prints it.
+pub fn json_report(pipeline: &Path, geometry: bool, progress: &dyn Progress) -> Result<String> {
+    let options = StatsOptions {
+        geometry,
+        recompute: false,
+        report: ReportOptions::default(),
+    };
+    report(pipeline, &options, progress).map(|r| crate::stats::render::json(&r))
+}
+
 /// The report for a pipeline file (its input) or a build folder (its stats.json, or its shards).
 pub fn report(target: &Path, o: &StatsOptions, progress: &dyn Progress) -> Result<Report> {
     if target.is_dir() {

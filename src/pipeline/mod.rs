@@ -16,7 +16,7 @@ use crate::sink::{Layout, OutputFormat, SinkOptions};
 use crate::source::{DatasetKind, SourceOptions};
 use crate::split::SplitPlan;
 use crate::stages::{BuildContext, Stage, StageConfig};
-use schema::{ClassEntry, LabelDtype, PipelineFile};
+use schema::{AugmentAt, ClassEntry, LabelDtype, PipelineFile};
 
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -35,7 +35,11 @@ pub struct Pipeline {
     /// Classes after all stages: what the shards hold.
     pub classes: ClassSet,
     pub decoder: LabelDecoder,
+    /// The stages a build runs.
     pub stages: Vec<Stage>,
+    /// The stages left to the data loader (`[output] augment = "online"`): the augment stage and
+    /// those after it. Empty otherwise.
+    pub online_stages: Vec<Stage>,
     pub split: SplitPlan,
     pub label_dtype: PixelType,
     /// sha256 of the canonical form of the pipeline as written.
@@ -153,6 +157,13 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
     if config.output.num_shards == Some(0) {
         problems.push("output.num_shards must be at least 1".into());
     }
+    let mut online_stages = Vec::new();
+    if config.output.augment == AugmentAt::Online && problems.is_empty() {
+        match split_online(&mut stages) {
+            Ok(online) => online_stages = online,
+            Err(p) => problems.push(p),
+        }
+    }
     match (
         input_classes,
         classes,
@@ -187,6 +198,7 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
                 classes,
                 decoder,
                 stages,
+                online_stages,
                 split,
                 label_dtype,
             })
@@ -208,6 +220,29 @@ impl Pipeline {
         self.config.output.num_shards = Some(n);
         self.hash = hash(&self.config);
         Ok(())
+    }
+
+    /// Leaves the augment stage and those after it to the data loader (`--augment-online`, as
+    /// `[output] augment = "online"`): it changes the output, so it becomes part of the pipeline,
+    /// its hash and index.json.
+    pub fn set_augment_online(&mut self) -> Result<()> {
+        if self.config.output.augment == AugmentAt::Online {
+            return Ok(());
+        }
+        self.online_stages =
+            split_online(&mut self.stages).map_err(|p| Error::pipeline(&self.file, p))?;
+        self.config.output.augment = AugmentAt::Online;
+        self.hash = hash(&self.config);
+        Ok(())
+    }
+
+    /// Every stage, the build's then the data loader's: what a live pipeline runs.
+    pub fn all_stages(&self) -> Vec<Stage> {
+        self.stages
+            .iter()
+            .chain(&self.online_stages)
+            .cloned()
+            .collect()
     }
 
     /// Points every URL input (images, band folders, labels) at its local mirror, and records each
@@ -282,6 +317,28 @@ impl Pipeline {
     pub fn samples_per_pair(&self, split: &str) -> usize {
         self.stages.iter().map(|s| s.multiplicity(split)).product()
     }
+}
+
+/// Cuts `stages` before the augment stage and returns the cut-off part, which must not remap
+/// (the build's classes are the data loader's).
+fn split_online(stages: &mut Vec<Stage>) -> Result<Vec<Stage>, String> {
+    let at = stages
+        .iter()
+        .position(|s| matches!(s, Stage::Augment(_)))
+        .ok_or("output.augment = \"online\" leaves the augment stage to the data loader, but the pipeline has none")?;
+    if stages[at..].iter().any(|s| matches!(s, Stage::Remap(_))) {
+        return Err("output.augment = \"online\": a remap after the augment stage would change the classes of the prepared build; move it before augment".into());
+    }
+    let dataset_standardize = |s: &Stage| matches!(s, Stage::Standardize(st) if st.mode == crate::stages::standardize::StandardizeMode::Dataset);
+    if stages[at..].iter().any(dataset_standardize) {
+        return Err("output.augment = \"online\": standardize mode = \"dataset\" after the augment stage would need the augmented copies measured; move it before augment, or use \"fixed\" or \"per_image\"".into());
+    }
+    Ok(stages.split_off(at))
+}
+
+/// The pipeline as index.json records it.
+pub fn config_json(config: &PipelineFile) -> String {
+    serde_json::to_string(config).expect("pipeline serializes")
 }
 
 pub fn hash(config: &PipelineFile) -> String {

@@ -249,6 +249,28 @@ pub struct OutputConfig {
     pub gym_root: Option<String>,
     /// Parquet: target uncompressed pixel bytes per row group. Default 32 MiB.
     pub row_group_bytes: Option<ByteSize>,
+    /// Where the augment stage runs: `build` (its copies are written) or `online` (the build
+    /// stops before it and writes the prepared originals; a data loader augments them live).
+    #[serde(default, skip_serializing_if = "AugmentAt::in_build")]
+    pub augment: AugmentAt,
+}
+
+/// Where the augment stage (and the stages after it) run. Not written when `build`, so the hash
+/// of a pipeline without the setting is what it always was.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AugmentAt {
+    #[default]
+    Build,
+    /// In the data loader (`segprep.Pipeline(file, prepared=OUT)`), on a build of the stages
+    /// before it.
+    Online,
+}
+
+impl AugmentAt {
+    pub fn in_build(&self) -> bool {
+        *self == AugmentAt::Build
+    }
 }
 
 impl OutputConfig {

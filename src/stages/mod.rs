@@ -196,6 +196,19 @@ impl Stage {
         dispatch!(self, |s| s.copies(split).len())
     }
 
+    /// Whether the stage draws copies of `split`'s samples (an augment stage on a split it
+    /// augments): only such a stage sees a copy number other than 0.
+    pub fn draws_copies(&self, split: &str) -> bool {
+        dispatch!(self, |s| s.copies(split) != [0])
+    }
+
+    /// Runs the stage on one sample as copy `copy` (0 for a stage that draws no copies): what
+    /// `apply_all` makes of that copy, made alone. Any copy number may be drawn, also past the
+    /// build's `copies`, which is how a loader draws fresh copies every epoch.
+    pub fn apply_copy(&self, sample: &mut Sample, copy: u32) -> Result<(), String> {
+        dispatch!(self, |s| run_on(s, sample, copy))
+    }
+
     pub fn describe(&self) -> serde_json::Value {
         dispatch!(self, |s| s.describe())
     }

@@ -16,6 +16,18 @@ pub struct ReportOptions {
     pub beta: f64,
 }
 
+/// `segprep stats`'s default rare threshold: under 1% of a split's labelled pixels.
+pub const DEFAULT_RARE: f64 = 0.01;
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            rare: DEFAULT_RARE,
+            beta: crate::stats::weights::DEFAULT_BETA,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     /// What was counted.

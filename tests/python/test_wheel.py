@@ -1,6 +1,7 @@
-"""`pip install segprep`: the wheel maturin builds (`bindings = "bin"`, the Python package beside)
-installs the segprep command and `import segprep` into a fresh venv, where `--version`, the
-README's quick start and reading its output through the package run."""
+"""`pip install segprep`: the wheel maturin builds (the native module `segprep._native` and the
+Python package; the `segprep` command enters the Rust command line through the module) installs
+the command and `import segprep` into a fresh venv, where `--version`, the README's quick start,
+reading its output through the package and a live `segprep.Pipeline` run."""
 
 import os
 import shutil
@@ -45,6 +46,13 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_quick_start(tmp_path):
     assert run(venv / "bin" / "python", "-c", read, cwd=work, env=env).stdout.split() == ["4", "(192,", "256,", "3)"]
     from_url = f"import segprep; print(segprep.open('{(work / 'out' / 'quickstart').as_uri()}').counts)"
     assert "'train': 4" in run(venv / "bin" / "python", "-c", from_url, cwd=work, env=env).stdout
+    # the live pipeline from the same wheel gives the built sample
+    live = (
+        "import segprep, numpy as np; live = segprep.Pipeline('pipelines/quickstart.toml'); "
+        "built = segprep.open('out/quickstart')['train'][0]; "
+        "print(np.array_equal(live.sample(built['key'])['image'], built['image']))"
+    )
+    assert run(venv / "bin" / "python", "-c", live, cwd=work, env=env).stdout.split() == ["True"]
     # URLs of object stores are fetched by the command installed beside the package
     which = "from segprep._remote import segprep_command; print(segprep_command())"
     assert run(venv / "bin" / "python", "-c", which, env=env).stdout.strip() == str(segprep)
