@@ -13,7 +13,8 @@ uses), one epoch after a warm-up epoch, the best of --runs rounds taken in turns
                    albumentations HorizontalFlip + Affine(rotate) + RandomBrightnessContrast;
                    Keras workers=2, as processes and as threads (both shown)
   segprep online   segprep.keras.PyDataset(segprep.Pipeline(FILE)): each batch made on segprep's
-                   threads (--threads), Keras workers=1; and workers=2 with one thread each
+                   threads (--threads), Keras workers=1; and Keras workers=2 (threads) with one
+                   and with --threads segprep threads each
   segprep prepared the same over Pipeline(FILE, prepared=OUT) after `segprep build FILE
                    --augment-online` (decode and resize done once; the build's time is printed)
 
@@ -160,8 +161,14 @@ def main():
         "albumentations, 2 worker threads": lambda: albumentations_dataset(root, a.batch, workers=2),
         f"segprep online, batch on {a.threads} threads": lambda: segprep_dataset(pipeline, a.batch, a.threads),
         "segprep online, 2 worker threads x 1": lambda: segprep_dataset(pipeline, a.batch, 1, workers=2),
+        f"segprep online, 2 worker threads x {a.threads}": lambda: segprep_dataset(
+            pipeline, a.batch, a.threads, workers=2
+        ),
         f"segprep prepared, batch on {a.threads} threads": lambda: segprep_dataset(
             pipeline, a.batch, a.threads, prepared=root / "prepared"
+        ),
+        f"segprep prepared, 2 worker threads x {a.threads}": lambda: segprep_dataset(
+            pipeline, a.batch, a.threads, prepared=root / "prepared", workers=2
         ),
     }
     datasets = {name: make() for name, make in rows.items()}

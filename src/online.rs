@@ -59,8 +59,15 @@ impl Online {
     /// Loads the pipeline, discovers and splits its pairs, and measures dataset-wide
     /// standardization if a stage asks for it (the train split's pass a build makes first).
     /// `augment_online`: as `segprep build --augment-online`, the stages from augment on are the
-    /// data loader's (`finish_prepared`).
-    pub fn open(path: &Path, augment_online: bool, progress: &dyn Progress) -> Result<Online> {
+    /// data loader's (`finish_prepared`). `moments`: the dataset standardization's per-band
+    /// (mean, std) as `dataset_moments` gave them in another process, instead of measuring the
+    /// train split again (a spawned data-loader worker).
+    pub fn open(
+        path: &Path,
+        augment_online: bool,
+        moments: Option<Vec<(f64, f64)>>,
+        progress: &dyn Progress,
+    ) -> Result<Online> {
         let mut pipeline = crate::pipeline::load(path)?;
         if augment_online {
             pipeline.set_augment_online()?;
@@ -68,7 +75,7 @@ impl Online {
         let online_from = (!pipeline.online_stages.is_empty()).then_some(pipeline.stages.len());
         pipeline.stages = pipeline.all_stages();
         pipeline.online_stages.clear();
-        let splits = crate::engine::splits_for_online(&mut pipeline, progress)?;
+        let splits = crate::engine::splits_for_online(&mut pipeline, moments, progress)?;
         let by_key = splits
             .iter()
             .enumerate()
@@ -84,6 +91,18 @@ impl Online {
             online_from,
             splits,
             by_key,
+        })
+    }
+
+    /// The per-band (mean, std) a `standardize = { mode = "dataset" }` stage uses, if any.
+    pub fn dataset_moments(&self) -> Option<Vec<(f64, f64)>> {
+        self.pipeline.stages.iter().find_map(|s| match s {
+            crate::stages::Stage::Standardize(st)
+                if st.mode == crate::stages::standardize::StandardizeMode::Dataset =>
+            {
+                st.bands.clone()
+            }
+            _ => None,
         })
     }
 
@@ -181,13 +200,13 @@ impl Online {
     /// The sample's arrays as the sinks write them.
     fn output(&self, s: Sample) -> OutputSample {
         let augmenting = self.pipeline.sink_options().augment;
-        let image = &s.image;
+        let image = s.image;
         OutputSample {
             key: s.pair.key,
             split: s.split,
             image_shape: [image.height as usize, image.width as usize, image.bands],
             image_dtype: image.pixels.dtype().numpy(),
-            image: image.pixels.as_bytes().to_vec(),
+            image: image.pixels.into_le_bytes(),
             label_shape: [s.label.height as usize, s.label.width as usize],
             label_dtype: self.pipeline.label_dtype.numpy(),
             label: label_bytes(&s.label.ids, self.pipeline.label_dtype),

@@ -56,6 +56,14 @@ impl Pixels {
         }
     }
 
+    /// The raw little-endian bytes, moved out where they already are bytes (u8).
+    pub fn into_le_bytes(self) -> Vec<u8> {
+        match self {
+            Pixels::U8(v) => v,
+            other => other.as_bytes().to_vec(),
+        }
+    }
+
     /// The raw little-endian bytes, as written into an .npy body.
     pub fn as_bytes(&self) -> &[u8] {
         match self {

@@ -15,7 +15,7 @@ fn each_built_copy_is_made_alone_with_the_same_bytes() {
     let p = quintal_pipeline(d.path(), STAGES);
     let r = run(d.path(), &["build", p, "--threads", "2"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let online = Online::open(&d.path().join(p), false, &Silent).unwrap();
+    let online = Online::open(&d.path().join(p), false, None, &Silent).unwrap();
     assert_eq!(online.split_names(), ["train", "val"]);
     let mut compared = 0;
     for split in ["train", "val"] {
@@ -56,7 +56,7 @@ fn each_built_copy_is_made_alone_with_the_same_bytes() {
 fn later_copies_are_fresh_draws_and_impossible_copies_are_refused() {
     let d = quintal_dir();
     let p = quintal_pipeline(d.path(), STAGES);
-    let online = Online::open(&d.path().join(p), false, &Silent).unwrap();
+    let online = Online::open(&d.path().join(p), false, None, &Silent).unwrap();
     let key = online.keys("train").unwrap()[0].to_string();
     let drawn: Vec<_> = (0..6).map(|c| online.sample(&key, c).unwrap()).collect();
     for (i, a) in drawn.iter().enumerate() {

@@ -58,9 +58,10 @@ def keras_weights(
     class 0 in y and weight 0, so sparse categorical cross-entropy neither fails nor learns them."""
     ignored = label == ignore_index
     if class_weights is None:
-        weight = np.ones(label.shape, dtype=np.float32)
+        weight = np.logical_not(ignored).astype(np.float32)
     else:
         weight = class_weights[np.where(ignored, 0, label).astype(np.intp)]
-    weight[ignored] = 0.0
-    y = np.where(ignored, 0, label).astype(np.int32)
+        weight[ignored] = 0.0
+    y = label.astype(np.int32)
+    y[ignored] = 0
     return y, weight.astype(np.float32, copy=False)

@@ -22,7 +22,7 @@ import numpy as np
 from ._build import WEIGHT_SCHEMES, Build, ClassInfo
 from ._build import open as open_build
 from ._errors import BuildError
-from ._readers import Sample, parse_augment, stack
+from ._readers import Sample, parse_augment
 
 NUMPY_DTYPES = {"|u1": np.dtype(np.uint8), "<u2": np.dtype("<u2"), "<f4": np.dtype("<f4")}
 
@@ -46,11 +46,12 @@ class Pipeline:
         *,
         threads: int = 0,
         prepared: str | os.PathLike[str] | Build | None = None,
+        _moments: list[tuple[float, float]] | None = None,
     ) -> None:
         from ._native import Pipeline as NativePipeline
 
         self.path, self.threads = os.fspath(path), threads
-        self._native = NativePipeline(self.path, threads, prepared is not None)
+        self._native = NativePipeline(self.path, threads, prepared is not None, _moments)
         self._keys = {split: self._native.keys(split) for split in self._native.splits()}
         self._split_of = {key: split for split, keys in self._keys.items() for key in keys}
         self._stats: dict[str, Any] | None = None
@@ -61,11 +62,19 @@ class Pipeline:
             self._rows = self._check_prepared(self.prepared)
 
     def __getstate__(self) -> dict[str, Any]:
-        # a spawned worker opens the file again (discovery gives the same keys); nothing native is pickled
-        return {"path": self.path, "threads": self.threads, "stats": self._stats, "prepared": self.prepared}
+        # a spawned worker opens the file again (discovery gives the same keys) with the dataset
+        # standardization measured here, not again; nothing native is pickled
+        return {
+            "path": self.path,
+            "threads": self.threads,
+            "stats": self._stats,
+            "prepared": self.prepared,
+            "moments": self._native.dataset_moments(),
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], threads=state["threads"], prepared=state["prepared"])  # type: ignore[misc]
+        init = Pipeline.__init__
+        init(self, state["path"], threads=state["threads"], prepared=state["prepared"], _moments=state["moments"])
         self._stats = state["stats"]
 
     def _check_prepared(self, build: Build) -> dict[str, int]:
@@ -158,18 +167,23 @@ class Pipeline:
         return _arrays(self._native.batch(list(keys), copy), one=False)
 
     def _finish_prepared(self, keys: list[str], splits: list[str], copy: int) -> Sample:
-        """The prepared samples of `keys` read from the build, then the data loader's stages."""
+        """The prepared samples of `keys` read from the build (views of a memory-mapped build,
+        copied once, by the native side), then the data loader's stages."""
         assert self.prepared is not None
-        if len(set(splits)) == 1:
-            stored = self.prepared[splits[0]].batch(np.array([self._rows[k] for k in keys]))
-        else:
-            stored = stack([self.prepared[s][self._rows[k]] for k, s in zip(keys, splits)])
-        image, label = np.ascontiguousarray(stored["image"]), np.ascontiguousarray(stored["label"])
+        stored = [self.prepared[s][self._rows[k]] for k, s in zip(keys, splits)]
+        image = stored[0]["image"]
         values = None
-        if "image_mean" in stored:
-            values = [(float(m), float(v)) for m, v in zip(stored["image_mean"], stored["image_std"])]
+        if "image_mean" in stored[0]:
+            values = [(float(s["image_mean"]), float(s["image_std"])) for s in stored]
         parts = self._native.finish_prepared(
-            keys, copy, image.tobytes(), image.shape, image.dtype.str, label.tobytes(), label.dtype.str, values
+            keys,
+            copy,
+            [_bytes_of(s["image"]) for s in stored],
+            image.shape,
+            image.dtype.str,
+            [_bytes_of(s["label"]) for s in stored],
+            stored[0]["label"].dtype.str,
+            values,
         )
         return _arrays(parts, one=False)
 
@@ -206,6 +220,11 @@ class Pipeline:
         if split is None:
             raise KeyError(f"no key {key!r} in the input of {self.path}")
         return split
+
+
+def _bytes_of(array: np.ndarray) -> np.ndarray:
+    """The array's bytes as a flat uint8 view (a copy only if it is not contiguous)."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
 
 
 def _arrays(parts: dict[str, Any], *, one: bool) -> Sample:

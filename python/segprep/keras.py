@@ -60,9 +60,9 @@ class PyDataset(keras.utils.PyDataset):  # type: ignore[misc]
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chosen = self._indices[i * self.batch_size : (i + 1) * self.batch_size]
         batch = self.split.batch(chosen)
-        x = batch["image"].astype(np.float32)
-        if self.rescale is not None:
-            x *= self.rescale
+        image = batch["image"]
+        # one pass: converted and scaled together
+        x = image.astype(np.float32) if self.rescale is None else np.multiply(image, np.float32(self.rescale))
         y, weight = keras_weights(batch["label"], self.ignore_index, self.weights)
         return x, y, weight
 

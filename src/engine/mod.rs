@@ -28,6 +28,7 @@ use crate::progress::Progress;
 use crate::sample::{PairRef, Sample};
 use crate::sink::ShardPlan;
 use crate::source::{self, Discovery};
+use crate::stages::Stage;
 use output::{OutputDir, PlanStamp};
 use worker::Worker;
 
@@ -125,10 +126,12 @@ fn build_in_pool(
 }
 
 /// The pairs of each split in plan order (train, val, test, others; keys sorted), with the
-/// dataset-wide standardization measured as a build measures it: what a live pipeline
-/// (`online`) needs before its first sample.
+/// dataset-wide standardization measured as a build measures it (or set to `moments` measured
+/// so before, by the process that handed the pipeline over): what a live pipeline (`online`)
+/// needs before its first sample.
 pub fn splits_for_online(
     p: &mut Pipeline,
+    moments: Option<Vec<(f64, f64)>>,
     progress: &dyn Progress,
 ) -> Result<Vec<(String, Vec<PairRef>)>> {
     let found = source::discover(&p.source())?;
@@ -137,8 +140,17 @@ pub fn splits_for_online(
         .assign(&found.pairs)
         .map_err(|m| Error::pipeline(&p.file, m))?;
     let fixed = fixed_plan(p, &found.pairs, &splits, None)?;
-    let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
-    dataset_stats::measure_dataset_standardization(p, &groups, None, progress)?;
+    match (moments, dataset_stats::dataset_stage(p)) {
+        (Some(bands), Some(at)) => {
+            if let Stage::Standardize(st) = &mut p.stages[at] {
+                st.bands = Some(bands);
+            }
+        }
+        _ => {
+            let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
+            dataset_stats::measure_dataset_standardization(p, &groups, None, progress)?;
+        }
+    }
     Ok(plan::by_split(&found.pairs, &splits)
         .into_iter()
         .map(|(s, pairs)| (s.to_string(), pairs))

@@ -5,6 +5,7 @@ bad input raises what the command prints, and Keras trains on it for two epochs.
 
 import multiprocessing
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,26 @@ def test_every_copy_of_an_example_build_is_made_live_with_its_bytes(name, tmp_pa
                 assert sample[array].dtype == stored[array].dtype and np.array_equal(sample[array], stored[array])
             assert sample.get("augment") == stored.get("augment"), stored["key"]
         assert live.keys(split) == [s["key"] for s in build[split] if "@" not in s["key"]], "the build's order"
+
+
+def test_a_pickled_pipeline_keeps_its_dataset_standardization(tmp_path):
+    """A spawned worker gets the measured moments with the pipeline: the same samples, and the
+    train split is not measured again (here: its images are gone when it is unpickled)."""
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "pipelines", work / "pipelines")
+    shutil.copytree(REPO / "fixtures" / "multiband", work / "fixtures" / "multiband")
+    live = segprep.Pipeline(work / "pipelines" / "multiband.toml")
+    moments = live._native.dataset_moments()
+    assert moments is not None and len(moments) == 6, moments
+    key = live.keys("val")[0]
+    want = live.sample(key)["image"]
+    state = pickle.dumps(live)
+    for image in (work / "fixtures" / "multiband" / "rgb").iterdir():
+        if live._split_of.get(image.stem) == "train":
+            image.write_bytes(b"gone")
+    again = pickle.loads(state)
+    assert again._native.dataset_moments() == moments
+    assert again.sample(key)["image"].tobytes() == want.tobytes()
 
 
 @pytest.fixture

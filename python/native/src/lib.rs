@@ -3,6 +3,7 @@
 //! the Python package makes them numpy arrays (one copy, no numpy at build time). Work runs with
 //! the GIL released; batches run on a thread pool made in the process that uses it, so a pool
 //! never crosses a fork.
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyList, PyTuple};
@@ -28,20 +29,33 @@ struct Pipeline {
 #[pymethods]
 impl Pipeline {
     /// `augment_online`: as `segprep build --augment-online`, the stages from augment on are the
-    /// data loader's (what `finish_prepared` runs).
+    /// data loader's (what `finish_prepared` runs). `moments`: `dataset_moments()` of the same
+    /// pipeline opened elsewhere, so a spawned worker does not measure the train split again.
     #[new]
-    #[pyo3(signature = (path, threads = 0, augment_online = false))]
-    fn new(py: Python<'_>, path: PathBuf, threads: usize, augment_online: bool) -> PyResult<Self> {
+    #[pyo3(signature = (path, threads = 0, augment_online = false, moments = None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        threads: usize,
+        augment_online: bool,
+        moments: Option<Vec<(f64, f64)>>,
+    ) -> PyResult<Self> {
         let pool = Arc::new(make_pool(threads)?);
         // dataset-wide standardization measures the train split on this pool, not rayon's global one
+        let open = || Online::open(&path, augment_online, moments, &Silent);
         let online = py
-            .detach(|| pool.install(|| Online::open(&path, augment_online, &Silent)))
+            .detach(|| pool.install(open))
             .map_err(|e| to_python(py, e))?;
         Ok(Pipeline {
             online,
             threads,
             pool: Mutex::new(Some((std::process::id(), pool))),
         })
+    }
+
+    /// The per-band (mean, std) of a dataset-wide standardize stage, if the pipeline has one.
+    fn dataset_moments(&self) -> Option<Vec<(f64, f64)>> {
+        self.online.dataset_moments()
     }
 
     /// The split names, in the build's order.
@@ -139,30 +153,40 @@ impl Pipeline {
         stacked(py, samples)
     }
 
-    /// Copy `copy` of each prepared sample (stacked as `batch` gives them: `image` (N,H,W,C) in
-    /// `image_dtype`, `label` (N,H,W) in `label_dtype`, per-image standardization values if any), read
-    /// from a build of this pipeline with `[output] augment = "online"`: the stages left to the data
-    /// loader run on them in parallel, with the GIL released. Stacked as `batch` gives them.
-    #[pyo3(signature = (keys, copy, image, image_shape, image_dtype, label, label_dtype, standardization = None))]
+    /// Copy `copy` of each prepared sample, read from a build of this pipeline with `[output]
+    /// augment = "online"`: `images` and `labels` are one buffer of bytes per sample (numpy arrays
+    /// viewed as uint8, e.g. memory-mapped rows of the build), each image `image_shape` in
+    /// `image_dtype`, each label in `label_dtype`. The stages left to the data loader run on them in
+    /// parallel with the GIL released. Stacked as `batch` gives them.
+    #[pyo3(signature = (keys, copy, images, image_shape, image_dtype, labels, label_dtype, standardization = None))]
     #[allow(clippy::too_many_arguments)]
     fn finish_prepared<'py>(
         &self,
         py: Python<'py>,
         keys: Vec<String>,
         copy: u32,
-        image: &[u8],
-        image_shape: [usize; 4],
+        images: Vec<PyBuffer<u8>>,
+        image_shape: [usize; 3],
         image_dtype: &str,
-        label: &[u8],
+        labels: Vec<PyBuffer<u8>>,
         label_dtype: &str,
         standardization: Option<Vec<(f64, f64)>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let prepared = prepared_samples(
-            keys,
-            (image, image_shape, image_dtype),
-            (label, label_dtype),
-            standardization,
-        )?;
+        if keys.is_empty() || images.len() != keys.len() || labels.len() != keys.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} keys, {} images and {} labels: give one image and one label per key",
+                keys.len(),
+                images.len(),
+                labels.len()
+            )));
+        }
+        let layout = PreparedLayout::new(image_shape, image_dtype, label_dtype)?;
+        let values = standardization.map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
+        let mut prepared = Vec::with_capacity(keys.len());
+        for (i, key) in keys.into_iter().enumerate() {
+            let standardization = values.as_ref().and_then(|v| v.get(i).copied().flatten());
+            prepared.push(layout.sample(py, key, &images[i], &labels[i], standardization)?);
+        }
         let pool = self.pool()?;
         let samples = py
             .detach(|| {
@@ -220,12 +244,10 @@ fn stacked(py: Python<'_>, samples: Vec<OutputSample>) -> PyResult<Bound<'_, PyD
     }
     let n = samples.len();
     let [h, w, c] = first.image_shape;
-    let images = py.detach(|| concat(samples.iter().map(|s| &s.image)));
-    let labels = py.detach(|| concat(samples.iter().map(|s| &s.label)));
     let parts = PyDict::new(py);
-    parts.set_item("image", PyByteArray::new(py, &images))?;
+    parts.set_item("image", concat(py, samples.iter().map(|s| &s.image))?)?;
     parts.set_item("image_shape", PyTuple::new(py, [n, h, w, c])?)?;
-    parts.set_item("label", PyByteArray::new(py, &labels))?;
+    parts.set_item("label", concat(py, samples.iter().map(|s| &s.label))?)?;
     parts.set_item("label_shape", PyTuple::new(py, [n, h, w])?)?;
     set_small(&parts, first)?;
     let list = |f: &dyn Fn(&OutputSample) -> PyResult<Py<PyAny>>| -> PyResult<_> {
@@ -255,67 +277,97 @@ fn stacked(py: Python<'_>, samples: Vec<OutputSample>) -> PyResult<Bound<'_, PyD
     Ok(parts)
 }
 
-/// Prepared samples from stacked bytes: images in their dtype, labels in the build's label dtype.
-fn prepared_samples(
-    keys: Vec<String>,
-    (image, [n, h, w, c], image_dtype): (&[u8], [usize; 4], &str),
-    (label, label_dtype): (&[u8], &str),
-    standardization: Option<Vec<(f64, f64)>>,
-) -> PyResult<Vec<Prepared>> {
-    let image_type = PixelType::of_numpy(image_dtype).ok_or_else(|| {
-        PyValueError::new_err(format!("image dtype {image_dtype}: not u8, u16 or f32"))
-    })?;
-    let label_size = match label_dtype {
-        "|u1" => 1,
-        "<u2" => 2,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "label dtype {other}: not u8 or u16"
-            )))
-        }
-    };
-    let per_image = h * w * c * image_type.size();
-    if keys.len() != n || image.len() != n * per_image || label.len() != n * h * w * label_size {
-        return Err(PyValueError::new_err(format!(
-            "{} keys, {} image bytes and {} label bytes do not make {n} samples of {h}x{w}x{c}",
-            keys.len(),
-            image.len(),
-            label.len()
-        )));
-    }
-    let values = standardization.map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
-    Ok(keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, key)| {
-            let pixels = &image[i * per_image..(i + 1) * per_image];
-            let ids = &label[i * h * w * label_size..(i + 1) * h * w * label_size];
-            Prepared {
-                key,
-                image: Image {
-                    width: w as u32,
-                    height: h as u32,
-                    bands: c,
-                    pixels: Pixels::from_le_bytes(image_type, pixels),
-                },
-                label: LabelMap {
-                    width: w as u32,
-                    height: h as u32,
-                    ids: if label_size == 1 {
-                        ids.iter().map(|&v| v as u16).collect()
-                    } else {
-                        ids.chunks_exact(2)
-                            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                            .collect()
-                    },
-                },
-                standardization: values
-                    .as_ref()
-                    .and_then(|v| v[i])
-                    .map(|(mean, std)| Standardization { mean, std }),
+/// How the prepared samples' bytes are laid out.
+struct PreparedLayout {
+    height: usize,
+    width: usize,
+    bands: usize,
+    image_type: PixelType,
+    /// Bytes per label id: 1 (u8) or 2 (u16).
+    label_size: usize,
+}
+
+impl PreparedLayout {
+    fn new(
+        [height, width, bands]: [usize; 3],
+        image_dtype: &str,
+        label_dtype: &str,
+    ) -> PyResult<Self> {
+        let image_type = PixelType::of_numpy(image_dtype).ok_or_else(|| {
+            PyValueError::new_err(format!("image dtype {image_dtype}: not u8, u16 or f32"))
+        })?;
+        let label_size = match label_dtype {
+            "|u1" => 1,
+            "<u2" => 2,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "label dtype {other}: not u8 or u16"
+                )))
             }
+        };
+        Ok(PreparedLayout {
+            height,
+            width,
+            bands,
+            image_type,
+            label_size,
         })
-        .collect())
+    }
+
+    /// One prepared sample, its bytes copied out of the buffers (under the GIL).
+    fn sample(
+        &self,
+        py: Python<'_>,
+        key: String,
+        image: &PyBuffer<u8>,
+        label: &PyBuffer<u8>,
+        standardization: Option<(f64, f64)>,
+    ) -> PyResult<Prepared> {
+        let pixels = self.height * self.width;
+        let image_bytes = pixels * self.bands * self.image_type.size();
+        if image.len_bytes() != image_bytes || label.len_bytes() != pixels * self.label_size {
+            return Err(PyValueError::new_err(format!(
+                "{key}: {} image bytes and {} label bytes, not a {}x{}x{} sample",
+                image.len_bytes(),
+                label.len_bytes(),
+                self.height,
+                self.width,
+                self.bands
+            )));
+        }
+        let mut raw = vec![0u8; image_bytes];
+        image.copy_to_slice(py, &mut raw)?;
+        let pixels_of = match self.image_type {
+            PixelType::U8 => Pixels::U8(raw),
+            other => Pixels::from_le_bytes(other, &raw),
+        };
+        let mut stored = vec![0u8; label.len_bytes()];
+        label.copy_to_slice(py, &mut stored)?;
+        let ids = if self.label_size == 1 {
+            stored.iter().map(|&v| v as u16).collect()
+        } else {
+            stored
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect()
+        };
+        let (w, h) = (self.width as u32, self.height as u32);
+        Ok(Prepared {
+            key,
+            image: Image {
+                width: w,
+                height: h,
+                bands: self.bands,
+                pixels: pixels_of,
+            },
+            label: LabelMap {
+                width: w,
+                height: h,
+                ids,
+            },
+            standardization: standardization.map(|(mean, std)| Standardization { mean, std }),
+        })
+    }
 }
 
 fn serde_json_string(config: &segprep::pipeline::schema::PipelineFile) -> String {
@@ -336,12 +388,20 @@ fn set_small(parts: &Bound<'_, PyDict>, s: &OutputSample) -> PyResult<()> {
     parts.set_item("split", &s.split)
 }
 
-fn concat<'a>(parts: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for p in parts {
-        out.extend_from_slice(p);
-    }
-    out
+/// The parts one after another in a new bytearray, copied once.
+fn concat<'py, 'a>(
+    py: Python<'py>,
+    parts: impl Iterator<Item = &'a Vec<u8>> + Clone,
+) -> PyResult<Bound<'py, PyByteArray>> {
+    let total = parts.clone().map(Vec::len).sum();
+    PyByteArray::new_with(py, total, |out| {
+        let mut at = 0;
+        for p in parts {
+            out[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        Ok(())
+    })
 }
 
 /// A segprep error as the Python package's exception: `DataError` (file, stage, reason),
