@@ -4,6 +4,8 @@
 //!
 //!   cargo run --release --example decode_floor -- PIPELINE [THREADS] [--image-crate]
 //!
+//! `--images-only` decodes the images alone; `--images-reduced-to=WxH` decodes them as
+//! `[input] jpeg_reduce` does for a resize to WxH (benches/reduced_jpeg.py compares the two).
 //! `--image-crate` decodes every file with the `image` crate's decoders instead: a second floor,
 //! for context (what a Rust program reading these files with the usual crate would need).
 //!
@@ -12,19 +14,25 @@ use rayon::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use segprep::decode::image::decode_file;
+use segprep::decode::image::{decode_file, decode_jpeg_reduced};
 use segprep::decode::raw_label::read_raw_label;
 use segprep::sample::LabelSource;
 
 fn main() {
     // The build's allocator settings, so the floor gains what the build gains.
     segprep::memory::keep_freed_pixel_buffers();
-    let usage = "usage: decode_floor PIPELINE [THREADS] [--image-crate]";
+    let usage =
+        "usage: decode_floor PIPELINE [THREADS] [--image-crate | --images-only | --images-reduced-to=WxH]";
     let (flags, args): (Vec<String>, Vec<String>) =
         std::env::args().skip(1).partition(|a| a.starts_with("--"));
-    let image_crate = match flags.as_slice() {
-        [] => false,
-        [flag] if flag == "--image-crate" => true,
+    // (image crate, images alone, reduced to)
+    let (image_crate, images_only, reduced) = match flags.as_slice() {
+        [] => (false, false, None),
+        [flag] if flag == "--image-crate" => (true, false, None),
+        [flag] if flag == "--images-only" => (false, true, None),
+        [flag] if flag.starts_with("--images-reduced-to=") => {
+            (false, true, Some(size(flag, usage)))
+        }
         _ => panic!("{usage}"),
     };
     let mut args = args.into_iter();
@@ -52,8 +60,18 @@ fn main() {
                 }
                 return;
             }
+            if let Some(at_least) = reduced {
+                // as `[input] jpeg_reduce` decodes them for a resize to `at_least`
+                let reduced = decode_jpeg_reduced(&pair.image, &rules, at_least);
+                if std::hint::black_box(reduced.expect("image decodes")).is_some() {
+                    return;
+                }
+            }
             for file in pair.image_files() {
                 std::hint::black_box(decode_file(file, &rules).expect("image decodes"));
+            }
+            if images_only {
+                return;
             }
             if let LabelSource::File(label) = &pair.label {
                 std::hint::black_box(read_raw_label(label, &limits).expect("label decodes"));
@@ -66,6 +84,15 @@ fn main() {
         pairs.len(),
         pairs.len() as f64 / seconds
     );
+}
+
+/// `WxH` of `--images-reduced-to=WxH`.
+fn size(flag: &str, usage: &str) -> (u32, u32) {
+    let (w, h) = flag
+        .trim_start_matches("--images-reduced-to=")
+        .split_once('x')
+        .expect(usage);
+    (w.parse().expect(usage), h.parse().expect(usage))
 }
 
 fn decode_with_image_crate(file: &std::path::Path) -> image::DynamicImage {

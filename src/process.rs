@@ -2,6 +2,7 @@
 //! through the stages. The build, `segprep stats --geometry`, preview and the stage tests call
 //! `process_pair`; `segprep apply` calls `prepare_image`, the same decoding and the stages' image
 //! paths alone, so a sample is made one way everywhere.
+use crate::decode::image::read_header;
 use crate::decode::rules::ImageRules;
 use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
@@ -17,7 +18,7 @@ pub fn process_pair(
     pair: &PairRef,
     split: &str,
 ) -> Result<Vec<Sample>> {
-    let mut samples = vec![decode_sample(p, pair, split)?];
+    let mut samples = vec![decode_sample(p, stages, pair, split)?];
     for stage in stages {
         samples = stage
             .apply_all(samples)
@@ -37,7 +38,7 @@ pub fn process_copy(
     split: &str,
     copy: u32,
 ) -> Result<Sample> {
-    run_copy(stages, decode_sample(p, pair, split)?, copy)
+    run_copy(stages, decode_sample(p, stages, pair, split)?, copy)
 }
 
 /// Runs `stages` on one sample as copy `copy` (see `process_copy`): also what a data loader runs
@@ -59,18 +60,19 @@ pub fn run_copy(stages: &[Stage], mut sample: Sample, copy: u32) -> Result<Sampl
     Ok(sample)
 }
 
-/// The decoded image and label of a pair, checked to have one size.
-fn decode_sample(p: &Pipeline, pair: &PairRef, split: &str) -> Result<Sample> {
+/// The decoded image and label of a pair, checked to have one size (the image's full size when
+/// it was decoded reduced: the label never is, and the first stage, a resize, plans from it).
+fn decode_sample(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Sample> {
     let input = &p.config.input;
     let rules = input.image_rules();
-    let decoded = decode_pair_image(pair, &rules, input.channels)?;
+    let at_least = reduced_decode_target(stages, pair, &rules)?;
+    let decoded = decode_pair_image(pair, &rules, input.channels, at_least)?;
     let image = decoded.image;
-    let label = p
-        .decoder
-        .decode_source(&pair.label, image.width, image.height)?;
+    let (width, height) = decoded.reduced_from.unwrap_or((image.width, image.height));
+    let label = p.decoder.decode_source(&pair.label, width, height)?;
     let l = &label.map;
-    if (l.width, l.height) != (image.width, image.height) {
-        let message = size_mismatch(pair, &image, l, decoded.exif.as_ref());
+    if (l.width, l.height) != (width, height) {
+        let message = size_mismatch(pair, (width, height), l, decoded.exif.as_ref());
         return Err(Error::data(pair.label_path(), "pair", message));
     }
     Ok(Sample {
@@ -86,20 +88,44 @@ fn decode_sample(p: &Pipeline, pair: &PairRef, split: &str) -> Result<Sample> {
     })
 }
 
+/// The size the first resize wants for this pair's image, when the rules allow reduced JPEG
+/// decoding and the first stage that changes pixels is a resize: the decoder may then stop at
+/// 1/2, 1/4 or 1/8 of the image's size, whatever still covers it.
+fn reduced_decode_target(
+    stages: &[Stage],
+    pair: &PairRef,
+    rules: &ImageRules,
+) -> Result<Option<(u32, u32)>> {
+    if !rules.jpeg_reduce || !pair.bands.is_empty() || !crate::decode::is_jpeg(&pair.image) {
+        return Ok(None);
+    }
+    let first = stages.iter().find(|s| !matches!(s, Stage::Remap(_)));
+    let Some(resize @ Stage::Resize(_)) = first else {
+        return Ok(None);
+    };
+    let header = read_header(&pair.image).map_err(|m| Error::data(&pair.image, "decode", m))?;
+    let (w, h) = header.size(rules.exif);
+    let steps = resize
+        .geometry(w, h)
+        .map_err(|m| Error::data(&pair.image, "resize", m))?;
+    Ok(steps.into_iter().find_map(|s| match s {
+        GeometryStep::Resize { to, .. } => Some((to[0], to[1])),
+        _ => None,
+    }))
+}
+
 /// Says which orientation of a turned JPEG the label matches, if any.
 fn size_mismatch(
     pair: &PairRef,
-    image: &Image,
+    (width, height): (u32, u32),
     l: &LabelMap,
     exif: Option<&(String, u32, u32)>,
 ) -> String {
     let base = format!(
-        "label is {}x{} but its image {} is {}x{}",
+        "label is {}x{} but its image {} is {width}x{height}",
         l.width,
         l.height,
         pair.image.display(),
-        image.width,
-        image.height
     );
     match exif {
         Some((o, w, h)) if (*w, *h) == (l.width, l.height) => format!(
@@ -132,19 +158,23 @@ pub fn prepare_image(
     rules: &ImageRules,
     channels: Option<usize>,
 ) -> Result<PreparedImage> {
-    let decoded = decode_pair_image(pair, rules, channels)?;
+    let at_least = reduced_decode_target(stages, pair, rules)?;
+    let decoded = decode_pair_image(pair, rules, channels, at_least)?;
     let mut image = decoded.image;
-    let decoded_size = [image.width, image.height];
+    // the size the stages plan from: the full size, also when the JPEG was decoded reduced
+    let mut size = decoded.reduced_from.unwrap_or((image.width, image.height));
+    let decoded_size = [size.0, size.1];
     let mut standardization = None;
     let mut geometry = Vec::new();
     for stage in stages {
         let fail = |m: String| Error::data(&pair.image, stage.name(), m);
-        geometry.extend(stage.geometry(image.width, image.height).map_err(fail)?);
+        geometry.extend(stage.geometry(size.0, size.1).map_err(fail)?);
         let part = ImagePart {
             image: &mut image,
             standardization: &mut standardization,
         };
-        stage.apply_image(&pair.key, part).map_err(fail)?;
+        stage.apply_image(&pair.key, size, part).map_err(fail)?;
+        size = (image.width, image.height);
     }
     Ok(PreparedImage {
         image,

@@ -297,11 +297,12 @@ fn the_image_path_alone_equals_the_training_image() {
                 .last()
                 .map_or([input.image.width, input.image.height], |g| g.to_size());
             let mut standardization = None;
+            let size = (input.image.width, input.image.height);
             let part = ImagePart {
                 image: &mut input.image,
                 standardization: &mut standardization,
             };
-            s.apply_image(&pair.key, part).unwrap();
+            s.apply_image(&pair.key, size, part).unwrap();
             assert_eq!(input.image, trained.image, "{name}: image path alone");
             assert_eq!(standardization, trained.standardization, "{name}");
             assert_eq!(

@@ -16,6 +16,8 @@ pub struct DecodedImage {
     pub image: Image,
     /// (orientation, width, height as stored) when an orientation was applied.
     pub exif: Option<(String, u32, u32)>,
+    /// The full (width, height), after orientation, when the image was decoded at a reduced size.
+    pub reduced_from: Option<(u32, u32)>,
 }
 
 fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, String> {
@@ -48,8 +50,17 @@ fn decode_oriented(
     let (width, height) = decoder.dimensions();
     limits.check_size(width, height)?;
     let orientation = jpeg_orientation(path, &mut decoder);
-    let mut img =
+    let img =
         DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode image: {e}"))?;
+    orient(img, orientation, exif)
+}
+
+/// Applies a JPEG's EXIF orientation by rule; returns the orientation applied.
+fn orient(
+    mut img: DynamicImage,
+    orientation: Option<Orientation>,
+    exif: ExifRule,
+) -> Result<(DynamicImage, Option<Orientation>), String> {
     match (orientation, exif) {
         (Some(o), ExifRule::Apply) => img.apply_orientation(o),
         (Some(o), ExifRule::Error) => return Err(format!(
@@ -58,6 +69,72 @@ fn decode_oriented(
         _ => {}
     }
     Ok((img, orientation.filter(|_| exif == ExifRule::Apply)))
+}
+
+/// A JPEG decoded at the smallest of 1/8, 1/4 and 1/2 of its size that is still at least
+/// `at_least` (after orientation), by the format's scaled inverse DCT; `None` when no reduction
+/// applies (not a JPEG, not 8-bit grey or RGB, or no scale small enough), so the caller decodes
+/// in full. Deterministic: the same file always gives the same pixels.
+pub fn decode_jpeg_reduced(
+    path: &Path,
+    rules: &ImageRules,
+    at_least: (u32, u32),
+) -> Result<Option<DecodedImage>, String> {
+    use image::ImageDecoder;
+    if !super::is_jpeg(path) {
+        return Ok(None);
+    }
+    rules.limits.check_file(path)?;
+    let mut header = reader(path)?
+        .into_decoder()
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let (width, height) = header.dimensions();
+    rules.limits.check_size(width, height)?;
+    let orientation = jpeg_orientation(path, &mut header);
+    let turned = orientation.is_some_and(|o| swaps_sides(&format!("{o:?}")))
+        && rules.exif == ExifRule::Apply;
+    let stored_at_least = if turned {
+        (at_least.1, at_least.0)
+    } else {
+        at_least
+    };
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut jpeg = jpeg_decoder::Decoder::new(std::io::BufReader::new(file));
+    jpeg.read_info()
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let clamp = |v: u32| v.min(u16::MAX as u32) as u16;
+    let (w, h) = jpeg
+        .scale(clamp(stored_at_least.0), clamp(stored_at_least.1))
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let format = jpeg.info().map(|i| i.pixel_format);
+    let grey_or_rgb = matches!(
+        format,
+        Some(jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24)
+    );
+    if (w as u32, h as u32) == (width, height) || !grey_or_rgb {
+        return Ok(None);
+    }
+    let pixels = jpeg
+        .decode()
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let img = match format {
+        Some(jpeg_decoder::PixelFormat::L8) => {
+            image::GrayImage::from_raw(w.into(), h.into(), pixels).map(DynamicImage::ImageLuma8)
+        }
+        _ => image::RgbImage::from_raw(w.into(), h.into(), pixels).map(DynamicImage::ImageRgb8),
+    }
+    .ok_or("cannot decode image: fewer pixels than its size")?;
+    let (img, applied) = orient(img, orientation, rules.exif)?;
+    let full = if turned {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    Ok(Some(DecodedImage {
+        exif: applied.map(|o| (format!("{o:?}"), width, height)),
+        image: from_dynamic(img, rules.alpha)?,
+        reduced_from: Some(full),
+    }))
 }
 
 /// A JPEG's EXIF orientation when it is not "as stored".
@@ -96,11 +173,19 @@ pub fn read_header(path: &Path) -> Result<ImageHeader, String> {
 /// Decodes one image file by the rules.
 pub fn decode_file(path: &Path, rules: &ImageRules) -> Result<DecodedImage, String> {
     if let Some(image) = super::tiff::decode(path, rules)? {
-        return Ok(DecodedImage { image, exif: None });
+        return Ok(DecodedImage {
+            image,
+            exif: None,
+            reduced_from: None,
+        });
     }
     let drop_alpha = rules.alpha == AlphaRule::Drop;
     if let Some(image) = super::png_rows::decode(path, &rules.limits, drop_alpha)? {
-        return Ok(DecodedImage { image, exif: None });
+        return Ok(DecodedImage {
+            image,
+            exif: None,
+            reduced_from: None,
+        });
     }
     let (img, orientation) = decode_oriented(path, &rules.limits, rules.exif)?;
     let exif = orientation.map(|o| {
@@ -115,6 +200,7 @@ pub fn decode_file(path: &Path, rules: &ImageRules) -> Result<DecodedImage, Stri
     Ok(DecodedImage {
         image: from_dynamic(img, rules.alpha)?,
         exif,
+        reduced_from: None,
     })
 }
 

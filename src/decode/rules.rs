@@ -46,6 +46,9 @@ pub struct ImageRules {
     pub alpha: AlphaRule,
     pub exif: ExifRule,
     pub limits: DecodeLimits,
+    /// JPEGs may be decoded at 1/2, 1/4 or 1/8 of their size when that still covers the size a
+    /// resize wants (`decode_file`'s `at_least`).
+    pub jpeg_reduce: bool,
 }
 
 /// Keeps all `bands`, or drops the last (alpha) one.

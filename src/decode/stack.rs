@@ -1,6 +1,6 @@
 //! A sample's image from its files: band files stacked as channels in the declared order (all of
 //! one size and dtype), then the optional `channels` conversion.
-use crate::decode::image::{decode_file, DecodedImage};
+use crate::decode::image::{decode_file, decode_jpeg_reduced, DecodedImage};
 use crate::decode::rules::ImageRules;
 use crate::error::{Error, Result};
 use crate::sample::{Image, PairRef, PixelValue, Pixels};
@@ -10,9 +10,22 @@ pub fn decode_pair_image(
     pair: &PairRef,
     rules: &ImageRules,
     channels: Option<usize>,
+    at_least: Option<(u32, u32)>,
 ) -> Result<DecodedImage> {
-    let mut first =
-        decode_file(&pair.image, rules).map_err(|m| Error::data(&pair.image, "decode", m))?;
+    // a reduced JPEG: one file (band stacks need every band at one size)
+    let reduced = match at_least {
+        Some(size) if rules.jpeg_reduce && pair.bands.is_empty() => {
+            decode_jpeg_reduced(&pair.image, rules, size)
+                .map_err(|m| Error::data(&pair.image, "decode", m))?
+        }
+        _ => None,
+    };
+    let mut first = match reduced {
+        Some(r) => r,
+        None => {
+            decode_file(&pair.image, rules).map_err(|m| Error::data(&pair.image, "decode", m))?
+        }
+    };
     for file in &pair.bands {
         let band = decode_file(file, rules)
             .map_err(|m| Error::data(file, "decode", m))?

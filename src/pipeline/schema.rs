@@ -82,6 +82,12 @@ pub struct InputConfig {
     /// JPEG EXIF orientation: `apply` (rotate as a viewer would), `ignore` (raw pixels), `error`.
     #[serde(default)]
     pub exif: ExifRule,
+    /// Decode JPEG photos at 1/2, 1/4 or 1/8 of their size (the format's scaled inverse DCT, as
+    /// libjpeg's `scale_denom` and Pillow's `draft` do) when the first resize shrinks them by 2x or
+    /// more. Off by default: faster, and slightly different pixels from full decoding + the same
+    /// resize (docs/performance.md). Not written when off, so the pipeline hash is unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jpeg_reduce: bool,
     /// Convert every image to this many bands: 1 (grey, ITU-R 601 luma) or 3 (grey repeated).
     /// Without it, a dataset mixing band counts is an error listing the odd files.
     pub channels: Option<usize>,
@@ -129,6 +135,7 @@ impl InputConfig {
             alpha: self.alpha,
             exif: self.exif,
             limits: self.limits(),
+            jpeg_reduce: self.jpeg_reduce,
         }
     }
 

@@ -170,11 +170,13 @@ impl Stage {
     }
 
     /// The image path alone, as `segprep apply` runs it on a new image (no label exists there).
-    pub fn apply_image(&self, key: &str, image: ImagePart) -> Result<(), String> {
+    /// `size`: the image's size as the stages see it (its full size, also when a JPEG was decoded
+    /// reduced for a first resize).
+    pub fn apply_image(&self, key: &str, size: (u32, u32), image: ImagePart) -> Result<(), String> {
         dispatch!(self, |s| {
             let at = SampleAt {
-                width: image.image.width,
-                height: image.image.height,
+                width: size.0,
+                height: size.1,
                 key,
                 split: INFERENCE_SPLIT,
                 copy: 0,
@@ -240,9 +242,10 @@ fn run_all<S: StageOps>(stage: &S, samples: Vec<Sample>) -> Result<Vec<Sample>, 
 /// Runs `stage` on one sample as copy `copy`: one plan, the image path, the label path, then the
 /// drawn parameters and (for copies 1, 2, ...) the key `key@copy` recorded.
 pub fn run_on<S: StageOps>(stage: &S, sample: &mut Sample, copy: u32) -> Result<(), String> {
+    // the label's size: the sample's, also when its image was decoded reduced for a first resize
     let at = SampleAt {
-        width: sample.image.width,
-        height: sample.image.height,
+        width: sample.label.width,
+        height: sample.label.height,
         key: &sample.pair.key,
         split: &sample.split,
         copy,
