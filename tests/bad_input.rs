@@ -31,6 +31,22 @@ fn unknown_toml_key_names_line_and_nearest_key() {
 }
 
 #[test]
+fn zstd_is_refused_for_npz_shards() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(
+        d.path(),
+        "[output]\ndir = \"out\"\ncompression = \"zstd\"\n",
+    );
+    let r = run(d.path(), &["build", p]);
+    assert_clean_failure(
+        &r,
+        2,
+        &["compression = \"zstd\" applies to format = \"parquet\""],
+    );
+    assert!(!d.path().join("out").exists());
+}
+
+#[test]
 fn unknown_stage_and_stage_key() {
     let d = quintal_dir();
     let p = quintal_pipeline(

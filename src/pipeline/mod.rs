@@ -12,7 +12,7 @@ use crate::decode::label::LabelDecoder;
 use crate::decode::label::LabelFormat;
 use crate::error::{Error, Result};
 use crate::sample::PixelType;
-use crate::sink::{Layout, OutputFormat, SinkOptions};
+use crate::sink::{Compression, Layout, OutputFormat, SinkOptions};
 use crate::source::{DatasetKind, SourceOptions};
 use crate::split::SplitPlan;
 use crate::stages::{BuildContext, Stage, StageConfig};
@@ -125,6 +125,9 @@ pub fn resolve(path: &Path, config: PipelineFile) -> Result<Pipeline> {
         OutputFormat::Npz => matches!(layout, Layout::Stacked | Layout::Gym),
         OutputFormat::Parquet => matches!(layout, Layout::Huggingface | Layout::Tensor),
     };
+    if config.output.format == OutputFormat::Npz && config.output.compression == Compression::Zstd {
+        problems.push("output.compression = \"zstd\" applies to format = \"parquet\"; NPZ shards are \"stored\" or \"deflate\" (numpy reads no zstd zip entries)".into());
+    }
     if !fits {
         problems.push(format!(
             "output.layout = \"{}\" does not apply to format = \"{}\" (npz: stacked, gym; parquet: huggingface, tensor)",

@@ -13,7 +13,8 @@ use crate::storage::atomic::EarlyWriteback;
 pub fn entry_options(compression: Compression, bytes: u64) -> SimpleFileOptions {
     let method = match compression {
         Compression::Stored => zip::CompressionMethod::Stored,
-        Compression::Deflate => zip::CompressionMethod::Deflated,
+        // zstd zip entries are not readable by numpy: the pipeline refuses zstd for NPZ
+        Compression::Deflate | Compression::Zstd => zip::CompressionMethod::Deflated,
     };
     SimpleFileOptions::default()
         .compression_method(method)

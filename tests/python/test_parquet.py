@@ -118,9 +118,10 @@ def test_metadata_explains_the_shard(quintal):
         assert meta["counts"] == stats[split], "one shard per split here: its counts are the split's"
 
 
-def test_row_groups_are_capped_and_pixel_columns_plain(quintal):
+@pytest.mark.parametrize(("setting", "codec"), [("", "UNCOMPRESSED"), ('compression = "zstd"\n', "ZSTD")])
+def test_row_groups_are_capped_and_pixel_columns_plain(quintal, setting, codec):
     tmp, head = quintal
-    out = build(tmp, head + '[output]\nformat = "parquet"\ndir = "out"\nrow_group_bytes = 300000\n')
+    out = build(tmp, head + f'[output]\nformat = "parquet"\ndir = "out"\nrow_group_bytes = 300000\n{setting}')
     f = shards(out)[0]
     meta = pq.ParquetFile(f).metadata
     # 256x256x3 + 256x256 (u8 labels) = 262144 bytes a sample -> 300000 bytes hold one per row group
@@ -128,9 +129,25 @@ def test_row_groups_are_capped_and_pixel_columns_plain(quintal):
     names = [meta.schema.column(i).path for i in range(meta.num_columns)]
     for i, name in enumerate(names):
         col = meta.row_group(0).column(i)
-        assert col.compression == "ZSTD", name
+        assert col.compression == codec, name
         if name.startswith(("image", "label")):
             assert col.statistics is None and not col.has_dictionary_page, name
+
+
+def test_tensor_pixels_are_delta_packed_near_their_raw_size(quintal):
+    """u8 pixels are INT32 in Parquet; delta bit-packing keeps them near one byte a value."""
+    tmp, head = quintal
+    out = build(tmp, head + '[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\n')
+    meta = pq.ParquetFile(shards(out)[0]).metadata
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    raw = 0
+    for i, name in enumerate(names):
+        col = meta.row_group(0).column(i)
+        if name.endswith("list.item"):
+            assert "DELTA_BINARY_PACKED" in col.encodings and col.physical_type == "INT32", (name, col.encodings)
+            raw += col.total_uncompressed_size
+    pixels = 6 * (256 * 256 * 3 + 256 * 256)
+    assert raw < 1.5 * pixels, f"{raw} bytes of pages for {pixels} pixel values"
 
 
 def test_file_size_limit_is_a_clear_error_and_leaves_no_shard(quintal):
