@@ -80,7 +80,10 @@ shard_samples = {shard}
 # ---------------------------------------------------------------- data
 
 
-def make_quintal(root, pairs):
+def make_quintal(root, pairs, encode=None):
+    """The shared quintal pairs replicated to `pairs` pairs under root/stills and root/labels
+    (hard links). `encode(photo, label, folder)` may first write each source pair in another form
+    into `folder` and return the two paths it wrote; by default the shared files are linked."""
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} is absent: the benchmark needs ../shared/data/quintal beside the repository")
     stills, labels = root / "stills", root / "labels"
@@ -89,36 +92,24 @@ def make_quintal(root, pairs):
     shutil.rmtree(root, ignore_errors=True)
     stills.mkdir(parents=True)
     labels.mkdir()
-    sources = sorted((SHARED / "stills").glob("*.png"))
+    sources = [(src, SHARED / "labelsRGB" / f"{src.stem}_L.png") for src in sorted((SHARED / "stills").glob("*.png"))]
+    if encode is not None:
+        (root / "encoded").mkdir()
+        sources = [encode(photo, label, root / "encoded") for photo, label in sources]
     for i in range(pairs):
-        src = sources[i % len(sources)]
-        link(src, stills / f"q{i:05d}.png")
-        link(SHARED / "labelsRGB" / f"{src.stem}_L.png", labels / f"q{i:05d}_L.png")
+        photo, label = sources[i % len(sources)]
+        link(photo, stills / f"q{i:05d}{photo.suffix}")
+        link(label, labels / f"q{i:05d}_L.png")
     shutil.copy(SHARED / "label_colors.txt", root / "label_colors.txt")
 
 
-def make_quintal_jpeg(root, pairs):
-    """The quintal photos as JPEG (quality 90; alpha dropped), replicated like make_quintal."""
+def as_jpeg(photo, label, folder):
+    """An `encode` for make_quintal: the photo as JPEG (quality 90; alpha dropped), the label as it is."""
     import cv2
 
-    if not SHARED.is_dir():
-        sys.exit(f"{SHARED} is absent: the benchmark needs ../shared/data/quintal beside the repository")
-    stills, labels = root / "stills", root / "labels"
-    if stills.is_dir() and len(list(stills.iterdir())) == pairs:
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    (root / "encoded").mkdir(parents=True)
-    stills.mkdir()
-    labels.mkdir()
-    sources = sorted((SHARED / "stills").glob("*.png"))
-    for src in sources:
-        bgr = cv2.imread(str(src), cv2.IMREAD_COLOR)
-        cv2.imwrite(str(root / "encoded" / f"{src.stem}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    for i in range(pairs):
-        src = sources[i % len(sources)]
-        link(root / "encoded" / f"{src.stem}.jpg", stills / f"q{i:05d}.jpg")
-        link(SHARED / "labelsRGB" / f"{src.stem}_L.png", labels / f"q{i:05d}_L.png")
-    shutil.copy(SHARED / "label_colors.txt", root / "label_colors.txt")
+    jpeg = folder / f"{photo.stem}.jpg"
+    cv2.imwrite(str(jpeg), cv2.imread(str(photo), cv2.IMREAD_COLOR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return jpeg, label
 
 
 def link(src, dst):
@@ -157,7 +148,7 @@ def pipelines(data, pairs):
     for name, n in (("quintal", pairs), ("jpeg", pairs), ("multiband", pairs // 2)):
         root = data / f"{name}-{n}"
         if name in ("quintal", "jpeg"):
-            (make_quintal if name == "quintal" else make_quintal_jpeg)(root, n)
+            make_quintal(root, n, encode=as_jpeg if name == "jpeg" else None)
             fields = dict(
                 images="stills",
                 labels="labels",

@@ -14,7 +14,6 @@ must be equal).
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data" / "quintal"
+sys.path.insert(0, str(REPO / "benches"))
+
+from e2e import make_quintal  # noqa: E402  (the same replication of the shared photos)
+
 SEGPREP = REPO / "target" / "release" / "segprep"
 FLOOR = REPO / "target" / "release" / "examples" / "decode_floor"
 
@@ -47,27 +49,15 @@ shard_samples = 64
 """
 
 
-def make_large(root, pairs):
+def blown_up(photo, label, folder):
+    """An `encode` for make_quintal: the photo at 2048x1536 (bicubic) as JPEG quality 90, its label
+    at 2048x1536 (nearest) as PNG."""
     from PIL import Image
 
-    if not SHARED.is_dir():
-        sys.exit(f"{SHARED} is absent: the benchmark needs ../shared/data/quintal beside the repository")
-    if (root / "stills").is_dir() and len(list((root / "stills").iterdir())) == pairs:
-        return
-    shutil.rmtree(root, ignore_errors=True)
-    for d in ("encoded", "stills", "labels"):
-        (root / d).mkdir(parents=True)
-    sources = sorted((SHARED / "stills").glob("*.png"))
-    for src in sources:
-        photo = Image.open(src).convert("RGB").resize((2048, 1536), Image.BICUBIC)
-        photo.save(root / "encoded" / f"{src.stem}.jpg", quality=90)
-        label = Image.open(SHARED / "labelsRGB" / f"{src.stem}_L.png").convert("RGB")
-        label.resize((2048, 1536), Image.NEAREST).save(root / "encoded" / f"{src.stem}_L.png")
-    for i in range(pairs):
-        src = sources[i % len(sources)]
-        os.link(root / "encoded" / f"{src.stem}.jpg", root / "stills" / f"q{i:05d}.jpg")
-        os.link(root / "encoded" / f"{src.stem}_L.png", root / "labels" / f"q{i:05d}_L.png")
-    shutil.copy(SHARED / "label_colors.txt", root / "label_colors.txt")
+    jpeg, png = folder / f"{photo.stem}.jpg", folder / f"{photo.stem}_L.png"
+    Image.open(photo).convert("RGB").resize((2048, 1536), Image.BICUBIC).save(jpeg, quality=90)
+    Image.open(label).convert("RGB").resize((2048, 1536), Image.NEAREST).save(png)
+    return jpeg, png
 
 
 def timed_build(root, file, threads):
@@ -98,7 +88,7 @@ def main():
     if not SEGPREP.is_file():
         sys.exit("build the release binary first: cargo build --release --bin segprep")
     root = a.data / f"large-jpeg-{a.pairs}"
-    make_large(root, a.pairs)
+    make_quintal(root, a.pairs, encode=blown_up)
     (root / "full.toml").write_text(PIPELINE.format(reduce=""))
     (root / "reduced.toml").write_text(PIPELINE.format(reduce="jpeg_reduce = true"))
     best = {"full.toml": float("inf"), "reduced.toml": float("inf")}

@@ -62,7 +62,7 @@ fn main() {
             }
             if let Some(at_least) = reduced {
                 // as `[input] jpeg_reduce` decodes them for a resize to `at_least`
-                let reduced = decode_jpeg_reduced(&pair.image, &rules, at_least);
+                let reduced = decode_jpeg_reduced(&pair.image, &rules, &|_, _| Some(at_least));
                 if std::hint::black_box(reduced.expect("image decodes")).is_some() {
                     return;
                 }

@@ -25,6 +25,8 @@ pub struct Online {
     splits: Vec<(String, Vec<PairRef>)>,
     /// Key → (split position, pair position).
     by_key: HashMap<String, (usize, usize)>,
+    /// The pipeline augments: every sample records its drawn parameters, as in the shards.
+    records_augment: bool,
 }
 
 /// One sample as a shard stores it: the arrays' bytes in their output dtypes, and the small values.
@@ -87,6 +89,7 @@ impl Online {
             })
             .collect();
         Ok(Online {
+            records_augment: pipeline.sink_options().augment,
             pipeline,
             online_from,
             splits,
@@ -199,7 +202,6 @@ impl Online {
 
     /// The sample's arrays as the sinks write them.
     fn output(&self, s: Sample) -> OutputSample {
-        let augmenting = self.pipeline.sink_options().augment;
         let image = s.image;
         OutputSample {
             key: s.pair.key,
@@ -210,7 +212,9 @@ impl Online {
             label_shape: [s.label.height as usize, s.label.width as usize],
             label_dtype: self.pipeline.label_dtype.numpy(),
             label: label_bytes(&s.label.ids, self.pipeline.label_dtype),
-            augment: augmenting.then(|| s.augment.unwrap_or_else(|| "null".into())),
+            augment: self
+                .records_augment
+                .then(|| s.augment.unwrap_or_else(|| "null".into())),
             standardization: s.standardization.map(|v| (v.mean, v.std)),
         }
     }

@@ -2,7 +2,7 @@
 //! through the stages. The build, `segprep stats --geometry`, preview and the stage tests call
 //! `process_pair`; `segprep apply` calls `prepare_image`, the same decoding and the stages' image
 //! paths alone, so a sample is made one way everywhere.
-use crate::decode::image::read_header;
+use crate::decode::image::ReduceTarget;
 use crate::decode::rules::ImageRules;
 use crate::decode::stack::decode_pair_image;
 use crate::error::{Error, Result};
@@ -65,8 +65,9 @@ pub fn run_copy(stages: &[Stage], mut sample: Sample, copy: u32) -> Result<Sampl
 fn decode_sample(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) -> Result<Sample> {
     let input = &p.config.input;
     let rules = input.image_rules();
-    let at_least = reduced_decode_target(stages, pair, &rules)?;
-    let decoded = decode_pair_image(pair, &rules, input.channels, at_least)?;
+    let target = first_resize_target(stages);
+    let reduce_to = target.as_ref().map(|t| t as ReduceTarget);
+    let decoded = decode_pair_image(pair, &rules, input.channels, reduce_to)?;
     let image = decoded.image;
     let (width, height) = decoded.reduced_from.unwrap_or((image.width, image.height));
     let label = p.decoder.decode_source(&pair.label, width, height)?;
@@ -88,30 +89,21 @@ fn decode_sample(p: &Pipeline, stages: &[Stage], pair: &PairRef, split: &str) ->
     })
 }
 
-/// The size the first resize wants for this pair's image, when the rules allow reduced JPEG
-/// decoding and the first stage that changes pixels is a resize: the decoder may then stop at
-/// 1/2, 1/4 or 1/8 of the image's size, whatever still covers it.
-fn reduced_decode_target(
-    stages: &[Stage],
-    pair: &PairRef,
-    rules: &ImageRules,
-) -> Result<Option<(u32, u32)>> {
-    if !rules.jpeg_reduce || !pair.bands.is_empty() || !crate::decode::is_jpeg(&pair.image) {
-        return Ok(None);
-    }
-    let first = stages.iter().find(|s| !matches!(s, Stage::Remap(_)));
-    let Some(resize @ Stage::Resize(_)) = first else {
-        return Ok(None);
-    };
-    let header = read_header(&pair.image).map_err(|m| Error::data(&pair.image, "decode", m))?;
-    let (w, h) = header.size(rules.exif);
-    let steps = resize
-        .geometry(w, h)
-        .map_err(|m| Error::data(&pair.image, "resize", m))?;
-    Ok(steps.into_iter().find_map(|s| match s {
-        GeometryStep::Resize { to, .. } => Some((to[0], to[1])),
-        _ => None,
-    }))
+/// The size the first resize wants for an image of a given full size, when the first stage that
+/// changes pixels is a resize: what a reduced JPEG decode (`[input] jpeg_reduce`) must still
+/// cover. A size the resize cannot plan gives `None`: a full decode, and the resize reports it.
+fn first_resize_target(stages: &[Stage]) -> Option<impl Fn(u32, u32) -> Option<(u32, u32)> + '_> {
+    let first = stages.iter().find(|s| !matches!(s, Stage::Remap(_)))?;
+    matches!(first, Stage::Resize(_)).then_some(move |w, h| {
+        first
+            .geometry(w, h)
+            .ok()?
+            .into_iter()
+            .find_map(|s| match s {
+                GeometryStep::Resize { to, .. } => Some((to[0], to[1])),
+                _ => None,
+            })
+    })
 }
 
 /// Says which orientation of a turned JPEG the label matches, if any.
@@ -158,8 +150,9 @@ pub fn prepare_image(
     rules: &ImageRules,
     channels: Option<usize>,
 ) -> Result<PreparedImage> {
-    let at_least = reduced_decode_target(stages, pair, rules)?;
-    let decoded = decode_pair_image(pair, rules, channels, at_least)?;
+    let target = first_resize_target(stages);
+    let reduce_to = target.as_ref().map(|t| t as ReduceTarget);
+    let decoded = decode_pair_image(pair, rules, channels, reduce_to)?;
     let mut image = decoded.image;
     // the size the stages plan from: the full size, also when the JPEG was decoded reduced
     let mut size = decoded.reduced_from.unwrap_or((image.width, image.height));

@@ -71,14 +71,18 @@ fn orient(
     Ok((img, orientation.filter(|_| exif == ExifRule::Apply)))
 }
 
-/// A JPEG decoded at the smallest of 1/8, 1/4 and 1/2 of its size that is still at least
-/// `at_least` (after orientation), by the format's scaled inverse DCT; `None` when no reduction
-/// applies (not a JPEG, not 8-bit grey or RGB, or no scale small enough), so the caller decodes
-/// in full. Deterministic: the same file always gives the same pixels.
+/// What a reduced decode must still cover, given the image's full (width, height) after
+/// orientation: the size a resize wants, or `None` for no reduction.
+pub type ReduceTarget<'a> = &'a dyn Fn(u32, u32) -> Option<(u32, u32)>;
+
+/// A JPEG decoded at the smallest of 1/8, 1/4 and 1/2 of its size that still covers `target`'s
+/// size (after orientation), by the format's scaled inverse DCT; `None` when no reduction applies
+/// (not a JPEG, not 8-bit grey or RGB, no target, or no scale small enough), so the caller
+/// decodes in full. Deterministic: the same file always gives the same pixels.
 pub fn decode_jpeg_reduced(
     path: &Path,
     rules: &ImageRules,
-    at_least: (u32, u32),
+    target: ReduceTarget,
 ) -> Result<Option<DecodedImage>, String> {
     use image::ImageDecoder;
     if !super::is_jpeg(path) {
@@ -93,6 +97,14 @@ pub fn decode_jpeg_reduced(
     let orientation = jpeg_orientation(path, &mut header);
     let turned = orientation.is_some_and(|o| swaps_sides(&format!("{o:?}")))
         && rules.exif == ExifRule::Apply;
+    let full = if turned {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    let Some(at_least) = target(full.0, full.1) else {
+        return Ok(None);
+    };
     let stored_at_least = if turned {
         (at_least.1, at_least.0)
     } else {
@@ -125,11 +137,6 @@ pub fn decode_jpeg_reduced(
     }
     .ok_or("cannot decode image: fewer pixels than its size")?;
     let (img, applied) = orient(img, orientation, rules.exif)?;
-    let full = if turned {
-        (height, width)
-    } else {
-        (width, height)
-    };
     Ok(Some(DecodedImage {
         exif: applied.map(|o| (format!("{o:?}"), width, height)),
         image: from_dynamic(img, rules.alpha)?,

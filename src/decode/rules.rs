@@ -47,7 +47,7 @@ pub struct ImageRules {
     pub exif: ExifRule,
     pub limits: DecodeLimits,
     /// JPEGs may be decoded at 1/2, 1/4 or 1/8 of their size when that still covers the size a
-    /// resize wants (`decode_file`'s `at_least`).
+    /// resize wants (`decode_jpeg_reduced`'s target).
     pub jpeg_reduce: bool,
 }
 

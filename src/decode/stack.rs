@@ -1,6 +1,6 @@
 //! A sample's image from its files: band files stacked as channels in the declared order (all of
 //! one size and dtype), then the optional `channels` conversion.
-use crate::decode::image::{decode_file, decode_jpeg_reduced, DecodedImage};
+use crate::decode::image::{decode_file, decode_jpeg_reduced, DecodedImage, ReduceTarget};
 use crate::decode::rules::ImageRules;
 use crate::error::{Error, Result};
 use crate::sample::{Image, PairRef, PixelValue, Pixels};
@@ -10,12 +10,12 @@ pub fn decode_pair_image(
     pair: &PairRef,
     rules: &ImageRules,
     channels: Option<usize>,
-    at_least: Option<(u32, u32)>,
+    reduce_to: Option<ReduceTarget>,
 ) -> Result<DecodedImage> {
     // a reduced JPEG: one file (band stacks need every band at one size)
-    let reduced = match at_least {
-        Some(size) if rules.jpeg_reduce && pair.bands.is_empty() => {
-            decode_jpeg_reduced(&pair.image, rules, size)
+    let reduced = match reduce_to {
+        Some(target) if rules.jpeg_reduce && pair.bands.is_empty() => {
+            decode_jpeg_reduced(&pair.image, rules, target)
                 .map_err(|m| Error::data(&pair.image, "decode", m))?
         }
         _ => None,

@@ -105,7 +105,7 @@ impl Pipeline {
 
     /// The pipeline as index.json records it (`pipeline`), as JSON.
     fn config_json(&self) -> String {
-        serde_json_string(&self.online.pipeline().config)
+        segprep::pipeline::config_json(&self.online.pipeline().config)
     }
 
     /// sha256 of the pipeline as written: the `pipeline_hash` of a build from it.
@@ -368,10 +368,6 @@ impl PreparedLayout {
             standardization: standardization.map(|(mean, std)| Standardization { mean, std }),
         })
     }
-}
-
-fn serde_json_string(config: &segprep::pipeline::schema::PipelineFile) -> String {
-    segprep::pipeline::config_json(config)
 }
 
 fn make_pool(threads: usize) -> PyResult<rayon::ThreadPool> {
