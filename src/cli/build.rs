@@ -20,7 +20,9 @@ pub fn run(a: BuildArgs) -> Result<i32> {
         force: a.force,
         worker: worker.clone(),
     };
-    let summary = build(&mut pipeline, &opts, &Bar::new())?;
+    let summary = build(&mut pipeline, &opts, &Bar::new());
+    super::report_fetched();
+    let summary = summary?;
     for w in &summary.warnings {
         eprintln!("warning: {w}");
     }

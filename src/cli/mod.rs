@@ -432,6 +432,13 @@ fn load_pipeline(path: &std::path::Path) -> Result<crate::pipeline::Pipeline> {
     Ok(p)
 }
 
+/// Says what this run fetched of its object-store inputs (mirrors keep the rest for later runs).
+fn report_fetched() {
+    for (url, objects, bytes) in crate::storage::mirror::fetched() {
+        eprintln!("fetched {objects} object(s), {bytes} bytes, of {url}");
+    }
+}
+
 /// Runs a command; returns the exit status for a run that completed (check may report problems).
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {

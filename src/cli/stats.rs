@@ -31,7 +31,9 @@ pub fn run(a: StatsArgs) -> Result<i32> {
             beta: a.beta,
         },
     };
-    let r = thread_pool(a.threads)?.install(|| report(&a.target, &options, &Bar::new()))?;
+    let r = thread_pool(a.threads)?.install(|| report(&a.target, &options, &Bar::new()));
+    super::report_fetched();
+    let r = r?;
     let polars_err =
         |e: polars::error::PolarsError| Error::Usage(format!("cannot write the table: {e}"));
     let bytes = match a.format {
@@ -90,7 +92,9 @@ fn worker_moments(a: StatsArgs) -> Result<i32> {
         force: false,
         worker,
     };
-    let (measured, owned) = crate::engine::measure_worker_moments(&mut p, &opts, &Bar::new())?;
+    let measuring = crate::engine::measure_worker_moments(&mut p, &opts, &Bar::new());
+    super::report_fetched();
+    let (measured, owned) = measuring?;
     println!(
         "measured the train moments of {measured} shard(s) ({} already saved) of the {owned} this worker owns",
         owned - measured

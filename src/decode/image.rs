@@ -21,8 +21,13 @@ pub struct DecodedImage {
 }
 
 fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, String> {
-    let mut r = ImageReader::open(path)
-        .map_err(|e| format!("cannot open: {e}"))?
+    let file = std::io::BufReader::new(super::open_file(path)?);
+    // as ImageReader::open: the extension's format unless the content says otherwise
+    let mut r = ImageReader::new(file);
+    if let Ok(format) = image::ImageFormat::from_path(path) {
+        r.set_format(format);
+    }
+    let mut r = r
         .with_guessed_format()
         .map_err(|e| format!("cannot read: {e}"))?;
     let mut limits = Limits::default();
@@ -110,7 +115,7 @@ pub fn decode_jpeg_reduced(
     } else {
         at_least
     };
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let file = super::open_file(path)?;
     let mut jpeg = jpeg_decoder::Decoder::new(std::io::BufReader::new(file));
     jpeg.read_info()
         .map_err(|e| format!("cannot decode image: {e}"))?;

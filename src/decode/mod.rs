@@ -26,6 +26,13 @@ pub fn is_supported_image(path: &std::path::Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Opens an input file for reading. A mirrored object whose bytes are not here yet is fetched
+/// first (see `storage::mirror`): every decoder opens its files here.
+pub fn open_file(path: &std::path::Path) -> Result<std::fs::File, String> {
+    crate::storage::mirror::ensure_local(path).map_err(|e| e.to_string())?;
+    std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))
+}
+
 pub fn is_jpeg(path: &std::path::Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())

@@ -17,7 +17,7 @@ pub(crate) fn decode(
     limits: &DecodeLimits,
     drop_alpha: bool,
 ) -> Result<Option<Image>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let file = super::open_file(path)?;
     let mut input = BufReader::new(file);
     let head = input.fill_buf().map_err(|e| format!("cannot read: {e}"))?;
     if !head.starts_with(SIGNATURE) {

@@ -153,7 +153,7 @@ fn read_png(
     limits: &DecodeLimits,
     rows: &mut dyn LabelRows,
 ) -> Result<RawLabel, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let file = super::open_file(path)?;
     let mut input = BufReader::new(file);
     // 8-bit RGB(A) colour labels: rows un-filtered two at a time, as images are
     let corrupt = |e: png::DecodingError| format!("corrupt or truncated PNG: {e}");

@@ -24,7 +24,7 @@ fn open(path: &Path) -> Result<Option<(TiffFile, ColorType, usize)>, String> {
     if !is_tiff(path) {
         return Ok(None);
     }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let file = super::open_file(path)?;
     let mut limits = tiff::decoder::Limits::default();
     limits.decoding_buffer_size = super::MAX_DECODE_BYTES as usize;
     limits.intermediate_buffer_size = super::MAX_DECODE_BYTES as usize;

@@ -88,11 +88,13 @@ fn build_in_pool(
         out_dir,
         fixed,
     } = inputs(p, opts)?;
-    if p.config.run.on_error == OnError::Fail {
-        plan::check_uniform_images(p, &found.pairs)?;
-    }
     // claimed before the expensive work, so a wrong output folder fails fast
     let out = claim_output(p, &found, &out_dir, opts)?;
+    let mine = owned_pairs(&found.pairs, fixed.as_deref(), opts.worker.as_ref());
+    fetch_inputs(&mine, progress)?;
+    if p.config.run.on_error == OnError::Fail {
+        plan::check_uniform_images(p, &mine)?;
+    }
     let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
     let saved_moments = opts.worker.as_ref().map(|_| &out);
     dataset_stats::measure_dataset_standardization(p, &groups, saved_moments, progress)?;
@@ -123,6 +125,31 @@ fn build_in_pool(
         warnings: built.warnings,
         shards: (records.iter().flatten().count(), plans.len()),
     })
+}
+
+/// The pairs this process builds: a worker's are those of the shards it owns (each pair is
+/// checked and fetched by exactly one worker), a single build's are all.
+fn owned_pairs(
+    pairs: &[PairRef],
+    fixed: Option<&[ShardPlan]>,
+    worker: Option<&Worker>,
+) -> Vec<PairRef> {
+    match (fixed, worker) {
+        (Some(plans), Some(w)) => plans
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| w.owns(*s))
+            .flat_map(|(_, plan)| plan.pairs.iter().cloned())
+            .collect(),
+        _ => pairs.to_vec(),
+    }
+}
+
+/// Fetches the object-store inputs of `pairs` that are not in the local mirror yet, several at a
+/// time; other files a run reads (each split's first pair) are fetched when they are opened.
+fn fetch_inputs(pairs: &[PairRef], progress: &dyn Progress) -> Result<()> {
+    let files = pairs.iter().flat_map(|pair| pair.files());
+    crate::storage::mirror::prefetch(files, progress)
 }
 
 /// The pairs of each split in plan order (train, val, test, others; keys sorted), with the
@@ -255,6 +282,12 @@ pub fn measure_worker_moments(
         let groups =
             dataset_stats::train_groups(&run.found.pairs, &run.splits, run.fixed.as_deref());
         let owned = groups.iter().filter(|(s, _)| worker.owns(*s)).count();
+        let mine: Vec<PairRef> = groups
+            .iter()
+            .filter(|(s, _)| worker.owns(*s))
+            .flat_map(|(_, pairs)| pairs.iter().cloned())
+            .collect();
+        fetch_inputs(&mine, progress)?;
         let owns = |s| worker.owns(s);
         let measured = dataset_stats::save_worker_moments(p, at, &groups, &owns, &out, progress)?;
         Ok((measured, owned))

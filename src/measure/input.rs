@@ -39,6 +39,15 @@ pub fn measure(p: &Pipeline, geometry: bool, progress: &dyn Progress) -> Result<
         .split
         .assign(&found.pairs)
         .map_err(|m| Error::pipeline(&p.file, m))?;
+    // object-store inputs: what is counted (labels; images too for the geometry) comes in
+    // several GETs at a time rather than one per thread as each file is opened
+    let read = found.pairs.iter().flat_map(|pair| {
+        let images: Vec<&std::path::Path> = pair.image_files().map(|f| f.as_path()).collect();
+        pair.files()
+            .into_iter()
+            .filter(move |f| geometry || !images.contains(f))
+    });
+    crate::storage::mirror::prefetch(read, progress)?;
     progress.start("counting labels", found.pairs.len() as u64);
     let results: Vec<Result<FileCounts>> = found
         .pairs

@@ -254,7 +254,7 @@ impl Pipeline {
         let mut mirrored = Vec::new();
         let mut localize = |path: &mut PathBuf| -> Result<()> {
             if crate::storage::is_url(path) {
-                let m = crate::storage::mirror::mirror(path)?;
+                let m = crate::storage::mirror::mirror(path, &crate::decode::is_supported_image)?;
                 *path = m.local.clone();
                 mirrored.push(m);
             }

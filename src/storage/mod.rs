@@ -3,9 +3,10 @@
 //! `GOOGLE_*`, `AZURE_*`), read the way `object_store` documents them.
 //!
 //! Outputs: the engine writes each shard into a local staging folder exactly as for a local build,
-//! then publishes the finished files with single PUTs, which object stores make atomic (an object
-//! appears whole or not at all), and only then the shard's record. Inputs: a URL folder is mirrored
-//! into a local cache (see `mirror`) before discovery.
+//! then publishes the finished files (one PUT, or a multipart upload for large ones), which object
+//! stores make atomic (an object appears whole or not at all), and only then the shard's record.
+//! Inputs: a URL folder is listed into a local mirror whose image files are fetched as runs need
+//! them (see `mirror`).
 pub mod atomic;
 pub mod mirror;
 
@@ -54,6 +55,18 @@ pub struct ObjectInfo {
     /// The ETag (or version, or write time) the store gives: it changes with the content, also
     /// when the size does not.
     pub tag: String,
+    /// When the object was written (milliseconds since 1970): the mirror gives its copy this
+    /// time, so a resumed build sees the same input state as the run it continues.
+    #[serde(default)]
+    pub modified_ms: i64,
+}
+
+/// The store's own word for "this content": its ETag, else its version, else when it was written.
+fn content_tag(meta: &object_store::ObjectMeta) -> String {
+    meta.e_tag
+        .clone()
+        .or(meta.version.clone())
+        .unwrap_or_else(|| meta.last_modified.to_rfc3339())
 }
 
 /// One URL prefix in an object store, with the runtime that drives its calls.
@@ -248,16 +261,11 @@ impl Remote {
                     .skip(base.len())
                     .map(|p| p.as_ref().to_string())
                     .collect();
-                // the store's own word for "this content": its ETag, else its version, else the
-                // time it was written
-                let tag = meta
-                    .e_tag
-                    .or(meta.version)
-                    .unwrap_or_else(|| meta.last_modified.to_rfc3339());
                 ObjectInfo {
                     rel: rel.join("/"),
                     size: meta.size,
-                    tag,
+                    tag: content_tag(&meta),
+                    modified_ms: meta.last_modified.timestamp_millis(),
                 }
             })
             .collect();
@@ -275,6 +283,100 @@ impl Remote {
             )
         })?;
         crate::storage::atomic::write_bytes(local, &bytes)
+    }
+
+    /// Downloads listed objects into `dir` (each at its relative path), up to `in_flight` GETs at
+    /// once; `landed` hears of each object as its file is in place. Each file is written under a
+    /// partial name and renamed, and takes the object's write time. An object whose size or tag
+    /// is no longer the listed one is an error (it changed after the listing the plan was made
+    /// from). Stops at the first failure; GETs still in flight are dropped.
+    pub fn download_listed(
+        &self,
+        objects: &[ObjectInfo],
+        dir: &Path,
+        in_flight: usize,
+        mut landed: impl FnMut(&ObjectInfo),
+    ) -> Result<()> {
+        use futures::StreamExt;
+        self.runtime.block_on(async {
+            let mut gets = futures::stream::iter(objects)
+                .map(|object| async move { self.download_one(object, dir).await.map(|()| object) })
+                .buffer_unordered(in_flight.max(1));
+            while let Some(done) = gets.next().await {
+                landed(done?);
+            }
+            Ok(())
+        })
+    }
+
+    async fn download_one(&self, object: &ObjectInfo, dir: &Path) -> Result<()> {
+        let rel = &object.rel;
+        let got = self
+            .store
+            .get(&self.path(rel))
+            .await
+            .map_err(|e| self.fail(rel, "read", e))?;
+        let tag = content_tag(&got.meta);
+        let bytes = got.bytes().await.map_err(|e| self.fail(rel, "read", e))?;
+        if bytes.len() as u64 != object.size || tag != object.tag {
+            return Err(Error::data(
+                self.describe(rel),
+                "storage",
+                format!(
+                    "the object changed while this run used it (listed with {} bytes and tag {}, now {} bytes and tag {tag}); run again",
+                    object.size, object.tag, bytes.len()
+                ),
+            ));
+        }
+        let local = dir.join(rel);
+        write_with_time(&local, &bytes, object.modified_ms)
+            .map_err(|e| Error::io(&local, "storage", e))
+    }
+}
+
+/// Writes `bytes` to `path`, with the write time `modified_ms`. Not synced: this is a cache of
+/// objects the store still holds.
+pub fn write_with_time(path: &Path, bytes: &[u8], modified_ms: i64) -> std::io::Result<()> {
+    replace_file(path, modified_ms, |mut file| {
+        std::io::Write::write_all(&mut file, bytes)
+    })
+}
+
+/// A placeholder for an object not fetched yet: a sparse file of the object's size and write
+/// time (so listings, sizes and times are the object's) that holds no data.
+pub fn write_placeholder(path: &Path, size: u64, modified_ms: i64) -> std::io::Result<()> {
+    replace_file(path, modified_ms, |file| file.set_len(size))
+}
+
+/// Fills a file under a partial name, gives it the write time `modified_ms` and renames it into
+/// place: readers see the old file or the whole new one.
+fn replace_file(
+    path: &Path,
+    modified_ms: i64,
+    fill: impl FnOnce(&std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = atomic::partial_path(path);
+    let written = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        fill(&file)?;
+        file.set_modified(time_of(modified_ms))?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn time_of(modified_ms: i64) -> std::time::SystemTime {
+    let since = std::time::Duration::from_millis(modified_ms.unsigned_abs());
+    if modified_ms >= 0 {
+        std::time::UNIX_EPOCH + since
+    } else {
+        std::time::UNIX_EPOCH - since
     }
 }
 

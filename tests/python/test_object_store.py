@@ -209,6 +209,64 @@ def test_s3_workers_then_merge_equal_the_local_build(s3, tmp_path):
     assert_same_dataset(objects(client, "w/"), local)
 
 
+def fetched_bytes(stderr):
+    """Bytes a run says it fetched, over its mirrored URLs ("fetched N object(s), B bytes, of URL")."""
+    return sum(int(line.split(", ")[1].split()[0]) for line in stderr.splitlines() if line.startswith("fetched "))
+
+
+def test_each_of_4_workers_fetches_only_the_pairs_it_owns(s3, tmp_path):
+    """Workers list the inputs once and fetch the pairs of their own shards (and each split's first
+    pair, which every worker decodes for the sample shape), not the whole dataset."""
+    client, env = s3
+    fixture = REPO / "fixtures" / "quintal"
+    total = 0
+    for copy in range(4):
+        for sub in ["stills", "labelsRGB"]:
+            for f in sorted((fixture / sub).iterdir()):
+                client.upload_file(str(f), BUCKET, f"many/{sub}/{f.name.replace('_', f'_{copy}', 1)}")
+                total += f.stat().st_size
+    p = pipeline(tmp_path, "s3.toml", f"s3://{BUCKET}/many/stills", f"s3://{BUCKET}/many/labelsRGB", "w")
+    got = []
+    for i in range(4):
+        worker_env = {**env, "SEGPREP_CACHE": str(tmp_path / f"cache{i}")}
+        r = run(worker_env, tmp_path, "build", p, "--num-shards", "8", "--worker", f"{i}/4")
+        assert r.returncode == 0, r.stderr
+        assert "mirrored 24 object(s)" in r.stderr, r.stderr
+        got.append(fetched_bytes(r.stderr))
+    # every pair is fetched by the worker that owns it; the rest is at most 2 split-first pairs each
+    biggest_pair = max(a.stat().st_size for a in (fixture / "stills").iterdir()) + 2000
+    assert total <= sum(got) <= total + 4 * 2 * biggest_pair, (got, total)
+    assert max(got) < total / 2, (got, total)
+    assert run(env, tmp_path, "merge", "w").returncode == 0
+    local = tmp_path / "many"
+    for sub in ["stills", "labelsRGB"]:
+        (local / sub).mkdir(parents=True)
+        for key in [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=f"many/{sub}/")["Contents"]]:
+            client.download_file(BUCKET, key, str(tmp_path / key))
+    one = pipeline(tmp_path, "one.toml", local / "stills", local / "labelsRGB", "one")
+    assert run(env, tmp_path, "build", one, "--num-shards", "8").returncode == 0
+    index = json.loads((tmp_path / "one" / "index.json").read_text())
+    assert len(index["files"]) == 8
+    for f in index["files"]:
+        assert (tmp_path / "w" / f["file"]).read_bytes() == (tmp_path / "one" / f["file"]).read_bytes(), f
+    # a worker run again from its cache fetches nothing
+    env0 = {**env, "SEGPREP_CACHE": str(tmp_path / "cache0")}
+    r = run(env0, tmp_path, "build", p, "--num-shards", "8", "--worker", "0/4")
+    assert r.returncode == 0 and fetched_bytes(r.stderr) == 0, r.stderr
+    # files opened outside a build's own pairs are fetched as they are opened: the class report
+    # reads the labels alone, and gives the local report
+    label_bytes = sum(f.stat().st_size for f in (local / "labelsRGB").iterdir())
+    r = run({**env, "SEGPREP_CACHE": str(tmp_path / "cache-stats")}, tmp_path, "stats", p, "--format", "json")
+    assert r.returncode == 0 and fetched_bytes(r.stderr) == label_bytes, r.stderr
+    remote_report, local_report = (
+        json.loads(r.stdout),
+        json.loads(run(env, tmp_path, "stats", one, "--format", "json").stdout),
+    )
+    remote_report.pop("source"), local_report.pop("source")
+    assert remote_report == local_report
+    print("bytes fetched by each of 4 workers:", got, "of", total)
+
+
 def test_file_urls_work_like_folders(s3, tmp_path):
     _, env = s3
     fixture = REPO / "fixtures" / "quintal"
