@@ -17,17 +17,20 @@ pub struct BuildFiles {
     pub index: &'static str,
     pub stats: &'static str,
     pub errors: &'static str,
+    pub inputs: &'static str,
 }
 
 const PLAIN: BuildFiles = BuildFiles {
     index: "index.json",
     stats: "stats.json",
     errors: "errors.jsonl",
+    inputs: "inputs.jsonl",
 };
 const PARQUET: BuildFiles = BuildFiles {
     index: "_index.json",
     stats: "_stats.json",
     errors: "_errors.jsonl",
+    inputs: "_inputs.jsonl",
 };
 
 impl BuildFiles {
@@ -49,14 +52,16 @@ impl BuildFiles {
     }
 
     /// Every name either kind of build uses.
-    pub fn every_name() -> [&'static str; 6] {
+    pub fn every_name() -> [&'static str; 8] {
         [
             PLAIN.index,
             PLAIN.stats,
             PLAIN.errors,
+            PLAIN.inputs,
             PARQUET.index,
             PARQUET.stats,
             PARQUET.errors,
+            PARQUET.inputs,
         ]
     }
 
@@ -166,6 +171,38 @@ pub struct Index {
     pub skipped_samples: usize,
     pub warnings: Vec<String>,
     pub files: Vec<FileRecord>,
+    /// `inputs.jsonl`: every built pair's input files with their sizes and sha256, what
+    /// `segprep verify` checks the inputs against. Absent in builds of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputsRecord>,
+}
+
+/// The inputs file of a build, as `index.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InputsRecord {
+    pub file: String,
+    /// Pairs listed (one line each).
+    pub pairs: usize,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// One line of `inputs.jsonl`: a built pair's key and its input files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PairInputs {
+    pub key: String,
+    pub files: Vec<InputFile>,
+}
+
+/// An input file as read by the build: the configured input it is under (`images`, `labels`,
+/// `bands.1`, ...; empty when under none) and its path there, so the record is the same whether
+/// the folder was local, mounted elsewhere or an object-store URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InputFile {
+    pub input: String,
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 impl Index {

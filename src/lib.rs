@@ -25,3 +25,4 @@ pub mod split;
 pub mod stages;
 pub mod stats;
 pub mod storage;
+pub mod verify;

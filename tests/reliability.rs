@@ -508,3 +508,55 @@ fn a_bad_pair_mid_shard_leaves_no_shard_and_no_partial_file() {
         assert_nothing_left(&d.path().join("out"));
     }
 }
+
+/// Every built pair's input files are recorded (inputs.jsonl, its sha256 in index.json); `verify`
+/// reads them again and names each file changed since (same size, other bytes) or gone, by pair.
+#[test]
+fn verify_names_the_inputs_changed_since_the_build() {
+    let d = quintal_dir();
+    let p = quintal_pipeline(d.path(), &format!("{STAGES}[output]\ndir = \"out\"\n"));
+    assert_eq!(run(d.path(), &["build", p]).code, 0);
+    let index = json(d.path().join("out/index.json"));
+    assert_eq!(index["inputs"]["file"], "inputs.jsonl");
+    assert_eq!(index["inputs"]["pairs"], 6);
+    let r = run(d.path(), &["verify", p]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("verified 12 input file(s) of 6 pair(s)"),
+        "{}",
+        r.stdout
+    );
+
+    let label = d.path().join("q/labelsRGB/datasetQuintal_027_L.png");
+    let mut bytes = std::fs::read(&label).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 1;
+    std::fs::write(&label, bytes).unwrap();
+    std::fs::remove_file(d.path().join("q/stills/datasetQuintal_155.png")).unwrap();
+    let r = run(d.path(), &["verify", p]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("datasetQuintal_027_L.png (pair datasetQuintal_027): changed since the build: same size, other bytes"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("datasetQuintal_155.png (pair datasetQuintal_155): missing"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("2 of 12 input file(s)"), "{}", r.stdout);
+
+    // the record itself is checked: an edited inputs.jsonl is named, not trusted
+    let record = d.path().join("out/inputs.jsonl");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, text.replacen("\"bytes\":", "\"bytes\": ", 1)).unwrap();
+    let r = run(d.path(), &["verify", p]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("differs from index.json's record"),
+        "{}",
+        r.stderr
+    );
+}

@@ -11,6 +11,7 @@ mod preview;
 mod progress_bar;
 mod restore;
 mod stats;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -79,8 +80,8 @@ With standardize mode = \"dataset\", first run `segprep stats pipeline.toml --wo
     /// Copy a finished build from object storage into a local folder, every file checked.
     #[command(long_about = "\
 Copies the finished build at URL (s3://, gs://, az://, file://) into the local folder --to: every
-file that index.json lists, checked against its size and sha256, then stats.json, errors.jsonl and,
-last, index.json. Files already in the folder and intact are kept, so fetching again after a
+file that index.json lists, checked against its size and sha256, then stats.json, errors.jsonl,
+inputs.jsonl and, last, index.json. Files already in the folder and intact are kept, so fetching again after a
 change downloads only what changed. The Python package's segprep.open(URL) calls this.
 
   segprep fetch s3://bucket/datasets/camvid --to ~/.cache/segprep/camvid")]
@@ -93,6 +94,17 @@ label values or colours seen with the class each maps to (or UNMAPPED).
 
 Exits 1 when a build would stop on what it found, 0 otherwise.")]
     Check(CheckArgs),
+    /// Name every input file that changed since a build read it.
+    #[command(long_about = "\
+Reads again every input file the build recorded in its inputs.jsonl (each built pair's files, with
+their sizes and sha256), where PIPELINE's [input] says they are (local folders or s3://, gs://,
+az:// URLs), and names each file whose bytes changed since the build, or that is gone.
+
+Exits 0 when every input is as the build read it, 1 when any changed.
+
+  segprep verify pipeline.toml
+  segprep verify pipeline.toml --out s3://bucket/datasets/camvid")]
+    Verify(VerifyArgs),
     /// Write a commented starter pipeline.
     #[command(long_about = "\
 Writes DIR/pipeline.toml (DIR defaults to the current folder): a commented starter pipeline
@@ -139,9 +151,10 @@ segprep.1 and one page per command (segprep-build.1, ...) into DIR.
 const MERGE_HELP: &str = "\
 Joins what N workers built into one dataset, identical to a single-machine build: checks that
 every logical shard has its record and that every file has the size and sha256 recorded, sums the
-per-shard class counts (exact integers) into stats.json, writes errors.jsonl and, last, index.json.
-Missing shards are listed (shard s belongs to worker s % W); rerun those workers, which build
-only what is missing, and merge again. Writes nothing to the shards.
+per-shard class counts (exact integers) into stats.json, writes errors.jsonl, inputs.jsonl (every
+pair's input files with their sha256, for `segprep verify`) and, last, index.json. Missing shards
+are listed (shard s belongs to worker s % W); rerun those workers, which build only what is
+missing, and merge again. Writes nothing to the shards.
 
   segprep merge out/my-dataset";
 
@@ -356,6 +369,18 @@ pub struct MergeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The pipeline file the build was made from: where the inputs are.
+    pub pipeline: PathBuf,
+    /// The build (default: the pipeline's [output] dir).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Threads hashing the inputs (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct FetchArgs {
     /// The build's URL (the --out a build or its workers wrote to).
     pub url: String,
@@ -445,6 +470,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Build(a) => build::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Fetch(a) => fetch::run(a),
+        Command::Verify(a) => verify::run(a),
         Command::Check(a) => check::run(a),
         Command::Init(a) => init::run(a),
         Command::Stats(a) => stats::run(a),

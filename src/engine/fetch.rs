@@ -55,7 +55,8 @@ pub fn fetch(url: &str, to: &Path) -> Result<Fetched> {
         done.downloaded += 1;
         done.bytes += record.bytes;
     }
-    for name in [names.stats, names.errors] {
+    // the inputs record goes with the build, so `verify` works on the copy (it checks the sha256)
+    for name in [names.stats, names.errors, names.inputs] {
         if let Some(bytes) = remote.get(name)? {
             write_bytes(&to.join(name), &bytes)?;
         }

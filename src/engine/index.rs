@@ -148,6 +148,7 @@ pub fn essentials(p: &Pipeline, reference: &Sample) -> Index {
         skipped_samples: 0,
         warnings: Vec::new(),
         files: Vec::new(),
+        inputs: None,
     }
 }
 

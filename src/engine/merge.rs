@@ -8,7 +8,7 @@ use super::index::{complete, IndexBase, BASE_FILE};
 use super::output::{OutputDir, ShardProblem, ShardRecord, STATE_DIR};
 use crate::classes::ClassSet;
 use crate::error::{Error, Result};
-use crate::index::{BuildFiles, Index};
+use crate::index::{BuildFiles, Index, InputsRecord};
 use crate::stats::counts::SplitCounts;
 use crate::stats::stats_file::Stats;
 
@@ -41,6 +41,8 @@ pub fn write_derived(
         .collect();
     stats.weigh();
     let names = BuildFiles::for_format(&index.format);
+    let mut index = index;
+    index.inputs = Some(write_inputs(out, names.inputs, records)?);
     out.write_text(names.stats, &to_json(&stats))?;
     if errors.is_empty() {
         out.remove(names.errors)?;
@@ -49,6 +51,30 @@ pub fn write_derived(
     }
     out.write_text(names.index, &to_json(&index))?;
     Ok(index)
+}
+
+/// Writes every built pair's input files, one JSON line per pair in plan order, and says what
+/// index.json records of the file.
+fn write_inputs(
+    out: &OutputDir,
+    name: &str,
+    records: &[Option<ShardRecord>],
+) -> Result<InputsRecord> {
+    use sha2::Digest;
+    let pairs: Vec<String> = records
+        .iter()
+        .flatten()
+        .flat_map(|r| &r.inputs)
+        .map(|pair| serde_json::to_string(pair).expect("serializes") + "\n")
+        .collect();
+    let text = pairs.concat();
+    out.write_text(name, &text)?;
+    Ok(InputsRecord {
+        file: name.to_string(),
+        pairs: pairs.len(),
+        bytes: text.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+    })
 }
 
 fn base_rel() -> String {

@@ -7,6 +7,7 @@
 //! on scheduling or on where an interrupted run stopped.
 mod dataset_stats;
 pub mod fetch;
+pub mod fingerprint;
 pub mod index;
 pub mod lock;
 pub mod merge;

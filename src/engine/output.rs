@@ -153,6 +153,9 @@ pub struct ShardRecord {
     pub files: Vec<FileRecord>,
     pub counts: SplitCounts,
     pub skipped: Vec<SkippedSample>,
+    /// The input files of the shard's pairs, in plan order (records of earlier versions: none).
+    #[serde(default)]
+    pub inputs: Vec<crate::index::PairInputs>,
 }
 
 /// An output folder claimed by this build. Dropping it releases the lock.

@@ -6,11 +6,11 @@
 use rayon::prelude::*;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::ordered;
 use super::output::{OutputDir, ShardRecord, SkippedSample};
 use super::plan::check_shape;
+use super::{fingerprint, ordered};
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::index::{Index, PairInputs};
 use crate::pipeline::schema::OnError;
 use crate::pipeline::Pipeline;
 use crate::process::process_pair;
@@ -23,8 +23,9 @@ use crate::stats::counts::{SampleCounts, SplitCounts};
 enum ToWriter {
     Begin(ShardPlan),
     Batch(Vec<Sample>),
-    /// The shard's counts and skipped samples; the writer completes the files and the record.
-    Finish(usize, SplitCounts, Vec<SkippedSample>),
+    /// The shard's counts, skipped samples and inputs; the writer completes the files and the
+    /// record.
+    Finish(usize, SplitCounts, Vec<SkippedSample>, Vec<PairInputs>),
 }
 
 /// What running the shards gives: the record of every shard this process owns in plan order
@@ -89,6 +90,7 @@ struct Written {
     index: usize,
     counts: SplitCounts,
     skipped: Vec<SkippedSample>,
+    inputs: Vec<PairInputs>,
     commit: Commit,
 }
 
@@ -102,12 +104,13 @@ fn write_shards(
         match message {
             ToWriter::Begin(plan) => sink.begin(&plan)?,
             ToWriter::Batch(samples) => sink.write(samples)?,
-            ToWriter::Finish(index, counts, skipped) => {
+            ToWriter::Finish(index, counts, skipped, inputs) => {
                 let commit = sink.finish(&counts)?;
                 let written = Written {
                     index,
                     counts,
                     skipped,
+                    inputs,
                     commit,
                 };
                 // a failed send means the committer stopped on an error, which run_shards reports
@@ -128,6 +131,7 @@ fn commit_shards(out: &OutputDir, rx: Receiver<Written>) -> Result<Vec<(usize, S
             files: (w.commit)()?,
             counts: w.counts,
             skipped: w.skipped,
+            inputs: w.inputs,
         };
         out.commit_shard(w.index, &record)?;
         done.push((w.index, record));
@@ -148,8 +152,8 @@ struct Job<'a> {
     pair: &'a PairRef,
 }
 
-/// A pair's samples with their class counts, or why it failed.
-type PairResult = Result<Vec<(Sample, SampleCounts)>>;
+/// A pair's samples with their class counts, and its input files; or why it failed.
+type PairResult = Result<(Vec<(Sample, SampleCounts)>, PairInputs)>;
 
 #[allow(clippy::too_many_arguments)]
 fn compute_shards(
@@ -171,13 +175,16 @@ fn compute_shards(
         let pairs = plan.pairs.iter().enumerate();
         jobs.extend(pairs.map(|(at, pair)| Job { shard, at, pair }));
     }
+    let roots = fingerprint::input_roots(p);
     let work = |job: &Job| {
         let split = &plans[job.shard].split;
         let processed = match references.take_processed(job.pair, split) {
             Some(samples) => Ok(samples),
             None => process_pair(p, &p.stages, job.pair, split),
         };
-        let result = processed.and_then(|s| count_pair(p, job.pair, s, references.of(split)));
+        let result = processed
+            .and_then(|s| count_pair(p, job.pair, s, references.of(split)))
+            .and_then(|counted| Ok((counted, fingerprint::of_pair(&roots, job.pair)?)));
         progress.advance(1);
         result
     };
@@ -204,6 +211,7 @@ struct Assembler<'a> {
     samples: Vec<Sample>,
     counts: SplitCounts,
     skipped: Vec<SkippedSample>,
+    inputs: Vec<PairInputs>,
     /// Pairs skipped in the whole build so far, for `max_errors`.
     errors: usize,
     outcome: Result<()>,
@@ -225,6 +233,7 @@ impl<'a> Assembler<'a> {
             samples: Vec::new(),
             counts: SplitCounts::new(&p.classes),
             skipped: Vec::new(),
+            inputs: Vec::new(),
             errors,
             outcome: Ok(()),
         }
@@ -245,11 +254,12 @@ impl<'a> Assembler<'a> {
             return Ok(false);
         }
         match result {
-            Ok(produced) => {
+            Ok((produced, inputs)) => {
                 for (s, c) in produced {
                     self.counts.add(&c);
                     self.samples.push(s);
                 }
+                self.inputs.push(inputs);
             }
             Err(e) => {
                 let skipped = skip_or_fail(self.p, job.pair, e, self.errors)?;
@@ -272,7 +282,8 @@ impl<'a> Assembler<'a> {
         }
         let counts = std::mem::replace(&mut self.counts, SplitCounts::new(&self.p.classes));
         let skipped = std::mem::take(&mut self.skipped);
-        Ok(self.send(ToWriter::Finish(job.shard, counts, skipped)))
+        let inputs = std::mem::take(&mut self.inputs);
+        Ok(self.send(ToWriter::Finish(job.shard, counts, skipped, inputs)))
     }
 
     fn send(&self, message: ToWriter) -> bool {
@@ -324,7 +335,7 @@ fn count_pair(
     pair: &PairRef,
     samples: Vec<Sample>,
     reference: &Sample,
-) -> PairResult {
+) -> Result<Vec<(Sample, SampleCounts)>> {
     samples
         .into_iter()
         .map(|mut s| {

@@ -248,6 +248,14 @@ fn owner(path: &Path) -> Option<(Arc<Lazy>, String)> {
     })
 }
 
+/// The object a mirrored file stands for (its URL), for messages; any other path as it is.
+pub fn origin(path: &Path) -> PathBuf {
+    owner(path).map_or_else(
+        || path.to_path_buf(),
+        |(lazy, rel)| lazy.remote.describe(&rel),
+    )
+}
+
 /// Makes sure a file about to be read holds its bytes, not a placeholder: fetches it if it is a
 /// mirrored object not fetched yet. Any other path is left alone.
 pub fn ensure_local(path: &Path) -> Result<()> {

@@ -347,6 +347,20 @@ def test_an_input_replaced_by_other_content_of_the_same_size_is_fetched_again(s3
     assert mirrored and all(f.read_bytes() == second for f in mirrored), "the mirror kept the old object"
     built = [json.loads((tmp_path / out / "index.json").read_text())["files"] for out in ("out1", "out2")]
     assert [f["sha256"] for f in built[0]] != [f["sha256"] for f in built[1]]
+    # verify names the object whose bytes changed under the first build, by its URL
+    r = run(env, tmp_path, "verify", p, "--out", "out1")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"s3://{BUCKET}/data/stills/{still.name} (pair {still.stem}): changed since the build" in r.stdout
+    assert "1 of 12 input file(s)" in r.stdout, r.stdout
+    assert run(env, tmp_path, "verify", p, "--out", "out2").returncode == 0
+    # the record holds what hashlib says of the bytes read
+    recorded = [json.loads(line) for line in (tmp_path / "out2" / "inputs.jsonl").read_text().splitlines()]
+    fixture = REPO / "fixtures" / "quintal"
+    for pair in recorded:
+        for f in pair["files"]:
+            local = fixture / {"images": "stills", "labels": "labelsRGB"}[f["input"]] / f["file"]
+            data = second if local.name == still.name else local.read_bytes()
+            assert f["sha256"] == hashlib.sha256(data).hexdigest() and f["bytes"] == len(data), f
 
 
 def test_a_shard_over_the_single_put_size_goes_up_in_parts(s3, tmp_path):
