@@ -62,10 +62,10 @@ pub struct ObjectInfo {
 }
 
 /// The store's own word for "this content": its ETag, else its version, else when it was written.
+/// Quotes are dropped: Azure lists an ETag bare and sends it quoted with the object.
 fn content_tag(meta: &object_store::ObjectMeta) -> String {
-    meta.e_tag
-        .clone()
-        .or(meta.version.clone())
+    let tag = meta.e_tag.as_deref().or(meta.version.as_deref());
+    tag.map(|t| t.trim_start_matches("W/").trim_matches('"').to_string())
         .unwrap_or_else(|| meta.last_modified.to_rfc3339())
 }
 
