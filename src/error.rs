@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 pub const EXIT_DATA: i32 = 1;
 /// Exit status for usage and pipeline-file problems.
 pub const EXIT_USAGE: i32 = 2;
-/// Exit status for output problems: the output could not be written (disk full, a read-only or
-/// unusable folder, a name taken by a folder, an object store refusing a write).
+/// Exit status for environment problems: the output could not be written (disk full, a read-only
+/// or unusable folder, a name taken by a folder) or an object store could not be reached or
+/// refused a call.
 pub const EXIT_OUTPUT: i32 = 3;
 
 #[derive(Debug)]

@@ -560,3 +560,69 @@ fn verify_names_the_inputs_changed_since_the_build() {
         r.stderr
     );
 }
+
+/// A build in another pid namespace (as a pod or another host on shared storage would be) cannot
+/// look up the holder's pid, so it honours the lease: it is refused, with --force too, and the
+/// running build's files are left alone. Needs `unshare --pid` (root on Linux); says so otherwise.
+#[test]
+fn a_build_in_another_pid_namespace_does_not_take_a_live_lock() {
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: unshare --pid is not available here");
+        return;
+    }
+    let d = many_pairs();
+    let p = quintal_pipeline(d.path(), &format!("{STAGES}[output]\ndir = \"out\"\n"));
+    assert_eq!(run(d.path(), &["build", p, "--out", "alone"]).code, 0);
+    let mut first = command(d.path(), &["build", p, "--threads", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = d.path().join("out/.segprep/lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !lock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // held still, so the second build surely meets it running
+    let signal = |sig: &str| {
+        let pid = first.id().to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let before = snapshot(&d.path().join("out"));
+    for extra in [None, Some("--force")] {
+        let mut args = vec!["--pid", "--fork", "--mount-proc", bin(), "build", p];
+        args.extend(extra);
+        let out = Command::new("unshare")
+            .args(&args)
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("pid {}", first.id())),
+            "{extra:?}: {stderr}"
+        );
+        assert!(
+            snapshot(&d.path().join("out")) == before,
+            "{extra:?} touched the running build's files"
+        );
+    }
+    signal("-CONT");
+    assert!(first.wait().unwrap().success());
+    let built = |dir: &str| std::fs::read(d.path().join(dir).join("index.json")).unwrap();
+    let (a, b) = (built("alone"), built("out"));
+    let strip = |v: Vec<u8>| {
+        let mut j: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        j.as_object_mut().unwrap().remove("pipeline");
+        j
+    };
+    assert_eq!(strip(a), strip(b));
+}

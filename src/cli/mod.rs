@@ -38,7 +38,8 @@ At inference, prepare new images exactly as the training samples, and take predi
   segprep apply out/my-dataset --images new-photos --out prepared
   segprep restore out/my-dataset --predictions predicted --applied prepared --out restored
 
-Exit status: 0 success, 1 data problem (bad or missing files), 2 usage or pipeline-file problem,\n3 output problem (the output cannot be written: disk full, read-only, not a folder).";
+Exit status: 0 success, 1 data problem (bad or missing files), 2 usage or pipeline-file problem,\n3 environment problem (the output cannot be written: disk full, read-only, not a folder; an object
+store cannot be reached or refuses a call).";
 
 #[derive(Debug, Parser)]
 #[command(name = "segprep", version, about = ABOUT, long_about = LONG_ABOUT)]

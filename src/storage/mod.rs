@@ -118,8 +118,10 @@ impl Remote {
         PathBuf::from(format!("{}/{rel}", self.url))
     }
 
+    /// A store that cannot be reached or refuses the call is the environment's problem, not the
+    /// data's (exit status 3); a missing object is answered by the callers.
     fn fail(&self, rel: &str, what: &str, e: object_store::Error) -> Error {
-        Error::data(self.describe(rel), "storage", format!("cannot {what}: {e}"))
+        Error::output(self.describe(rel), "storage", format!("cannot {what}: {e}"))
     }
 
     /// The object's bytes, or `None` when there is no such object.

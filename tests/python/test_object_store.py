@@ -267,6 +267,15 @@ def test_each_of_4_workers_fetches_only_the_pairs_it_owns(s3, tmp_path):
     print("bytes fetched by each of 4 workers:", got, "of", total)
 
 
+def test_an_unreachable_store_is_an_environment_problem(s3, tmp_path):
+    """Exit status 3, the URL named: not a data problem (1)."""
+    _, env = s3
+    p = pipeline(tmp_path, "s3.toml", f"s3://{BUCKET}/data/stills", f"s3://{BUCKET}/data/labelsRGB", "out")
+    r = run({**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}, tmp_path, "build", p)
+    assert r.returncode == 3, r.stderr
+    assert f"s3://{BUCKET}/data/stills" in r.stderr and "cannot list" in r.stderr, r.stderr
+
+
 def test_file_urls_work_like_folders(s3, tmp_path):
     _, env = s3
     fixture = REPO / "fixtures" / "quintal"
