@@ -19,6 +19,7 @@ pub mod worker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 use crate::index::SplitSummary;
@@ -30,6 +31,7 @@ use crate::sample::{PairRef, Sample};
 use crate::sink::ShardPlan;
 use crate::source::{self, Discovery};
 use crate::stages::Stage;
+use crate::storage::mirror::is_mirrored;
 use output::{OutputDir, PlanStamp};
 use worker::Worker;
 
@@ -83,18 +85,52 @@ fn build_in_pool(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildSummary> {
+    let run = inputs(p, opts)?;
+    // claimed before the expensive work, so a wrong output folder fails fast
+    let out = claim_output(p, &run.found, &run.out_dir, opts)?;
+    let mine = owned_pairs(
+        &run.found.pairs,
+        &run.splits,
+        run.fixed.as_deref(),
+        opts.worker.as_ref(),
+    );
+    // object-store inputs come in the background, in the order the run reads them (each split's
+    // first pair first: it is processed before the run), while it decodes what has come (a
+    // decoder opening a file not here yet fetches it, or waits for it)
+    let ahead: Vec<PairRef> = split_firsts(&run.found.pairs, &run.splits)
+        .chain(mine.iter().cloned())
+        .collect();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| fetch_ahead(&ahead, &stop));
+        let built = build_claimed(p, opts, progress, run, out, &mine);
+        stop.store(true, Ordering::Relaxed);
+        built
+    })
+}
+
+/// The build proper, once the output is claimed: checks, dataset moments, plan, shards, index.
+fn build_claimed(
+    p: &mut Pipeline,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+    run: Inputs,
+    out: OutputDir,
+    mine: &[PairRef],
+) -> Result<BuildSummary> {
     let Inputs {
         found,
         splits,
         out_dir,
         fixed,
-    } = inputs(p, opts)?;
-    // claimed before the expensive work, so a wrong output folder fails fast
-    let out = claim_output(p, &found, &out_dir, opts)?;
-    let mine = owned_pairs(&found.pairs, fixed.as_deref(), opts.worker.as_ref());
-    fetch_inputs(&mine, progress)?;
-    if p.config.run.on_error == OnError::Fail {
-        plan::check_uniform_images(p, &mine)?;
+    } = run;
+    // the header check opens every file first: on object-store inputs it would wait for every
+    // download; there the run's shape check against each split's first sample stands alone
+    let mirrored = mine
+        .iter()
+        .any(|pair| pair.files().iter().any(|f| is_mirrored(f)));
+    if p.config.run.on_error == OnError::Fail && !mirrored {
+        plan::check_uniform_images(p, mine)?;
     }
     let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
     let saved_moments = opts.worker.as_ref().map(|_| &out);
@@ -128,10 +164,12 @@ fn build_in_pool(
     })
 }
 
-/// The pairs this process builds: a worker's are those of the shards it owns (each pair is
-/// checked and fetched by exactly one worker), a single build's are all.
+/// The pairs this process builds, in about the order it builds them: a worker's are those of the
+/// shards it owns (each pair is checked and fetched by exactly one worker), in plan order; a single
+/// build's are all, split by split.
 fn owned_pairs(
     pairs: &[PairRef],
+    splits: &[String],
     fixed: Option<&[ShardPlan]>,
     worker: Option<&Worker>,
 ) -> Vec<PairRef> {
@@ -142,15 +180,39 @@ fn owned_pairs(
             .filter(|(s, _)| w.owns(*s))
             .flat_map(|(_, plan)| plan.pairs.iter().cloned())
             .collect(),
-        _ => pairs.to_vec(),
+        _ => plan::by_split(pairs, splits)
+            .into_iter()
+            .flat_map(|(_, pairs)| pairs)
+            .collect(),
     }
 }
 
-/// Fetches the object-store inputs of `pairs` that are not in the local mirror yet, several at a
-/// time; other files a run reads (each split's first pair) are fetched when they are opened.
+/// The first pair of each split, which a run processes before the others.
+fn split_firsts<'a>(
+    pairs: &'a [PairRef],
+    splits: &'a [String],
+) -> impl Iterator<Item = PairRef> + 'a {
+    let mut seen = std::collections::BTreeSet::new();
+    pairs
+        .iter()
+        .zip(splits)
+        .filter(move |(_, split)| seen.insert(split.as_str()))
+        .map(|(pair, _)| pair.clone())
+}
+
+/// Fetches the object-store inputs of `pairs` not in the local mirror yet, several at a time,
+/// until `stop`; a file that fails here is fetched again, and its error reported, by the decoder
+/// that opens it.
+fn fetch_ahead(pairs: &[PairRef], stop: &AtomicBool) {
+    let files = pairs.iter().flat_map(|pair| pair.files());
+    let _ = crate::storage::mirror::prefetch(files, &crate::progress::Silent, stop);
+}
+
+/// Fetches the object-store inputs of `pairs` not in the local mirror yet, several at a time,
+/// before they are read.
 fn fetch_inputs(pairs: &[PairRef], progress: &dyn Progress) -> Result<()> {
     let files = pairs.iter().flat_map(|pair| pair.files());
-    crate::storage::mirror::prefetch(files, progress)
+    crate::storage::mirror::prefetch(files, progress, &AtomicBool::new(false))
 }
 
 /// The pairs of each split in plan order (train, val, test, others; keys sorted), with the

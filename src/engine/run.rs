@@ -292,9 +292,11 @@ impl<'a> Assembler<'a> {
 }
 
 /// With `on_error = "fail"` the error stops the run; with `skip` it is recorded, up to `max_errors`.
+/// An environment problem (an output that cannot be written, a store that cannot be reached) is
+/// not the sample's fault: it stops the run under either policy.
 fn skip_or_fail(p: &Pipeline, pair: &PairRef, e: Error, before: usize) -> Result<SkippedSample> {
     let run = &p.config.run;
-    if run.on_error == OnError::Fail {
+    if run.on_error == OnError::Fail || matches!(e, Error::Output { .. }) {
         return Err(e);
     }
     if let Some(max) = run.max_errors {

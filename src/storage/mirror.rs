@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::{write_placeholder, ObjectInfo, Remote};
@@ -191,6 +191,7 @@ fn sync(
     }
     remote.download_listed(&fetch_now, dir, GETS_IN_FLIGHT, |o| {
         record.fetched.insert(o.rel.clone(), o.clone());
+        true
     })?;
     record.write(dir)?;
     Ok(waiting)
@@ -260,16 +261,23 @@ pub fn origin(path: &Path) -> PathBuf {
 /// mirrored object not fetched yet. Any other path is left alone.
 pub fn ensure_local(path: &Path) -> Result<()> {
     match owner(path) {
-        Some((lazy, rel)) => lazy.fetch(vec![rel], 1, &Silent),
+        Some((lazy, rel)) => lazy.fetch(vec![rel], 1, &Silent, &AtomicBool::new(false)),
         None => Ok(()),
     }
 }
 
-/// Fetches the mirrored objects among `files` that are not here yet, `GETS_IN_FLIGHT` at a time:
-/// what a run calls with the files of the pairs it owns before it reads them.
+/// Whether `path` is in a mirror that fetches its objects as they are read.
+pub fn is_mirrored(path: &Path) -> bool {
+    owner(path).is_some()
+}
+
+/// Fetches the mirrored objects among `files` that are not here yet, in their order,
+/// `GETS_IN_FLIGHT` at a time: what a run calls with the files of the pairs it owns, ahead of
+/// reading them. Stops early (without error) once `stop` is set.
 pub fn prefetch<'a>(
     files: impl IntoIterator<Item = &'a Path>,
     progress: &dyn Progress,
+    stop: &AtomicBool,
 ) -> Result<()> {
     let mut by_mirror: Vec<(Arc<Lazy>, Vec<String>)> = Vec::new();
     for (lazy, rel) in files.into_iter().filter_map(owner) {
@@ -279,7 +287,7 @@ pub fn prefetch<'a>(
         }
     }
     for (lazy, rels) in by_mirror {
-        lazy.fetch(rels, GETS_IN_FLIGHT, progress)?;
+        lazy.fetch(rels, GETS_IN_FLIGHT, progress, stop)?;
     }
     Ok(())
 }
@@ -300,23 +308,52 @@ pub fn fetched() -> Vec<(String, usize, u64)> {
 }
 
 impl Lazy {
-    /// Fetches the placeholders among `rels`, and waits for those another thread is fetching.
-    fn fetch(&self, rels: Vec<String>, in_flight: usize, progress: &dyn Progress) -> Result<()> {
+    /// Fetches the placeholders among `rels`, and waits for those another thread is fetching;
+    /// once `stop` is set, returns with the rest left as placeholders.
+    fn fetch(
+        &self,
+        rels: Vec<String>,
+        in_flight: usize,
+        progress: &dyn Progress,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        // claimed a few batches at a time, so a reader wanting a file further on fetches it
+        // itself rather than wait for this fetch to get there
+        let waiting = {
+            let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            rels.iter().filter(|r| waiting.contains_key(*r)).count()
+        };
+        if waiting == 0 {
+            return Ok(());
+        }
+        progress.start("fetching inputs", waiting as u64);
+        let fetched = rels
+            .chunks(4 * in_flight)
+            .try_for_each(|batch| self.fetch_batch(batch.to_vec(), in_flight, progress, stop));
+        progress.finish();
+        fetched
+    }
+
+    fn fetch_batch(
+        &self,
+        rels: Vec<String>,
+        in_flight: usize,
+        progress: &dyn Progress,
+        stop: &AtomicBool,
+    ) -> Result<()> {
         let mut pending = rels;
-        while !pending.is_empty() {
+        while !pending.is_empty() && !stop.load(Ordering::Relaxed) {
             let (mine, theirs) = self.claim(pending);
             if !mine.is_empty() {
-                progress.start("fetching inputs", mine.len() as u64);
                 let got = self
                     .remote
                     .download_listed(&mine, &self.dir, in_flight, |o| {
                         self.landed(o);
                         progress.advance(1);
+                        !stop.load(Ordering::Relaxed)
                     });
-                progress.finish();
-                if got.is_err() {
-                    self.release(&mine);
-                }
+                // what a failure or a stop left unfetched is a placeholder again
+                self.release(&mine);
                 got?;
             }
             // another thread's fetch that failed leaves placeholders: this thread tries them
@@ -433,7 +470,7 @@ mod tests {
         );
         ensure_local(&a).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), b"AAAA");
-        prefetch([a.as_path(), b.as_path()], &Silent).unwrap();
+        prefetch([a.as_path(), b.as_path()], &Silent, &AtomicBool::new(false)).unwrap();
         assert_eq!(std::fs::read(&b).unwrap(), b"BBBBBB");
         let tally = fetched().into_iter().find(|(u, ..)| *u == url).unwrap();
         assert_eq!((tally.1, tally.2), (2, 10), "each object once");

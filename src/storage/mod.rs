@@ -288,7 +288,8 @@ impl Remote {
     }
 
     /// Downloads listed objects into `dir` (each at its relative path), up to `in_flight` GETs at
-    /// once; `landed` hears of each object as its file is in place. Each file is written under a
+    /// once; `landed` hears of each object as its file is in place, and says whether to go on
+    /// (GETs still in flight when it says no are dropped). Each file is written under a
     /// partial name and renamed, and takes the object's write time. An object whose size or tag
     /// is no longer the listed one is an error (it changed after the listing the plan was made
     /// from). Stops at the first failure; GETs still in flight are dropped.
@@ -297,7 +298,7 @@ impl Remote {
         objects: &[ObjectInfo],
         dir: &Path,
         in_flight: usize,
-        mut landed: impl FnMut(&ObjectInfo),
+        mut landed: impl FnMut(&ObjectInfo) -> bool,
     ) -> Result<()> {
         use futures::StreamExt;
         self.runtime.block_on(async {
@@ -305,7 +306,9 @@ impl Remote {
                 .map(|object| async move { self.download_one(object, dir).await.map(|()| object) })
                 .buffer_unordered(in_flight.max(1));
             while let Some(done) = gets.next().await {
-                landed(done?);
+                if !landed(done?) {
+                    break;
+                }
             }
             Ok(())
         })
