@@ -82,8 +82,9 @@ With standardize mode = \"dataset\", first run `segprep stats pipeline.toml --wo
     #[command(long_about = "\
 Copies the finished build at URL (s3://, gs://, az://, file://) into the local folder --to: every
 file that index.json lists, checked against its size and sha256, then stats.json, errors.jsonl,
-inputs.jsonl and, last, index.json. Files already in the folder and intact are kept, so fetching again after a
-change downloads only what changed. The Python package's segprep.open(URL) calls this.
+inputs.jsonl and, last, index.json. Files already in the folder and intact are kept, so fetching
+again after a change downloads only what changed. The Python package's segprep.open(URL) calls
+this.
 
   segprep fetch s3://bucket/datasets/camvid --to ~/.cache/segprep/camvid")]
     Fetch(FetchArgs),

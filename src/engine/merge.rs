@@ -19,7 +19,7 @@ pub fn write_derived(
     base: &IndexBase,
     records: &[Option<ShardRecord>],
 ) -> Result<Index> {
-    let index = complete(base, records);
+    let mut index = complete(base, records);
     let classes = ClassSet {
         classes: index.classes.clone(),
         ignore_index: index.ignore_index,
@@ -41,7 +41,6 @@ pub fn write_derived(
         .collect();
     stats.weigh();
     let names = BuildFiles::for_format(&index.format);
-    let mut index = index;
     index.inputs = Some(write_inputs(out, names.inputs, records)?);
     out.write_text(names.stats, &to_json(&stats))?;
     if errors.is_empty() {

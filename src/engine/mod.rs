@@ -88,22 +88,14 @@ fn build_in_pool(
     let run = inputs(p, opts)?;
     // claimed before the expensive work, so a wrong output folder fails fast
     let out = claim_output(p, &run.found, &run.out_dir, opts)?;
-    let mine = owned_pairs(
-        &run.found.pairs,
-        &run.splits,
-        run.fixed.as_deref(),
-        opts.worker.as_ref(),
-    );
-    // object-store inputs come in the background, in the order the run reads them (each split's
-    // first pair first: it is processed before the run), while it decodes what has come (a
-    // decoder opening a file not here yet fetches it, or waits for it)
-    let ahead: Vec<PairRef> = split_firsts(&run.found.pairs, &run.splits)
-        .chain(mine.iter().cloned())
-        .collect();
+    let mine = owned_pairs(&run.found.pairs, run.fixed.as_deref(), opts.worker.as_ref());
+    // object-store inputs come in the background, in the order the run reads them, while it
+    // decodes what has come (a decoder opening a file not here yet fetches it, or waits for it)
+    let ahead = fetch_order(&run, &mine, opts.worker.is_none());
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| fetch_ahead(&ahead, &stop));
-        let built = build_claimed(p, opts, progress, run, out, &mine);
+        let built = build_claimed(p, opts, progress, &run, out, &mine);
         stop.store(true, Ordering::Relaxed);
         built
     })
@@ -114,16 +106,11 @@ fn build_claimed(
     p: &mut Pipeline,
     opts: &BuildOptions,
     progress: &dyn Progress,
-    run: Inputs,
+    run: &Inputs,
     out: OutputDir,
-    mine: &[PairRef],
+    mine: &[&PairRef],
 ) -> Result<BuildSummary> {
-    let Inputs {
-        found,
-        splits,
-        out_dir,
-        fixed,
-    } = run;
+    let (found, splits) = (&run.found, &run.splits);
     // the header check opens every file first: on object-store inputs it would wait for every
     // download; there the run's shape check against each split's first sample stands alone
     let mirrored = mine
@@ -132,15 +119,15 @@ fn build_claimed(
     if p.config.run.on_error == OnError::Fail && !mirrored {
         plan::check_uniform_images(p, mine)?;
     }
-    let groups = dataset_stats::train_groups(&found.pairs, &splits, fixed.as_deref());
+    let groups = dataset_stats::train_groups(&found.pairs, splits, run.fixed.as_deref());
     let saved_moments = opts.worker.as_ref().map(|_| &out);
     dataset_stats::measure_dataset_standardization(p, &groups, saved_moments, progress)?;
-    let references = reference_samples(p, &found.pairs, &splits)?;
-    let plans = match fixed {
-        Some(plans) => plans,
-        None => plan::plan_shards(p, &found.pairs, &splits, &references.first),
+    let references = reference_samples(p, &found.pairs, splits)?;
+    let plans: std::borrow::Cow<[ShardPlan]> = match &run.fixed {
+        Some(plans) => plans.into(),
+        None => plan::plan_shards(p, &found.pairs, splits, &references.first).into(),
     };
-    let base = index::make_base(p, &found, &plans, &references);
+    let base = index::make_base(p, found, &plans, &references);
     merge::write_base(&out, &base)?;
     let owns = |s: usize| opts.worker.as_ref().is_none_or(|w| w.owns(s));
     let run::ShardResults { records, resumed } =
@@ -151,7 +138,7 @@ fn build_claimed(
         Some(_) => index::complete(&base, &records),
     };
     Ok(BuildSummary {
-        out_dir,
+        out_dir: run.out_dir.clone(),
         samples: built.splits.values().map(|s| s.samples).sum(),
         files: built.files.len(),
         bytes: built.files.iter().map(|f| f.bytes).sum(),
@@ -164,53 +151,54 @@ fn build_claimed(
     })
 }
 
-/// The pairs this process builds, in about the order it builds them: a worker's are those of the
-/// shards it owns (each pair is checked and fetched by exactly one worker), in plan order; a single
-/// build's are all, split by split.
-fn owned_pairs(
-    pairs: &[PairRef],
-    splits: &[String],
-    fixed: Option<&[ShardPlan]>,
+/// The pairs this process builds: a worker's are those of the shards it owns, in plan order (each
+/// pair is checked and fetched by exactly one worker); a single build's are all, in key order.
+fn owned_pairs<'a>(
+    pairs: &'a [PairRef],
+    fixed: Option<&'a [ShardPlan]>,
     worker: Option<&Worker>,
-) -> Vec<PairRef> {
+) -> Vec<&'a PairRef> {
     match (fixed, worker) {
         (Some(plans), Some(w)) => plans
             .iter()
             .enumerate()
             .filter(|(s, _)| w.owns(*s))
-            .flat_map(|(_, plan)| plan.pairs.iter().cloned())
+            .flat_map(|(_, plan)| &plan.pairs)
             .collect(),
-        _ => plan::by_split(pairs, splits)
-            .into_iter()
-            .flat_map(|(_, pairs)| pairs)
-            .collect(),
+        _ => pairs.iter().collect(),
     }
 }
 
-/// The first pair of each split, which a run processes before the others.
-fn split_firsts<'a>(
-    pairs: &'a [PairRef],
-    splits: &'a [String],
-) -> impl Iterator<Item = PairRef> + 'a {
+/// The owned pairs in the order a run reads them: each split's first pair (processed before the
+/// run), then a worker's in plan order, a single build's split by split (keys sorted in each).
+fn fetch_order<'a>(run: &'a Inputs, mine: &[&'a PairRef], single: bool) -> Vec<&'a PairRef> {
+    let labelled = || run.found.pairs.iter().zip(&run.splits);
     let mut seen = std::collections::BTreeSet::new();
-    pairs
-        .iter()
-        .zip(splits)
-        .filter(move |(_, split)| seen.insert(split.as_str()))
-        .map(|(pair, _)| pair.clone())
+    let firsts = labelled().filter(|(_, split)| seen.insert(split.as_str()));
+    let mut order: Vec<&PairRef> = firsts.map(|(pair, _)| pair).collect();
+    if single {
+        let mut by_split: Vec<(&PairRef, &String)> = labelled().collect();
+        // stable: keys stay sorted within a split
+        by_split
+            .sort_by(|a, b| (crate::split::rank(a.1), a.1).cmp(&(crate::split::rank(b.1), b.1)));
+        order.extend(by_split.into_iter().map(|(pair, _)| pair));
+    } else {
+        order.extend(mine);
+    }
+    order
 }
 
 /// Fetches the object-store inputs of `pairs` not in the local mirror yet, several at a time,
 /// until `stop`; a file that fails here is fetched again, and its error reported, by the decoder
 /// that opens it.
-fn fetch_ahead(pairs: &[PairRef], stop: &AtomicBool) {
+fn fetch_ahead(pairs: &[&PairRef], stop: &AtomicBool) {
     let files = pairs.iter().flat_map(|pair| pair.files());
     let _ = crate::storage::mirror::prefetch(files, &crate::progress::Silent, stop);
 }
 
 /// Fetches the object-store inputs of `pairs` not in the local mirror yet, several at a time,
 /// before they are read.
-fn fetch_inputs(pairs: &[PairRef], progress: &dyn Progress) -> Result<()> {
+fn fetch_inputs(pairs: &[&PairRef], progress: &dyn Progress) -> Result<()> {
     let files = pairs.iter().flat_map(|pair| pair.files());
     crate::storage::mirror::prefetch(files, progress, &AtomicBool::new(false))
 }
@@ -345,10 +333,10 @@ pub fn measure_worker_moments(
         let groups =
             dataset_stats::train_groups(&run.found.pairs, &run.splits, run.fixed.as_deref());
         let owned = groups.iter().filter(|(s, _)| worker.owns(*s)).count();
-        let mine: Vec<PairRef> = groups
+        let mine: Vec<&PairRef> = groups
             .iter()
             .filter(|(s, _)| worker.owns(*s))
-            .flat_map(|(_, pairs)| pairs.iter().cloned())
+            .flat_map(|(_, pairs)| pairs)
             .collect();
         fetch_inputs(&mine, progress)?;
         let owns = |s| worker.owns(s);

@@ -160,7 +160,7 @@ pub fn check_shape(s: &Sample, reference: &Sample, fixed_size: bool) -> Result<(
 /// Every sample must share one band count and dtype: read from the headers before any pixel, so
 /// a mixed dataset (grey among RGB, a 16-bit file among 8-bit ones) is reported with every odd
 /// file at once rather than at the first one a worker meets.
-pub fn check_uniform_images(p: &Pipeline, pairs: &[PairRef]) -> Result<()> {
+pub fn check_uniform_images(p: &Pipeline, pairs: &[&PairRef]) -> Result<()> {
     use rayon::prelude::*;
     let input = &p.config.input;
     let rules = input.image_rules();

@@ -317,8 +317,6 @@ impl Lazy {
         progress: &dyn Progress,
         stop: &AtomicBool,
     ) -> Result<()> {
-        // claimed a few batches at a time, so a reader wanting a file further on fetches it
-        // itself rather than wait for this fetch to get there
         let waiting = {
             let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
             rels.iter().filter(|r| waiting.contains_key(*r)).count()
@@ -327,6 +325,8 @@ impl Lazy {
             return Ok(());
         }
         progress.start("fetching inputs", waiting as u64);
+        // claimed a few batches at a time, so a reader wanting a file further on fetches it
+        // itself rather than wait for this fetch to get there
         let fetched = rels
             .chunks(4 * in_flight)
             .try_for_each(|batch| self.fetch_batch(batch.to_vec(), in_flight, progress, stop));

@@ -25,27 +25,30 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def serving(args, port, ready, name):
+    """Starts an emulator on loopback `port`, waits until `ready(url)` stops raising OSError, yields
+    its URL, and stops it."""
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            ready(url)
             break
         except OSError:
             time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("moto server did not start")
+        pytest.fail(f"{name} did not start")
     yield url
     proc.terminate()
     proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    yield from serving(args, port, lambda url: urllib.request.urlopen(url + "/moto-api/", timeout=1), "moto server")
 
 
 @pytest.fixture
@@ -411,20 +414,9 @@ def azurite(tmp_path_factory):
     data = tmp_path_factory.mktemp("azurite")
     args = [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(data), "--silent"]
     args.append("--skipApiVersionCheck")  # the Python SDK may be newer than the emulator
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("azurite did not start")
-    yield url
-    proc.terminate()
-    proc.wait()
+    yield from serving(
+        args, port, lambda _: socket.create_connection(("127.0.0.1", port), timeout=1).close(), "azurite"
+    )
 
 
 def test_az_builds_and_worker_merges_equal_the_local_build(azurite, s3, tmp_path):
