@@ -3,7 +3,8 @@ write today, and against the floor of only decoding the inputs.
 
 For each data set it times
   (a) `segprep build` (release binary, --threads T); on the quintal set also with
-      format = "parquet" in both layouts (tensor, huggingface), as ratios to the NPZ build,
+      format = "parquet" in both layouts (tensor with stored and with zstd pages, huggingface),
+      as ratios to the NPZ build, with each build's bytes,
   (b) the careful Python peer: multiprocessing.Pool(T) workers that each take whole shards and
       write their own np.savez file (no arrays go back to the parent), OpenCV decode, colours
       through one 24-bit lookup table (lut[r << 16 | g << 8 | b]), cv2.resize (linear image,
@@ -164,7 +165,11 @@ def pipelines(data, pairs):
         path = root / "pipeline.toml"
         path.write_text(PIPELINE.format(out="out", shard=SHARD_SAMPLES, **fields))
         if name == "quintal":
-            for layout, file in (("tensor", "pipeline-tensor.toml"), ("huggingface", "pipeline-hf.toml")):
+            for layout, file in (
+                ("tensor", "pipeline-tensor.toml"),
+                ('tensor"\ncompression = "zstd', "pipeline-tensor-zstd.toml"),
+                ("huggingface", "pipeline-hf.toml"),
+            ):
                 parquet = f'format = "parquet"\nlayout = "{layout}"'
                 (root / file).write_text(path.read_text().replace('format = "npz"', parquet))
         out.append((name, path, fields))
@@ -545,6 +550,7 @@ def main():
             # context: the floor with the `image` crate's decoders, a second reference
             timers["floor_image"] = floor_once(pipeline, t, "--image-crate")
             timers["tensor"] = layout_once(root, "pipeline-tensor.toml", t)
+            timers["tensor_zstd"] = layout_once(root, "pipeline-tensor-zstd.toml", t)
             timers["hf"] = layout_once(root, "pipeline-hf.toml", t)
         best, every = best_of_turns(RUNS, timers)
         seconds = {k: v[0] for k, v in best.items()}
@@ -560,7 +566,7 @@ def main():
         if name == "quintal":
             row["bytes"] = {
                 out: sum(f.stat().st_size for f in (root / out).iterdir() if f.is_file())
-                for out in ("out", "out-pipeline-tensor", "out-pipeline-hf")
+                for out in ("out", "out-pipeline-tensor", "out-pipeline-tensor-zstd", "out-pipeline-hf")
             }
         rows.append(row)
         timed = ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
@@ -594,7 +600,8 @@ def main():
     mib = {k: v / (1 << 20) for k, v in q["bytes"].items()}
     print(
         f"\nquintal as Parquet: tensor {q['segprep'] / q['tensor']:.2f}x the NPZ build's time "
-        f"({mib['out-pipeline-tensor']:.0f} MiB against {mib['out']:.0f}), huggingface "
+        f"({mib['out-pipeline-tensor']:.0f} MiB against {mib['out']:.0f}), tensor with zstd "
+        f"{q['segprep'] / q['tensor_zstd']:.2f}x ({mib['out-pipeline-tensor-zstd']:.0f} MiB), huggingface "
         f"{q['segprep'] / q['hf']:.2f}x ({mib['out-pipeline-hf']:.0f} MiB)"
     )
     print(
@@ -607,6 +614,7 @@ def main():
         ("JPEG set: segprep / careful peer >= 3", j["segprep"] / j["careful"], 3, True),
         ("Parquet tensor time / NPZ time <= 1.3", q["segprep"] / q["tensor"], 1.3, False),
         ("Parquet huggingface time / NPZ <= 1.3", q["segprep"] / q["hf"], 1.3, False),
+        ("Parquet tensor, zstd pages, time / NPZ", q["segprep"] / q["tensor_zstd"], None, False),
         ("peak memory 10x data / 1x data <= 1.1", big_mib / q["mib"], 1.1, False),
         ("2 threads / 1 thread (one core) >= 1.8", q["segprep"] / q["core"], 1.8, True),
         ("PNG set: segprep / shipping peer", q["segprep"] / q["peer"], None, True),

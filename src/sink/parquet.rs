@@ -5,33 +5,36 @@
 //!   features so `datasets.load_dataset("parquet", ...)` decodes them.
 //! - `tensor`: `image` (and `label`) as Arrow's canonical `arrow.fixed_shape_tensor` extension over a
 //!   fixed-size list whose items are nullable (pyarrow drops the extension otherwise), plus
-//!   `image_mean` / `image_std` after per-image standardization.
+//!   `image_mean` / `image_std` after per-image standardization. Their pages are encoded by
+//!   [`parquet_pixels`](super::parquet_pixels), a page per sample; the other columns by arrow-rs.
 //!
 //! Row groups hold at most `row_group_bytes` of pixels and are flushed one by one; pixel columns have
-//! no dictionary and no statistics; pages uncompressed unless `compression` says gzip or zstd. The file's key-value metadata carries the
-//! manifest essentials and the shard's class counts under `segprep`.
+//! no statistics; pages uncompressed unless `compression` says gzip or zstd. The file's key-value
+//! metadata carries the manifest essentials and the shard's class counts under `segprep`.
 use arrow_array::builder::{BinaryBuilder, StringBuilder};
-use arrow_array::{
-    ArrayRef, FixedSizeListArray, Float64Array, RecordBatch, StructArray, UInt16Array, UInt8Array,
-};
-use arrow_buffer::ScalarBuffer;
+use arrow_array::{ArrayRef, Float64Array, StructArray};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression as PqCompression, GzipLevel, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use std::collections::HashMap;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::parquet_pixels::{parquet_compression, EncodedChunk, PixelColumn, PixelEncoding};
 use super::{
-    label_bytes, sample_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink, SinkOptions,
+    label_bytes, push_label_bytes, sample_bytes, shard_name, Commit, FileRecord, ShardPlan, Sink,
+    SinkOptions,
 };
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::sample::{PixelType, Pixels, Sample};
-use crate::sink::{Compression, Layout};
+use crate::sink::Layout;
 use crate::stats::counts::SplitCounts;
 use crate::storage::atomic::{AtomicFile, EarlyWriteback};
 
@@ -56,7 +59,21 @@ struct OpenShard {
     plan: ShardPlan,
     samples: usize,
     /// Created with the first batch, whose first sample fixes the schema.
-    writer: Option<(AtomicFile, ArrowWriter<EarlyWriteback>, SchemaRef)>,
+    writer: Option<(AtomicFile, ShardWriter)>,
+}
+
+/// A shard's Parquet file: arrow-rs's file writer, and its encoders of the non-pixel columns.
+struct ShardWriter {
+    file: SerializedFileWriter<BufWriter<EarlyWriteback>>,
+    arrow_columns: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    row_groups: usize,
+}
+
+/// A row group's column, in schema order: pixels encoded by segprep, or an Arrow array.
+enum Column {
+    Pixels(Box<EncodedChunk>),
+    Arrow(ArrayRef),
 }
 
 impl ParquetSink {
@@ -81,35 +98,14 @@ impl ParquetSink {
         }
     }
 
-    /// `integer_pixels`: the image is u8 or u16 (labels always are).
-    fn properties(&self, rows: usize, integer_pixels: bool) -> WriterProperties {
-        let compression = match self.options.compression {
-            Compression::Stored => PqCompression::UNCOMPRESSED,
-            Compression::Deflate => PqCompression::GZIP(GzipLevel::default()),
-            Compression::Zstd => PqCompression::ZSTD(ZstdLevel::default()),
-        };
+    /// Writer settings of the arrow-rs columns (all but the tensor layout's pixels).
+    fn properties(&self, rows: usize) -> WriterProperties {
         let mut b = WriterProperties::builder()
-            .set_compression(compression)
+            .set_compression(parquet_compression(self.options.compression))
             .set_max_row_group_row_count(Some(rows))
-            // pixels: no dictionary (never repeats), no statistics (min/max of PNG bytes means nothing)
+            // PNG bytes: no dictionary (never repeats), no statistics (their min/max means nothing)
             .set_dictionary_enabled(false)
             .set_statistics_enabled(EnabledStatistics::None);
-        if self.tensor {
-            // Parquet has no 8- or 16-bit type: u8 and u16 pixels are INT32, 4 bytes a value in
-            // PLAIN pages. Delta bit-packing stores them in about one byte a value (527 MiB
-            // where PLAIN took 3,121 and NPZ 782) and wrote fastest of the encodings tried
-            // (docs/performance.md). f32 images stay PLAIN: 4 bytes is their size.
-            let delta = parquet::basic::Encoding::DELTA_BINARY_PACKED;
-            let columns: &[&str] = if integer_pixels {
-                &["image", "label"]
-            } else {
-                &["label"]
-            };
-            for column in columns {
-                let leaf = ColumnPath::new(vec![column.to_string(), "list".into(), "item".into()]);
-                b = b.set_column_encoding(leaf, delta);
-            }
-        }
         if !self.tensor {
             // readers look for it in the file's key-value metadata; arrow-rs keeps schema metadata
             // only inside the encoded ARROW:schema
@@ -183,72 +179,120 @@ impl ParquetSink {
         Arc::new(Schema::new_with_metadata(fields, metadata))
     }
 
-    fn batch(
+    /// A row group's columns in schema order.
+    fn columns(
         &self,
-        schema: &SchemaRef,
+        w: &ShardWriter,
         plan: &ShardPlan,
         samples: &[Sample],
-    ) -> Result<RecordBatch> {
-        let mut columns: Vec<ArrayRef> = if self.tensor {
-            vec![
-                image_tensor(schema, samples)?,
-                label_tensor(schema, samples, self.options.label_dtype),
-            ]
+    ) -> Result<Vec<Column>> {
+        let mut columns = if self.tensor {
+            self.pixel_columns(w, samples)?
         } else {
             vec![
-                png_structs(samples, encode_image_png)?,
-                png_structs(samples, |s| {
+                Column::Arrow(png_structs(samples, encode_image_png)?),
+                Column::Arrow(png_structs(samples, |s| {
                     Ok(encode_label_png(s, self.options.label_dtype))
-                })?,
+                })?),
             ]
         };
-        let mut keys = StringBuilder::new();
-        let mut splits = StringBuilder::new();
-        for s in samples {
-            keys.append_value(&s.pair.key);
-            splits.append_value(&plan.split);
-        }
-        columns.push(Arc::new(keys.finish()));
-        columns.push(Arc::new(splits.finish()));
+        columns.push(strings(samples, |s| &s.pair.key));
+        columns.push(strings(samples, |_| &plan.split));
         if self.options.augment {
-            let mut drawn = StringBuilder::new();
-            samples
-                .iter()
-                .for_each(|s| drawn.append_value(s.augment.as_deref().unwrap_or("null")));
-            columns.push(Arc::new(drawn.finish()));
+            columns.push(strings(samples, |s| s.augment.as_deref().unwrap_or("null")));
         }
-        if schema.column_with_name("image_mean").is_some() {
-            let values = |f: &dyn Fn(&crate::sample::Standardization) -> f64| -> ArrayRef {
-                Arc::new(Float64Array::from_iter_values(
+        if w.schema.column_with_name("image_mean").is_some() {
+            let values = |f: &dyn Fn(&crate::sample::Standardization) -> f64| -> Column {
+                Column::Arrow(Arc::new(Float64Array::from_iter_values(
                     samples
                         .iter()
                         .map(|s| s.standardization.as_ref().map_or(f64::NAN, f)),
-                ))
+                )))
             };
             columns.push(values(&|v| v.mean));
             columns.push(values(&|v| v.std));
         }
+        Ok(columns)
+    }
+
+    /// The tensor layout's `image` and `label` column chunks (the file's first two leaves).
+    fn pixel_columns(&self, w: &ShardWriter, samples: &[Sample]) -> Result<Vec<Column>> {
+        let leaves = w.file.schema_descr();
+        let column = |leaf: usize, encoding: PixelEncoding| PixelColumn {
+            descr: leaves.column(leaf),
+            encoding,
+            values_per_row: tensor_size(&w.schema, leaf),
+            compression: self.options.compression,
+        };
         let path = &samples[0].pair.image;
-        RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| Error::data(path, "write", format!("parquet batch: {e}")))
+        let fail = |e: ParquetError| Error::data(path, "write", format!("parquet pixels: {e}"));
+        let image = column(0, PixelEncoding::of(samples[0].image.pixels.dtype()))
+            .encode(samples, |s, out| {
+                out.extend_from_slice(s.image.pixels.as_bytes())
+            })
+            .map_err(fail)?;
+        let dtype = self.options.label_dtype;
+        let label = column(1, PixelEncoding::of(dtype))
+            .encode(samples, |s, out| push_label_bytes(out, &s.label.ids, dtype))
+            .map_err(fail)?;
+        Ok(vec![
+            Column::Pixels(Box::new(image)),
+            Column::Pixels(Box::new(label)),
+        ])
+    }
+
+    /// Writes `columns` as the shard's next row group.
+    fn write_row_group(w: &mut ShardWriter, columns: Vec<Column>) -> parquet::errors::Result<()> {
+        let mut encoders = w
+            .arrow_columns
+            .create_column_writers(w.row_groups)?
+            .into_iter();
+        let mut encoder = || {
+            encoders
+                .next()
+                .ok_or_else(|| ParquetError::General("more columns than the schema's".into()))
+        };
+        let mut group = w.file.next_row_group()?;
+        for (field, column) in w.schema.fields().iter().zip(columns) {
+            match column {
+                Column::Pixels(chunk) => {
+                    encoder()?; // a pixel column is one leaf, not written by arrow-rs
+                    let EncodedChunk { bytes, close } = *chunk;
+                    group.append_column(&bytes, close)?;
+                }
+                Column::Arrow(array) => {
+                    for leaf in compute_leaves(field, &array)? {
+                        let mut leaf_encoder = encoder()?;
+                        leaf_encoder.write(&leaf)?;
+                        leaf_encoder.close()?.append_to_row_group(&mut group)?;
+                    }
+                }
+            }
+        }
+        group.close()?;
+        w.row_groups += 1;
+        Ok(())
     }
 
     /// Opens the shard's file on its first batch.
-    fn open_writer(
-        &self,
-        plan: &ShardPlan,
-        first: &Sample,
-    ) -> Result<(AtomicFile, ArrowWriter<EarlyWriteback>, SchemaRef)> {
+    fn open_writer(&self, plan: &ShardPlan, first: &Sample) -> Result<(AtomicFile, ShardWriter)> {
         let path = self.dir.join(shard_name(plan, "parquet"));
         let schema = self.schema(first);
         let (atomic, file) = AtomicFile::create(&path)?;
-        let props = self.properties(
-            self.batch_samples(sample_bytes(first, self.options.label_dtype)),
-            first.image.pixels.dtype() != PixelType::F32,
-        );
-        let writer = ArrowWriter::try_new(EarlyWriteback::new(file), schema.clone(), Some(props))
-            .map_err(|e| Error::output(&path, "write", e.to_string()))?;
-        Ok((atomic, writer, schema))
+        let props =
+            self.properties(self.batch_samples(sample_bytes(first, self.options.label_dtype)));
+        // ArrowWriter derives the Parquet schema and stores the Arrow one, as readers expect
+        let (file, arrow_columns) =
+            ArrowWriter::try_new(shard_file(file), schema.clone(), Some(props))
+                .and_then(ArrowWriter::into_serialized_writer)
+                .map_err(|e| Error::output(&path, "write", e.to_string()))?;
+        let writer = ShardWriter {
+            file,
+            arrow_columns,
+            schema,
+            row_groups: 0,
+        };
+        Ok((atomic, writer))
     }
 }
 
@@ -275,12 +319,10 @@ impl Sink for ParquetSink {
         if open.writer.is_none() {
             open.writer = Some(self.open_writer(&open.plan, first)?);
         }
-        let (atomic, writer, schema) = open.writer.as_mut().expect("opened above");
-        let batch = self.batch(schema, &open.plan, &samples)?;
-        let fail =
-            |e: parquet::errors::ParquetError| Error::output(atomic.path(), "write", e.to_string());
-        writer.write(&batch).map_err(fail)?;
-        writer.flush().map_err(fail)?;
+        let (atomic, writer) = open.writer.as_mut().expect("opened above");
+        let columns = self.columns(writer, &open.plan, &samples)?;
+        Self::write_row_group(writer, columns)
+            .map_err(|e| Error::output(atomic.path(), "write", e.to_string()))?;
         open.samples += samples.len();
         self.open = Some(open);
         Ok(())
@@ -288,13 +330,16 @@ impl Sink for ParquetSink {
 
     fn finish(&mut self, counts: &SplitCounts) -> Result<Commit> {
         let open = self.open.take().expect("begin before finish");
-        let Some((atomic, mut writer, _)) = open.writer else {
+        let Some((atomic, mut writer)) = open.writer else {
             return Ok(Box::new(|| Ok(vec![])));
         };
-        writer.append_key_value_metadata(self.shard_metadata(&open.plan, open.samples, counts));
-        let file = writer
+        let metadata = self.shard_metadata(&open.plan, open.samples, counts);
+        writer.file.append_key_value_metadata(metadata);
+        let fail = |e: String| Error::output(atomic.path(), "write", e);
+        let file = writer.file.into_inner().map_err(|e| fail(e.to_string()))?;
+        let file = file
             .into_inner()
-            .map_err(|e| Error::output(atomic.path(), "write", e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?
             .into_file();
         Ok(Box::new(move || {
             let (bytes, sha256) = atomic.commit(file)?;
@@ -354,65 +399,26 @@ fn tensor_field(name: &str, item: DataType, shape: &[usize], dims: &[&str]) -> F
     ]))
 }
 
-fn list_of(schema: &SchemaRef, column: &str, values: ArrayRef) -> Result<ArrayRef> {
-    let field = schema
-        .field_with_name(column)
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let DataType::FixedSizeList(item, size) = field.data_type() else {
-        unreachable!("tensor columns are fixed-size lists")
-    };
-    let list = FixedSizeListArray::try_new(item.clone(), *size, values, None)
-        .map_err(|e| Error::Usage(format!("tensor column {column}: {e}")))?;
-    Ok(Arc::new(list))
+/// The shard file as the Parquet writer gets it. Pixel column chunks reach it in the 8 KiB pieces
+/// of `append_column`'s copy; written to the file as they come, each piece's partly covered pages
+/// were first zeroed by the kernel (9% of a tensor build in `perf`), so they are gathered here.
+fn shard_file(file: std::fs::File) -> BufWriter<EarlyWriteback> {
+    BufWriter::with_capacity(1 << 20, EarlyWriteback::new(file))
 }
 
-fn image_tensor(schema: &SchemaRef, samples: &[Sample]) -> Result<ArrayRef> {
-    let values: ArrayRef = match &samples[0].image.pixels {
-        Pixels::U8(_) => Arc::new(UInt8Array::new(
-            ScalarBuffer::from(concat(samples, |p| match p {
-                Pixels::U8(v) => v.as_slice(),
-                _ => &[],
-            })),
-            None,
-        )),
-        Pixels::U16(_) => Arc::new(UInt16Array::new(
-            ScalarBuffer::from(concat(samples, |p| match p {
-                Pixels::U16(v) => v.as_slice(),
-                _ => &[],
-            })),
-            None,
-        )),
-        Pixels::F32(_) => Arc::new(arrow_array::Float32Array::new(
-            ScalarBuffer::from(concat(samples, |p| match p {
-                Pixels::F32(v) => v.as_slice(),
-                _ => &[],
-            })),
-            None,
-        )),
-    };
-    list_of(schema, "image", values)
+/// A string column of one value per sample.
+fn strings<'a>(samples: &'a [Sample], value: impl Fn(&'a Sample) -> &'a str) -> Column {
+    let mut column = StringBuilder::new();
+    samples.iter().for_each(|s| column.append_value(value(s)));
+    Column::Arrow(Arc::new(column.finish()))
 }
 
-fn concat<'a, T: Copy + 'a>(samples: &'a [Sample], get: impl Fn(&'a Pixels) -> &'a [T]) -> Vec<T> {
-    let mut out = Vec::with_capacity(samples.iter().map(|s| s.image.pixels.len()).sum());
-    samples
-        .iter()
-        .for_each(|s| out.extend_from_slice(get(&s.image.pixels)));
-    out
-}
-
-fn label_tensor(schema: &SchemaRef, samples: &[Sample], dtype: PixelType) -> ArrayRef {
-    let values: ArrayRef = match dtype {
-        PixelType::U8 => Arc::new(UInt8Array::from_iter_values(
-            samples
-                .iter()
-                .flat_map(|s| s.label.ids.iter().map(|&v| v as u8)),
-        )),
-        _ => Arc::new(UInt16Array::from_iter_values(
-            samples.iter().flat_map(|s| s.label.ids.iter().copied()),
-        )),
-    };
-    list_of(schema, "label", values).expect("label tensor shape matches the schema")
+/// The value count of a tensor column's rows: its fixed-size list's length.
+fn tensor_size(schema: &SchemaRef, column: usize) -> usize {
+    match schema.field(column).data_type() {
+        DataType::FixedSizeList(_, size) => *size as usize,
+        other => unreachable!("tensor columns are fixed-size lists, not {other}"),
+    }
 }
 
 fn png_structs(

@@ -118,7 +118,10 @@ def test_metadata_explains_the_shard(quintal):
         assert meta["counts"] == stats[split], "one shard per split here: its counts are the split's"
 
 
-@pytest.mark.parametrize(("setting", "codec"), [("", "UNCOMPRESSED"), ('compression = "zstd"\n', "ZSTD")])
+@pytest.mark.parametrize(
+    ("setting", "codec"),
+    [("", "UNCOMPRESSED"), ('compression = "zstd"\n', "ZSTD"), ('compression = "deflate"\n', "GZIP")],
+)
 def test_row_groups_are_capped_and_pixel_columns_plain(quintal, setting, codec):
     tmp, head = quintal
     out = build(tmp, head + f'[output]\nformat = "parquet"\ndir = "out"\nrow_group_bytes = 300000\n{setting}')
@@ -134,20 +137,68 @@ def test_row_groups_are_capped_and_pixel_columns_plain(quintal, setting, codec):
             assert col.statistics is None and not col.has_dictionary_page, name
 
 
-def test_tensor_pixels_are_delta_packed_near_their_raw_size(quintal):
-    """u8 pixels are INT32 in Parquet; delta bit-packing keeps them near one byte a value."""
+@pytest.mark.parametrize("compression", ["stored", "deflate", "zstd"])
+def test_tensor_pixels_are_the_raw_bytes_under_an_identity_dictionary(quintal, compression):
+    """u8 pixels are INT32 in Parquet; segprep writes them as indices into the dictionary 0..255,
+    bit-packed 8 bits wide, so a stored page is the pixel bytes themselves. Every codec reads back
+    through pyarrow and polars to the NPZ build's pixels."""
     tmp, head = quintal
-    out = build(tmp, head + '[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\n')
-    meta = pq.ParquetFile(shards(out)[0]).metadata
-    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
-    raw = 0
-    for i, name in enumerate(names):
-        col = meta.row_group(0).column(i)
-        if name.endswith("list.item"):
-            assert "DELTA_BINARY_PACKED" in col.encodings and col.physical_type == "INT32", (name, col.encodings)
-            raw += col.total_uncompressed_size
-    pixels = 6 * (256 * 256 * 3 + 256 * 256)
-    assert raw < 1.5 * pixels, f"{raw} bytes of pages for {pixels} pixel values"
+    ref = npz_reference(tmp, head)
+    output = f'[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\ncompression = "{compression}"\n'
+    out = build(tmp, head + STAGES + output)
+    codec = {"stored": "UNCOMPRESSED", "deflate": "GZIP", "zstd": "ZSTD"}[compression]
+    for f in shards(out):
+        meta = pq.ParquetFile(f).metadata
+        names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        rows, stored = meta.row_group(0).num_rows, 0
+        for i, name in enumerate(names):
+            col = meta.row_group(0).column(i)
+            assert col.compression == codec, name
+            if name.endswith("list.item"):
+                assert col.physical_type == "INT32" and col.has_dictionary_page, name
+                assert set(col.encodings) == {"PLAIN", "RLE", "RLE_DICTIONARY"}, (name, col.encodings)
+                assert col.statistics is None, name
+                stored += col.total_uncompressed_size
+        pixels = rows * (96 * 128 * 3 + 96 * 128)
+        # two dictionaries of 256 INT32 and a page header and level runs per sample and column
+        assert pixels < stored < pixels + 2 * 1024 + rows * 2 * 64, (stored, pixels)
+        table = pq.read_table(f)
+        images = table.column("image").combine_chunks().to_numpy_ndarray()
+        labels = table.column("label").combine_chunks().to_numpy_ndarray()
+        frame = pl.read_parquet(f)
+        for i, key in enumerate(table.column("key").to_pylist()):
+            assert np.array_equal(images[i], ref[key][1]) and np.array_equal(labels[i], ref[key][2]), key
+            assert np.array_equal(frame["label"][i].to_numpy().reshape(96, 128), ref[key][2]), key
+
+
+def test_tensor_layout_keeps_sixteen_bit_pixels_and_labels_exact(tmp_path):
+    """u16 images and labels are indices into the dictionary 0..65535, 16 bits wide: every value
+    survives, the extremes included, through pyarrow and polars."""
+    for d in ("img", "lab"):
+        (tmp_path / d).mkdir()
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 300, size=(3, 20, 30)).astype(np.uint16)
+    ids[:, 0, :] = 65535
+    grey = rng.integers(0, 65536, size=(3, 20, 30), dtype=np.uint16)
+    grey[:, 1, :2] = [0, 65535]
+    for i, (lab, img) in enumerate(zip(ids, grey)):
+        Image.fromarray(img).save(tmp_path / "img" / f"{i}.png")
+        Image.fromarray(lab).save(tmp_path / "lab" / f"{i}.png")
+    head = (
+        '[input]\nimages = "img"\nlabels = "lab"\n[labels]\nformat = "index"\nnum_classes = 300\nignore_index = 65535\n'
+    )
+    out = build(tmp_path, head + '[output]\nformat = "parquet"\nlayout = "tensor"\ndir = "out"\n')
+    (f,) = shards(out)
+    table = pq.read_table(f)
+    images = table.column("image").combine_chunks().to_numpy_ndarray()
+    labels = table.column("label").combine_chunks().to_numpy_ndarray()
+    assert images.dtype == np.uint16 and labels.dtype == np.uint16
+    frame = pl.read_parquet(f)
+    for i, key in enumerate(table.column("key").to_pylist()):
+        k = int(key)
+        assert np.array_equal(images[i].reshape(20, 30), grey[k]) and np.array_equal(labels[i], ids[k]), key
+        assert np.array_equal(frame["label"][i].to_numpy().reshape(20, 30), ids[k]), key
+        assert np.array_equal(frame["image"][i].to_numpy().reshape(20, 30), grey[k]), key
 
 
 def test_file_size_limit_is_a_clear_error_and_leaves_no_shard(quintal):
