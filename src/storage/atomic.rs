@@ -112,12 +112,20 @@ impl AtomicFile {
         &self.path
     }
 
-    /// Makes the file whole under its final name; returns its size and sha256.
+    /// Makes the file whole under its final name; returns its size and sha256. The written bytes
+    /// are hashed (from the page cache) while the sync waits for the disk: the last shard's
+    /// commit is the tail of every build, which nothing else overlaps.
     pub fn commit(mut self, file: File) -> Result<(u64, String)> {
         let fail = |e: std::io::Error| Error::write(&self.path, e);
-        file.sync_all().map_err(fail)?;
+        let (synced, hashed) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| sha256_of(&self.tmp));
+            let synced = file.sync_all();
+            let hashed = hashing.join().expect("hashing a file does not panic");
+            (synced, hashed)
+        });
+        synced.map_err(fail)?;
         drop(file);
-        let (bytes, sha) = sha256_of(&self.tmp).map_err(fail)?;
+        let (bytes, sha) = hashed.map_err(fail)?;
         std::fs::rename(&self.tmp, &self.path).map_err(fail)?;
         self.committed = true;
         Ok((bytes, sha))
