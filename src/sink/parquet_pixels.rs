@@ -104,6 +104,14 @@ impl PixelColumn {
     /// Levels (all rows full, no nulls), then the row's values in this column's encoding.
     fn data_page_body<T>(&self, row: &T, append: &impl Fn(&T, &mut Vec<u8>)) -> Result<Vec<u8>> {
         let n = self.values_per_row;
+        let bytes = n as u64 * self.encoding.value_bytes() as u64;
+        if bytes > PAGE_LIMIT {
+            // a page's sizes are 32-bit in its header
+            return Err(ParquetError::General(format!(
+                "a sample of {bytes} bytes is more than a Parquet page holds ({PAGE_LIMIT}); \
+                 write this data set as NPZ (format = \"npz\")"
+            )));
+        }
         let mut body = Vec::with_capacity(n * self.encoding.value_bytes() + 64);
         let (max_rep, max_def) = (self.descr.max_rep_level(), self.descr.max_def_level());
         if max_rep > 0 {
@@ -278,6 +286,8 @@ fn compress(compression: Compression, body: Vec<u8>) -> Result<Vec<u8>> {
 }
 
 const GZIP_LEVEL: u32 = 6;
+/// The largest page body, with room for its levels and compression's overhead under `i32::MAX`.
+const PAGE_LIMIT: u64 = i32::MAX as u64 - (16 << 20);
 const ZSTD_LEVEL: i32 = 1;
 
 #[cfg(test)]
