@@ -40,8 +40,7 @@ pub fn verify(p: &Pipeline, out_dir: &Path, progress: &dyn Progress) -> Result<V
         .map(|(key, f)| (key, f, resolve(&roots, f)))
         .collect();
     let present = files.iter().filter_map(|(_, _, path)| path.as_deref());
-    let all = std::sync::atomic::AtomicBool::new(false);
-    crate::storage::mirror::prefetch(present.filter(|path| path.exists()), progress, &all)?;
+    crate::storage::mirror::prefetch(present.filter(|path| path.exists()), progress)?;
     progress.start("verifying inputs", files.len() as u64);
     let changed: Vec<Option<Changed>> = files
         .par_iter()

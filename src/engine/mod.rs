@@ -193,14 +193,14 @@ fn fetch_order<'a>(run: &'a Inputs, mine: &[&'a PairRef], single: bool) -> Vec<&
 /// that opens it.
 fn fetch_ahead(pairs: &[&PairRef], stop: &AtomicBool) {
     let files = pairs.iter().flat_map(|pair| pair.files());
-    let _ = crate::storage::mirror::prefetch(files, &crate::progress::Silent, stop);
+    let _ = crate::storage::mirror::prefetch_until(files, &crate::progress::Silent, stop);
 }
 
 /// Fetches the object-store inputs of `pairs` not in the local mirror yet, several at a time,
 /// before they are read.
 fn fetch_inputs(pairs: &[&PairRef], progress: &dyn Progress) -> Result<()> {
     let files = pairs.iter().flat_map(|pair| pair.files());
-    crate::storage::mirror::prefetch(files, progress, &AtomicBool::new(false))
+    crate::storage::mirror::prefetch(files, progress)
 }
 
 /// The pairs of each split in plan order (train, val, test, others; keys sorted), with the

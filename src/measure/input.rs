@@ -47,7 +47,7 @@ pub fn measure(p: &Pipeline, geometry: bool, progress: &dyn Progress) -> Result<
             .into_iter()
             .filter(move |f| geometry || !images.contains(f))
     });
-    crate::storage::mirror::prefetch(read, progress, &Default::default())?;
+    crate::storage::mirror::prefetch(read, progress)?;
     progress.start("counting labels", found.pairs.len() as u64);
     let results: Vec<Result<FileCounts>> = found
         .pairs

@@ -42,6 +42,14 @@ impl PixelEncoding {
         }
     }
 
+    /// The encoding of the values in a data page.
+    fn data_page_encoding(self) -> Encoding {
+        match self {
+            PixelEncoding::Identity { .. } => Encoding::RLE_DICTIONARY,
+            PixelEncoding::Plain => Encoding::PLAIN,
+        }
+    }
+
     fn value_bytes(self) -> usize {
         match self {
             PixelEncoding::Identity { bits } => bits as usize / 8,
@@ -159,10 +167,7 @@ impl PixelColumn {
             Page::DataPage {
                 buf,
                 num_values: self.values_per_row as u32,
-                encoding: match self.encoding {
-                    PixelEncoding::Identity { .. } => Encoding::RLE_DICTIONARY,
-                    PixelEncoding::Plain => Encoding::PLAIN,
-                },
+                encoding: self.encoding.data_page_encoding(),
                 def_level_encoding: Encoding::RLE,
                 rep_level_encoding: Encoding::RLE,
                 statistics: None,
@@ -178,15 +183,10 @@ impl PixelColumn {
         first_data_page: i64,
     ) -> Result<ColumnChunkMetaData> {
         let dictionary = matches!(self.encoding, PixelEncoding::Identity { .. });
-        let data_encoding = if dictionary {
-            Encoding::RLE_DICTIONARY
-        } else {
-            Encoding::PLAIN
-        };
         let mut encodings = vec![Encoding::PLAIN, Encoding::RLE];
         let mut stats = vec![PageEncodingStats {
             page_type: PageType::DATA_PAGE,
-            encoding: data_encoding,
+            encoding: self.encoding.data_page_encoding(),
             count: rows as i32,
         }];
         if dictionary {

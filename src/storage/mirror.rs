@@ -272,9 +272,17 @@ pub fn is_mirrored(path: &Path) -> bool {
 }
 
 /// Fetches the mirrored objects among `files` that are not here yet, in their order,
-/// `GETS_IN_FLIGHT` at a time: what a run calls with the files of the pairs it owns, ahead of
-/// reading them. Stops early (without error) once `stop` is set.
+/// `GETS_IN_FLIGHT` at a time, before they are read.
 pub fn prefetch<'a>(
+    files: impl IntoIterator<Item = &'a Path>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    prefetch_until(files, progress, &AtomicBool::new(false))
+}
+
+/// [`prefetch`], stopping early (without error) once `stop` is set: what a run calls in the
+/// background with the files of the pairs it owns, ahead of reading them.
+pub fn prefetch_until<'a>(
     files: impl IntoIterator<Item = &'a Path>,
     progress: &dyn Progress,
     stop: &AtomicBool,
@@ -470,7 +478,7 @@ mod tests {
         );
         ensure_local(&a).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), b"AAAA");
-        prefetch([a.as_path(), b.as_path()], &Silent, &AtomicBool::new(false)).unwrap();
+        prefetch([a.as_path(), b.as_path()], &Silent).unwrap();
         assert_eq!(std::fs::read(&b).unwrap(), b"BBBBBB");
         let tally = fetched().into_iter().find(|(u, ..)| *u == url).unwrap();
         assert_eq!((tally.1, tally.2), (2, 10), "each object once");
