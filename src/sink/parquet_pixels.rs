@@ -317,6 +317,32 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_larger_than_a_page_holds_is_refused_before_anything_is_allocated() {
+        use parquet::schema::{parser::parse_message_type, types::SchemaDescriptor};
+        let message = "message m { optional group image (LIST) { repeated group list { optional float item; } } }";
+        let schema =
+            SchemaDescriptor::new(std::sync::Arc::new(parse_message_type(message).unwrap()));
+        let column = PixelColumn {
+            descr: schema.column(0),
+            encoding: PixelEncoding::Plain,
+            // 16384 x 16384 x 2 bands of f32: 2 GiB
+            values_per_row: 16384 * 16384 * 2,
+            compression: Compression::Stored,
+        };
+        let appended = std::cell::Cell::new(false);
+        let err = column
+            .encode(&[()], |_, _| appended.set(true))
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().contains("more than a Parquet page holds"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("format = \"npz\""), "{err}");
+        assert!(!appended.get(), "no pixel was copied");
+    }
+
+    #[test]
     fn the_identity_dictionary_holds_every_index_as_its_value() {
         let dict = identity_dictionary(8);
         assert_eq!(dict.len(), 256 * 4);
