@@ -29,3 +29,88 @@ pub fn keep_freed_pixel_buffers() {
         }
     }
 }
+
+/// Byte buffers of pixels kept from one sample for the next. A buffer fresh from the allocator is
+/// zeroed there (calloc), and then every byte is overwritten by the decoder, the resize or the
+/// warp that asked for it: a few percent of a JPEG build went to zeroing. Buffers come back when
+/// a stage replaces an image's pixels or a sink has written them. Shared by all threads (a
+/// buffer freed by the writer serves a worker), and bounded: at most `POOLED` buffers and
+/// `POOLED_BYTES` in all, so memory still depends on threads and shard size alone.
+pub mod pixel_buffers {
+    use std::sync::Mutex;
+
+    const POOLED: usize = 16;
+    const POOLED_BYTES: usize = 128 << 20;
+    /// Smaller buffers are cheap to zero; pooling them would only hold memory.
+    const SMALLEST: usize = 64 << 10;
+
+    static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+    /// A buffer of `len` bytes whose contents are whatever an earlier image left: only for a
+    /// writer that sets every byte. A pooled buffer of `len` to `2 * len` bytes is reused (a
+    /// larger one would be wasted on a small image), else a new one is allocated.
+    pub fn take(len: usize) -> Vec<u8> {
+        let reused = (len >= SMALLEST)
+            .then(|| {
+                let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+                let fits = |b: &Vec<u8>| (len..=len.saturating_mul(2)).contains(&b.capacity());
+                let at = (0..pool.len())
+                    .filter(|&i| fits(&pool[i]))
+                    .min_by_key(|&i| pool[i].capacity())?;
+                Some(pool.swap_remove(at))
+            })
+            .flatten();
+        match reused {
+            Some(mut buffer) => {
+                // shorter: the old bytes stay; longer: only the added bytes are zeroed
+                buffer.resize(len, 0);
+                buffer
+            }
+            None => vec![0; len],
+        }
+    }
+
+    /// Keeps `buffer` for a later `take`, while the pool has room.
+    pub fn give(buffer: Vec<u8>) {
+        if buffer.capacity() < SMALLEST {
+            return;
+        }
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let held: usize = pool.iter().map(Vec::capacity).sum();
+        if pool.len() < POOLED && held + buffer.capacity() <= POOLED_BYTES {
+            pool.push(buffer);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        // sizes far from any image another test decodes, since all tests share the pool
+
+        #[test]
+        fn a_given_buffer_is_taken_again_and_a_much_smaller_request_is_not_served_from_it() {
+            let len = (40 << 20) + 7;
+            let buffer = vec![7u8; len];
+            let at = buffer.as_ptr();
+            give(buffer);
+            let small = take(len / 8);
+            assert_ne!(small.as_ptr(), at, "an eighth of it is a new buffer");
+            let back = take(len);
+            assert_eq!(back.as_ptr(), at, "the given buffer is reused");
+            assert_eq!(back.len(), len);
+        }
+
+        #[test]
+        fn a_longer_request_zeroes_only_what_it_adds() {
+            let mut buffer = Vec::with_capacity(12 << 20);
+            buffer.resize(8 << 20, 5u8);
+            let at = buffer.as_ptr();
+            give(buffer);
+            let grown = take(10 << 20);
+            assert_eq!(grown.as_ptr(), at);
+            assert!(grown[..8 << 20].iter().all(|&v| v == 5));
+            assert!(grown[8 << 20..].iter().all(|&v| v == 0));
+        }
+    }
+}

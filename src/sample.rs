@@ -17,6 +17,14 @@ pub enum Pixels {
 }
 
 impl Pixels {
+    /// Hands 8-bit pixels no longer needed to the buffer pool, for the next image's decoder,
+    /// resize or warp (see `memory::pixel_buffers`); other types are simply freed.
+    pub fn recycle(self) {
+        if let Pixels::U8(bytes) = self {
+            crate::memory::pixel_buffers::give(bytes);
+        }
+    }
+
     pub fn dtype(&self) -> PixelType {
         match self {
             Pixels::U8(_) => PixelType::U8,
@@ -138,6 +146,11 @@ pub struct Image {
 }
 
 impl Image {
+    /// Puts `new` in this image's place, recycling the old pixels (see `Pixels::recycle`).
+    pub fn replace(&mut self, new: Image) {
+        std::mem::replace(self, new).pixels.recycle();
+    }
+
     pub fn pixel_count(&self) -> usize {
         self.width as usize * self.height as usize
     }
@@ -248,6 +261,22 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// This sample's record (pair, split, counts, drawn values) with other pixels: what a stage
+    /// that writes a copy's pixels anew from these makes, without cloning these first.
+    pub fn with_pixels(&self, image: Image, label: LabelMap, padding: Option<Vec<bool>>) -> Sample {
+        Sample {
+            pair: self.pair.clone(),
+            split: self.split.clone(),
+            image,
+            label,
+            padding,
+            unknown_pixels: self.unknown_pixels,
+            standardization: self.standardization,
+            instances: self.instances,
+            augment: self.augment.clone(),
+        }
+    }
+
     /// The image side and the label side, for a stage's image path and label path.
     pub fn parts(&mut self) -> (ImagePart<'_>, LabelPart<'_>) {
         (

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::rules::{swaps_sides, with_alpha, AlphaRule, ExifRule, ImageHeader, ImageRules};
 use super::DecodeLimits;
 
+use crate::memory::pixel_buffers;
 use crate::sample::{Image, Pixels};
 
 /// A decoded file, and the EXIF orientation applied to it, if any.
@@ -55,9 +56,38 @@ fn decode_oriented(
     let (width, height) = decoder.dimensions();
     limits.check_size(width, height)?;
     let orientation = jpeg_orientation(path, &mut decoder);
-    let img =
-        DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode image: {e}"))?;
+    let img = read_pixels(decoder).map_err(|e| format!("cannot decode image: {e}"))?;
     orient(img, orientation, exif)
+}
+
+/// The decoded pixels. 8-bit pixels go into a pooled buffer (see `memory::pixel_buffers`): the
+/// decoder writes every byte, so the buffer is not zeroed first, as `from_decoder`'s would be.
+fn read_pixels(decoder: impl image::ImageDecoder) -> image::ImageResult<DynamicImage> {
+    use image::{ColorType, ImageBuffer};
+    let (w, h) = decoder.dimensions();
+    let color = decoder.color_type();
+    let eight_bit = [
+        ColorType::L8,
+        ColorType::La8,
+        ColorType::Rgb8,
+        ColorType::Rgba8,
+    ];
+    let len = usize::try_from(decoder.total_bytes()).ok();
+    let Some(len) = len.filter(|&n| n <= isize::MAX as usize && eight_bit.contains(&color)) else {
+        return DynamicImage::from_decoder(decoder);
+    };
+    let mut buffer = pixel_buffers::take(len);
+    decoder.read_image(&mut buffer)?;
+    let image = match color {
+        ColorType::L8 => ImageBuffer::from_raw(w, h, buffer).map(DynamicImage::ImageLuma8),
+        ColorType::La8 => ImageBuffer::from_raw(w, h, buffer).map(DynamicImage::ImageLumaA8),
+        ColorType::Rgb8 => ImageBuffer::from_raw(w, h, buffer).map(DynamicImage::ImageRgb8),
+        _ => ImageBuffer::from_raw(w, h, buffer).map(DynamicImage::ImageRgba8),
+    };
+    image.ok_or_else(|| {
+        let mismatch = image::error::ParameterErrorKind::DimensionMismatch;
+        image::ImageError::Parameter(image::error::ParameterError::from_kind(mismatch))
+    })
 }
 
 /// Applies a JPEG's EXIF orientation by rule; returns the orientation applied.

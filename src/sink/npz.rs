@@ -207,6 +207,7 @@ impl ShardWriter {
         rest.keys.push(s.pair.key);
         rest.drawn.push(s.augment.unwrap_or_else(|| "null".into()));
         rest.standardization.push(s.standardization);
+        s.image.pixels.recycle();
         self.written += 1;
         Ok(())
     }

@@ -105,6 +105,11 @@ pub trait StageOps {
     fn plan(&self, at: SampleAt) -> Result<Self::Plan, String>;
     fn apply_image(&self, plan: &Self::Plan, image: ImagePart) -> Result<(), String>;
     fn apply_label(&self, plan: &Self::Plan, label: LabelPart) -> Result<(), String>;
+    /// The copy `plan` makes of `sample`, its image and label paths run, made without a clone
+    /// of the sample's pixels first: for a copy whose pixels are written anew from the
+    /// original's (an augment copy that flips or warps). `None`: the copy is a clone of the
+    /// sample, run in place. Either way the same copy.
+    fn derive(&self, plan: &Self::Plan, sample: &Sample) -> Result<Option<Sample>, String>;
     /// The parameters drawn for this copy, recorded with the sample (`augment` in the shards).
     fn drawn(&self, plan: &Self::Plan) -> Option<String>;
     fn at_inference(&self) -> AtInference;
@@ -219,48 +224,88 @@ impl Stage {
 /// The split name new images have at inference: no stage's split list names it.
 pub const INFERENCE_SPLIT: &str = "apply";
 
-/// Every sample through `stage`, each as its copies (the last copy reuses the sample).
+/// Every sample through `stage`, each as its copies. Copies the stage derives from the sample
+/// (see `StageOps::derive`) need no clone of it; of the others, the last runs on the sample itself.
 fn run_all<S: StageOps>(stage: &S, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
     let mut out = Vec::with_capacity(samples.len());
     for sample in samples {
         let copies = stage.copies(&sample.split);
-        let Some((&last, rest)) = copies.split_last() else {
-            continue;
-        };
-        for &copy in rest {
-            let mut c = sample.clone();
-            run_on(stage, &mut c, copy)?;
-            out.push(c);
+        let derived = copies
+            .iter()
+            .map(|&copy| derive_copy(stage, &sample, copy))
+            .collect::<Result<Vec<_>, _>>()?;
+        let in_place = derived.iter().rposition(Option::is_none);
+        let mut original = Some(sample);
+        for (i, (&copy, made)) in copies.iter().zip(derived).enumerate() {
+            let made = match made {
+                Some(made) => made,
+                None => {
+                    let last = Some(i) == in_place;
+                    let mut made = if last {
+                        original.take()
+                    } else {
+                        original.clone()
+                    }
+                    .expect("the sample is taken by its last copy only");
+                    run_on(stage, &mut made, copy)?;
+                    made
+                }
+            };
+            out.push(made);
         }
-        let mut sample = sample;
-        run_on(stage, &mut sample, last)?;
-        out.push(sample);
     }
     Ok(out)
 }
 
-/// Runs `stage` on one sample as copy `copy`: one plan, the image path, the label path, then the
-/// drawn parameters and (for copies 1, 2, ...) the key `key@copy` recorded.
-pub fn run_on<S: StageOps>(stage: &S, sample: &mut Sample, copy: u32) -> Result<(), String> {
-    // the label's size: the sample's, also when its image was decoded reduced for a first resize
-    let at = SampleAt {
+/// Copy `copy` of `sample` as the stage derives it, recorded as `run_on` records it; `None` when
+/// the stage does not derive it (and for copy 0, the sample itself).
+fn derive_copy<S: StageOps>(
+    stage: &S,
+    sample: &Sample,
+    copy: u32,
+) -> Result<Option<Sample>, String> {
+    if copy == 0 {
+        return Ok(None);
+    }
+    let plan = stage.plan(sample_at(sample, copy))?;
+    let Some(mut made) = stage.derive(&plan, sample)? else {
+        return Ok(None);
+    };
+    record_copy(stage, &plan, &mut made, copy);
+    Ok(Some(made))
+}
+
+/// Where copy `copy` of `sample` is planned: at the label's size, also when the image was
+/// decoded reduced for a first resize.
+fn sample_at(sample: &Sample, copy: u32) -> SampleAt<'_> {
+    SampleAt {
         width: sample.label.width,
         height: sample.label.height,
         key: &sample.pair.key,
         split: &sample.split,
         copy,
-    };
-    let plan = stage.plan(at)?;
+    }
+}
+
+/// Runs `stage` on one sample as copy `copy`: one plan, the image path, the label path, then the
+/// drawn parameters and (for copies 1, 2, ...) the key `key@copy` recorded.
+pub fn run_on<S: StageOps>(stage: &S, sample: &mut Sample, copy: u32) -> Result<(), String> {
+    let plan = stage.plan(sample_at(sample, copy))?;
     let (image, label) = sample.parts();
     stage.apply_image(&plan, image)?;
     stage.apply_label(&plan, label)?;
-    if let Some(drawn) = stage.drawn(&plan) {
+    record_copy(stage, &plan, sample, copy);
+    Ok(())
+}
+
+/// The drawn parameters and, for copies 1, 2, ..., the key `key@copy`.
+fn record_copy<S: StageOps>(stage: &S, plan: &S::Plan, sample: &mut Sample, copy: u32) {
+    if let Some(drawn) = stage.drawn(plan) {
         sample.augment = Some(drawn);
     }
     if copy > 0 {
         sample.pair.key = format!("{}@{copy}", sample.pair.key);
     }
-    Ok(())
 }
 
 /// `"ignore"` or a class id: what a label gets where a geometric stage invents pixels.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::geometry::{pad_image, pad_label, GeometryStep};
 use super::{AtInference, BuildContext, LabelFill, Placement, SampleAt, SizeSpec, StageOps};
-use crate::sample::{Image, ImagePart, LabelPart, PixelType};
+use crate::sample::{Image, ImagePart, LabelPart, PixelType, Sample};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +187,11 @@ impl StageOps for Pad {
             }
         }
         Ok(())
+    }
+
+    /// One sample in, one out: no copy to derive.
+    fn derive(&self, _plan: &Self::Plan, _sample: &Sample) -> Result<Option<Sample>, String> {
+        Ok(None)
     }
 
     fn drawn(&self, _steps: &Self::Plan) -> Option<String> {

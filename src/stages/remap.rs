@@ -12,7 +12,7 @@ use super::{AtInference, BuildContext, SampleAt, StageOps};
 use crate::classes::{Class, ClassSet};
 
 use crate::de::nearest;
-use crate::sample::{ImagePart, LabelPart};
+use crate::sample::{ImagePart, LabelPart, Sample};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -328,6 +328,11 @@ impl StageOps for Remap {
             *id = to as u16;
         }
         Ok(())
+    }
+
+    /// One sample in, one out: no copy to derive.
+    fn derive(&self, _plan: &(), _sample: &Sample) -> Result<Option<Sample>, String> {
+        Ok(None)
     }
 
     fn drawn(&self, _plan: &()) -> Option<String> {

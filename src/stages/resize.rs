@@ -10,7 +10,8 @@ use super::geometry::{
 };
 use super::pad::fill_values;
 use super::{AtInference, BuildContext, LabelFill, SampleAt, SizeSpec, StageOps};
-use crate::sample::{Image, ImagePart, LabelPart, PixelValue, Pixels};
+use crate::memory::pixel_buffers;
+use crate::sample::{Image, ImagePart, LabelPart, PixelValue, Pixels, Sample};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +175,11 @@ impl StageOps for Resize {
         Ok(())
     }
 
+    /// One sample in, one out: no copy to derive.
+    fn derive(&self, _plan: &Self::Plan, _sample: &Sample) -> Result<Option<Sample>, String> {
+        Ok(None)
+    }
+
     fn drawn(&self, _steps: &Self::Plan) -> Option<String> {
         None
     }
@@ -205,7 +211,7 @@ fn scaled(w: u32, h: u32, scale: f64, limit: (u32, u32)) -> (u32, u32) {
 /// Resizes an image (by `filter`) to `nw`×`nh`; nothing when it has that size.
 pub fn resize_image_to(img: &mut Image, nw: u32, nh: u32, filter: Filter) -> Result<(), String> {
     if (img.width, img.height) != (nw, nh) {
-        *img = resize_image(img, nw, nh, filter)?;
+        img.replace(resize_image(img, nw, nh, filter)?);
     }
     Ok(())
 }
@@ -282,7 +288,10 @@ fn resize_interleaved(
     let kind = pixel_type(&img.pixels, bands).ok_or("unsupported band count for resize")?;
     let src = fir::images::ImageRef::new(img.width, img.height, img.pixels.as_bytes(), kind)
         .map_err(|e| format!("resize: {e}"))?;
-    let mut dst = fir::images::Image::new(nw, nh, kind);
+    // a pooled buffer: the resize writes every byte of it
+    let len = nw as usize * nh as usize * kind.size();
+    let mut dst = fir::images::Image::from_vec_u8(nw, nh, pixel_buffers::take(len), kind)
+        .unwrap_or_else(|_| fir::images::Image::new(nw, nh, kind));
     let options = fir::ResizeOptions::new()
         .resize_alg(algorithm(filter))
         .use_alpha(false);
@@ -290,10 +299,15 @@ fn resize_interleaved(
         .with_borrow_mut(|resizer| resizer.resize(&src, &mut dst, &options))
         .map_err(|e| format!("resize: {e}"))?;
     let bytes = dst.into_vec();
+    let typed = |bytes: Vec<u8>, wrap: fn(&[u8]) -> Pixels| {
+        let pixels = wrap(&bytes);
+        pixel_buffers::give(bytes);
+        pixels
+    };
     Ok(match img.pixels {
         Pixels::U8(_) => Pixels::U8(bytes),
-        Pixels::U16(_) => Pixels::U16(bytemuck::pod_collect_to_vec(&bytes)),
-        Pixels::F32(_) => Pixels::F32(bytemuck::pod_collect_to_vec(&bytes)),
+        Pixels::U16(_) => typed(bytes, |b| Pixels::U16(bytemuck::pod_collect_to_vec(b))),
+        Pixels::F32(_) => typed(bytes, |b| Pixels::F32(bytemuck::pod_collect_to_vec(b))),
     })
 }
 
@@ -370,7 +384,10 @@ mod tests {
             let src =
                 fir::images::ImageRef::new(img.width, img.height, img.pixels.as_bytes(), kind)
                     .unwrap();
-            let mut dst = fir::images::Image::new(nw, nh, kind);
+            // a pooled buffer: the resize writes every byte of it
+            let len = nw as usize * nh as usize * kind.size();
+            let mut dst = fir::images::Image::from_vec_u8(nw, nh, pixel_buffers::take(len), kind)
+                .unwrap_or_else(|_| fir::images::Image::new(nw, nh, kind));
             let options = fir::ResizeOptions::new()
                 .resize_alg(algorithm(filter))
                 .use_alpha(false);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::geometry::GeometryStep;
 use super::{AtInference, BuildContext, SampleAt, StageOps};
-use crate::sample::{ImagePart, LabelPart, Pixels, Standardization};
+use crate::sample::{ImagePart, LabelPart, Pixels, Sample, Standardization};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +132,11 @@ impl StageOps for Standardize {
     /// Label: untouched.
     fn apply_label(&self, _plan: &(), _part: LabelPart) -> Result<(), String> {
         Ok(())
+    }
+
+    /// One sample in, one out: no copy to derive.
+    fn derive(&self, _plan: &(), _sample: &Sample) -> Result<Option<Sample>, String> {
+        Ok(None)
     }
 
     fn drawn(&self, _plan: &()) -> Option<String> {

@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use super::geometry::{crop_image, crop_label, resize_label, GeometryStep};
 use super::resize::{resize_image_to, Filter};
 use super::{AtInference, BuildContext, SampleAt, SizeSpec, StageOps};
-use crate::sample::{ImagePart, LabelPart};
+use crate::sample::{Image, ImagePart, LabelMap, LabelPart, Sample};
 use photometric::Photometric;
 use rng::Draw;
 use sampling::Border;
-use warp::{affine, invert, move_image, move_label, warp_image, warp_label, Mapping, WarpRules};
+use warp::{affine, invert, Mapping, MovedLabel, WarpRules};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -337,21 +337,10 @@ impl StageOps for Augment {
                 }
             }
             AugmentPlan::Copy(c) => {
-                let d = &c.drawn;
-                move_image(img, d.hflip, d.vflip, d.rot90);
-                let rules = self.warp_rules();
-                for map in c.mappings() {
-                    warp_image(img, c.turned, &map, &rules);
+                if let Some(moved) = self.copy_geometry_image(c, img) {
+                    img.replace(moved);
                 }
-                if let Some(window) = c.crop {
-                    crop_image(img, window);
-                }
-                if let Some((tw, th)) = c.resize_to {
-                    resize_image_to(img, tw, th, self.filter())?;
-                }
-                let mut noise = c.noise.clone();
-                photometric::apply(img, &d.photometric, &mut || noise.normal());
-                Ok(())
+                self.finish_copy_image(c, img)
             }
         }
     }
@@ -363,22 +352,35 @@ impl StageOps for Augment {
             AugmentPlan::Pass => return Ok(()),
             AugmentPlan::Original(o) => (o.window, o.resize_to),
             AugmentPlan::Copy(c) => {
-                let d = &c.drawn;
-                move_label(&mut part, d.hflip, d.vflip, d.rot90);
-                let rules = self.warp_rules();
-                for map in c.mappings() {
-                    warp_label(&mut part, c.turned, &map, &rules);
+                let source = (&*part.label, part.padding.as_deref());
+                if let Some((label, padding)) = self.copy_geometry_label(c, source) {
+                    (*part.label, *part.padding) = (label, padding);
                 }
                 (c.crop, c.resize_to)
             }
         };
-        if let Some(window) = window {
-            crop_label(&mut part, window);
-        }
-        if let Some((tw, th)) = resize_to {
-            resize_label(&mut part, tw, th);
-        }
+        crop_and_resize_label(&mut part, window, resize_to);
         Ok(())
+    }
+
+    /// A copy whose geometry moves or warps the pixels is made from the original's, not from a
+    /// clone of them; then its crop, resize and photometric changes run on it in place.
+    fn derive(&self, plan: &AugmentPlan, sample: &Sample) -> Result<Option<Sample>, String> {
+        let AugmentPlan::Copy(c) = plan else {
+            return Ok(None);
+        };
+        let Some(image) = self.copy_geometry_image(c, &sample.image) else {
+            return Ok(None);
+        };
+        let source = (&sample.label, sample.padding.as_deref());
+        let (label, padding) = self
+            .copy_geometry_label(c, source)
+            .expect("the label takes the steps the image takes");
+        let mut copy = sample.with_pixels(image, label, padding);
+        let (image, mut label) = copy.parts();
+        self.finish_copy_image(c, image.image)?;
+        crop_and_resize_label(&mut label, c.crop, c.resize_to);
+        Ok(Some(copy))
     }
 
     fn drawn(&self, plan: &AugmentPlan) -> Option<String> {
@@ -445,6 +447,51 @@ impl Augment {
             },
             ignore_index: self.ignore_index,
         }
+    }
+
+    /// What follows a copy's geometry on its image: the crop (and its resize), then the
+    /// photometric changes.
+    fn finish_copy_image(&self, c: &CopyPlan, img: &mut Image) -> Result<(), String> {
+        if let Some(window) = c.crop {
+            crop_image(img, window);
+        }
+        if let Some((tw, th)) = c.resize_to {
+            resize_image_to(img, tw, th, self.filter())?;
+        }
+        let mut noise = c.noise.clone();
+        photometric::apply(img, &c.drawn.photometric, &mut || noise.normal());
+        Ok(())
+    }
+
+    /// A copy's flips, turns and warps, read from `src` into new pixels; `None` when it has
+    /// none. The first step reads the original, so a copy need not clone it first.
+    fn copy_geometry_image(&self, c: &CopyPlan, src: &Image) -> Option<Image> {
+        let d = &c.drawn;
+        let rules = self.warp_rules();
+        let mut made = warp::moved_image(src, d.hflip, d.vflip, d.rot90);
+        for map in c.mappings() {
+            let warped = warp::warped_image(made.as_ref().unwrap_or(src), c.turned, &map, &rules);
+            if let Some(replaced) = made.replace(warped) {
+                replaced.pixels.recycle();
+            }
+        }
+        made
+    }
+
+    /// The same steps for the label and its padding mask (nearest).
+    fn copy_geometry_label(
+        &self,
+        c: &CopyPlan,
+        src: (&LabelMap, Option<&[bool]>),
+    ) -> Option<MovedLabel> {
+        let d = &c.drawn;
+        let rules = self.warp_rules();
+        let mut made = warp::moved_label(src, d.hflip, d.vflip, d.rot90);
+        for map in c.mappings() {
+            let from = made.as_ref().map_or(src, |(l, p)| (l, p.as_deref()));
+            made = Some(warp::warped_label(from, c.turned, &map, &rules));
+        }
+        made
     }
 
     /// The kept original, brought to the copies' size when they are cropped: a centre crop
@@ -593,6 +640,20 @@ impl Augment {
 
 /// torchvision's fallback when ten draws find no box: the whole image, cut in the centre to the
 /// nearest allowed aspect ratio when its own is outside `ratio`.
+/// The crop (window) and resize that end a label's augmentation, nearest.
+fn crop_and_resize_label(
+    part: &mut LabelPart,
+    window: Option<(u32, u32, u32, u32)>,
+    resize_to: Option<(u32, u32)>,
+) {
+    if let Some(window) = window {
+        crop_label(part, window);
+    }
+    if let Some((tw, th)) = resize_to {
+        resize_label(part, tw, th);
+    }
+}
+
 fn centre_crop(w: u32, h: u32, ratio: [f64; 2]) -> (u32, u32, u32, u32) {
     let own = w as f64 / h as f64;
     let (cw, ch) = if own < ratio[0] {

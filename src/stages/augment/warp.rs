@@ -4,7 +4,7 @@
 //! `warpAffine` — then sample the image with the chosen interpolation and the label (and padding
 //! mask) with nearest, so no class id is ever mixed.
 use super::sampling::{bilinear_row, nearest_row, Border, NearestLabel, OUTSIDE};
-use crate::sample::{Image, LabelPart, PixelValue, Pixels};
+use crate::sample::{Image, LabelMap, PixelValue, Pixels};
 
 /// Where each output pixel's source lies.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +88,11 @@ fn gather_row<T: Copy>(src: &[T], bands: usize, sources: &[usize], fill: &[T], o
 /// The bilinear row of a pixel type: the generic one, or for 8-bit 3- and 4-band images the SIMD
 /// one (`warp_simd`), which gives the same bytes.
 pub trait BilinearRow: PixelValue {
+    /// A warp's output buffer of `len` values, every one of which the warp then writes.
+    fn output_buffer(len: usize) -> Vec<Self> {
+        vec![Self::default(); len]
+    }
+
     fn bilinear_row(
         src: &[Self],
         dims: (usize, usize, usize),
@@ -123,6 +128,11 @@ impl BilinearRow for u16 {}
 impl BilinearRow for f32 {}
 
 impl BilinearRow for u8 {
+    /// From the pool: not zeroed first (see `memory::pixel_buffers`).
+    fn output_buffer(len: usize) -> Vec<u8> {
+        crate::memory::pixel_buffers::take(len)
+    }
+
     fn bilinear_row(
         src: &[u8],
         dims: (usize, usize, usize),
@@ -150,9 +160,9 @@ pub struct WarpRules<'a> {
     pub ignore_index: u16,
 }
 
-/// Warps an image to `out` (width, height) through `map`, row by row: bilinear or nearest under
+/// `img` warped to `out` (width, height) through `map`, row by row: bilinear or nearest under
 /// the image's border rule, the image fill outside.
-pub fn warp_image(img: &mut Image, out: (usize, usize), map: &Mapping, rules: &WarpRules) {
+pub fn warped_image(img: &Image, out: (usize, usize), map: &Mapping, rules: &WarpRules) -> Image {
     let dims = (img.width as usize, img.height as usize, img.bands);
     let fill: Vec<f32> = (0..dims.2)
         .map(|b| {
@@ -164,20 +174,32 @@ pub fn warp_image(img: &mut Image, out: (usize, usize), map: &Mapping, rules: &W
                 .unwrap_or(0.0) as f32
         })
         .collect();
-    img.pixels = match &img.pixels {
+    let pixels = match &img.pixels {
         Pixels::U8(v) => Pixels::U8(warp_rows(v, dims, out, map, rules, &fill)),
         Pixels::U16(v) => Pixels::U16(warp_rows(v, dims, out, map, rules, &fill)),
         Pixels::F32(v) => Pixels::F32(warp_rows(v, dims, out, map, rules, &fill)),
     };
-    img.width = out.0 as u32;
-    img.height = out.1 as u32;
+    Image {
+        width: out.0 as u32,
+        height: out.1 as u32,
+        bands: img.bands,
+        pixels,
+    }
 }
 
-/// Warps a label and its padding mask the same way, nearest (no id is ever mixed). A pixel from
+/// A label and its padding mask, as a geometric step makes them anew.
+pub type MovedLabel = (LabelMap, Option<Vec<bool>>);
+
+/// A label and its padding mask warped the same way, nearest (no id is ever mixed). A pixel from
 /// outside under a constant border gets the ignore index and is marked as padding.
-pub fn warp_label(l: &mut LabelPart, out: (usize, usize), map: &Mapping, rules: &WarpRules) {
-    let (w, h) = (l.label.width as usize, l.label.height as usize);
-    let mut label = LabelWarp::new(&l.label.ids, l.padding.as_deref(), out, rules.ignore_index);
+pub fn warped_label(
+    (l, padding): (&LabelMap, Option<&[bool]>),
+    out: (usize, usize),
+    map: &Mapping,
+    rules: &WarpRules,
+) -> MovedLabel {
+    let (w, h) = (l.width as usize, l.height as usize);
+    let mut label = LabelWarp::new(&l.ids, padding, out, rules.ignore_index);
     let mut sources = vec![0usize; out.0];
     for_each_row(map, out, |y, xs, ys| {
         if rules.bilinear {
@@ -187,9 +209,13 @@ pub fn warp_label(l: &mut LabelPart, out: (usize, usize), map: &Mapping, rules: 
             label.row(y, &sources);
         }
     });
-    (l.label.ids, *l.padding) = label.finish();
-    l.label.width = out.0 as u32;
-    l.label.height = out.1 as u32;
+    let (ids, padding) = label.finish();
+    let size = (out.0 as u32, out.1 as u32);
+    (label_map(size, ids), padding)
+}
+
+fn label_map((width, height): (u32, u32), ids: Vec<u16>) -> LabelMap {
+    LabelMap { width, height, ids }
 }
 
 /// One pass over the output rows: each row's source positions are computed once, then the image
@@ -202,7 +228,7 @@ fn warp_rows<T: BilinearRow>(
     rules: &WarpRules,
     fill: &[f32],
 ) -> Vec<T> {
-    let mut pixels = vec![T::default(); out.0 * out.1 * bands];
+    let mut pixels = T::output_buffer(out.0 * out.1 * bands);
     let row_len = (out.0 * bands).max(1);
     let nearest_fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
     let mut sources = vec![0usize; out.0];
@@ -337,46 +363,43 @@ pub fn move_pixels<T: Copy>(
     }
 }
 
-/// Flips and turns an image (flips first, then counter-clockwise turns).
-pub fn move_image(img: &mut Image, hflip: bool, vflip: bool, turns: u32) {
+/// `img` flipped and turned (flips first, then counter-clockwise turns); `None` when neither.
+pub fn moved_image(img: &Image, hflip: bool, vflip: bool, turns: u32) -> Option<Image> {
     if !hflip && !vflip && turns.is_multiple_of(4) {
-        return;
+        return None;
     }
-    let (w, h, bands) = (img.width as usize, img.height as usize, img.bands);
-    let mut size = (w, h);
-    img.pixels = match &img.pixels {
-        Pixels::U8(v) => Pixels::U8(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
-        Pixels::U16(v) => Pixels::U16(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
-        Pixels::F32(v) => Pixels::F32(moved(v, (w, h, bands), hflip, vflip, turns, &mut size)),
+    let dims = (img.width as usize, img.height as usize, img.bands);
+    let (pixels, w, h) = match &img.pixels {
+        Pixels::U8(v) => wrapped(move_pixels(v, dims, hflip, vflip, turns)),
+        Pixels::U16(v) => wrapped(move_pixels(v, dims, hflip, vflip, turns)),
+        Pixels::F32(v) => wrapped(move_pixels(v, dims, hflip, vflip, turns)),
     };
-    (img.width, img.height) = (size.0 as u32, size.1 as u32);
+    Some(Image {
+        width: w as u32,
+        height: h as u32,
+        bands: img.bands,
+        pixels,
+    })
 }
 
-/// Flips and turns a label and its padding mask as `move_image` does the image.
-pub fn move_label(l: &mut LabelPart, hflip: bool, vflip: bool, turns: u32) {
-    if !hflip && !vflip && turns.is_multiple_of(4) {
-        return;
-    }
-    let (w, h) = (l.label.width as usize, l.label.height as usize);
-    let mut size = (w, h);
-    l.label.ids = moved(&l.label.ids, (w, h, 1), hflip, vflip, turns, &mut size);
-    if let Some(m) = l.padding.as_mut() {
-        *m = moved(m, (w, h, 1), hflip, vflip, turns, &mut size);
-    }
-    (l.label.width, l.label.height) = (size.0 as u32, size.1 as u32);
-}
-
-fn moved<T: Copy>(
-    v: &[T],
-    dims: (usize, usize, usize),
+/// A label and its padding mask flipped and turned as `moved_image` does the image.
+pub fn moved_label(
+    (l, padding): (&LabelMap, Option<&[bool]>),
     hflip: bool,
     vflip: bool,
     turns: u32,
-    size: &mut (usize, usize),
-) -> Vec<T> {
-    let (out, nw, nh) = move_pixels(v, dims, hflip, vflip, turns);
-    *size = (nw, nh);
-    out
+) -> Option<MovedLabel> {
+    if !hflip && !vflip && turns.is_multiple_of(4) {
+        return None;
+    }
+    let dims = (l.width as usize, l.height as usize, 1);
+    let (ids, w, h) = move_pixels(&l.ids, dims, hflip, vflip, turns);
+    let padding = padding.map(|m| move_pixels(m, dims, hflip, vflip, turns).0);
+    Some((label_map((w as u32, h as u32), ids), padding))
+}
+
+fn wrapped<T: PixelValue>((v, w, h): (Vec<T>, usize, usize)) -> (Pixels, usize, usize) {
+    (T::wrap(v), w, h)
 }
 
 /// A 2x3 affine map in OpenCV's convention: destination = M · (x, y, 1) of the source position.
