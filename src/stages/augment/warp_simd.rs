@@ -255,14 +255,15 @@ mod avx2 {
         }
     }
 
-    /// Eight pixels at once, band by band, each corner's four bytes fetched by one gather: the
-    /// scalar row's f32 products and sums in eight lanes. For images whose byte offsets fit i32.
+    /// Eight pixels at once, band by band: the scalar row's f32 products and sums in eight lanes.
+    /// Each gather fetches eight bytes per pixel, both horizontal taps of one source row, so four
+    /// gathers of four lanes serve eight pixels. For images whose byte offsets fit i32.
     #[derive(Clone, Copy)]
     pub(super) struct Octets<const B: usize> {
         stride: i32,
         /// `w - 1` and `h - 1`: the top-left tap must lie below both
         last: (i32, i32),
-        /// The highest top-left offset whose four-byte gathers stay inside the source
+        /// The highest top-left offset whose eight-byte gathers stay inside the source
         max_at: i32,
     }
 
@@ -271,7 +272,7 @@ mod avx2 {
             let stride = i32::try_from(w * B).ok()?;
             let len = i32::try_from(len).ok()?;
             let last = (i32::try_from(w).ok()? - 1, i32::try_from(h).ok()? - 1);
-            let max_at = len.checked_sub(stride + B as i32 + 4)?;
+            let max_at = len.checked_sub(stride + 8)?;
             Some(Self {
                 stride,
                 last,
@@ -297,31 +298,33 @@ mod avx2 {
             if _mm256_movemask_epi8(ok) != -1 {
                 return false;
             }
-            let base = src.as_ptr().cast::<i32>();
-            let (step, down) = (_mm256_set1_epi32(B as i32), _mm256_set1_epi32(self.stride));
-            let bottom = _mm256_add_epi32(at, down);
-            // SAFETY: every offset is at most max_at + stride + B, so each four-byte read ends
+            // pixels 0, 1, 4, 5 and 2, 3, 6, 7: the pairs in which unpacking pairs the weights
+            let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+            let split = _mm256_permutevar8x32_epi32(at, order);
+            let (first, second) = (
+                _mm256_castsi256_si128(split),
+                _mm256_extracti128_si256(split, 1),
+            );
+            let down = _mm_set1_epi32(self.stride);
+            let base = src.as_ptr().cast::<i64>();
+            // SAFETY: every offset is at most max_at + stride, so each eight-byte read ends
             // inside `src` (checked above)
-            let corners = unsafe {
+            let taps = unsafe {
                 [
-                    _mm256_i32gather_epi32::<1>(base, at),
-                    _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(at, step)),
-                    _mm256_i32gather_epi32::<1>(base, bottom),
-                    _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(bottom, step)),
+                    _mm256_i32gather_epi64::<1>(base, first),
+                    _mm256_i32gather_epi64::<1>(base, second),
+                    _mm256_i32gather_epi64::<1>(base, _mm_add_epi32(first, down)),
+                    _mm256_i32gather_epi64::<1>(base, _mm_add_epi32(second, down)),
                 ]
             };
             let one = _mm256_set1_ps(1.0);
             let (gx, gy) = (_mm256_sub_ps(one, fx), _mm256_sub_ps(one, fy));
+            // (1 - fx, fx) of each pixel side by side, as its two taps lie in a gathered lane
+            let weights = (_mm256_unpacklo_ps(gx, fx), _mm256_unpackhi_ps(gx, fx));
             let mut pixels = _mm256_setzero_si256();
             for band in 0..B {
-                let top = _mm256_add_ps(
-                    _mm256_mul_ps(byte(corners[0], band), gx),
-                    _mm256_mul_ps(byte(corners[1], band), fx),
-                );
-                let under = _mm256_add_ps(
-                    _mm256_mul_ps(byte(corners[2], band), gx),
-                    _mm256_mul_ps(byte(corners[3], band), fx),
-                );
+                let top = row_mix::<B>((taps[0], taps[1]), band, weights);
+                let under = row_mix::<B>((taps[2], taps[3]), band, weights);
                 let mixed = _mm256_add_ps(_mm256_mul_ps(top, gy), _mm256_mul_ps(under, fy));
                 let rounded = _mm256_cvttps_epi32(_mm256_add_ps(mixed, _mm256_set1_ps(0.5)));
                 let shifted = _mm256_sllv_epi32(rounded, _mm256_set1_epi32(8 * band as i32));
@@ -332,12 +335,59 @@ mod avx2 {
         }
     }
 
-    /// Byte `band` of each 32-bit lane, as an f32 lane.
+    /// `left * (1 - fx) + right * fx` of band `band` for eight pixels in order, from the taps of
+    /// pixels 0, 1, 4, 5 (`taps.0`) and 2, 3, 6, 7 (`taps.1`), eight bytes a pixel: the two
+    /// products of a pixel lie side by side, and one horizontal add sums each pair (one rounding,
+    /// as the scalar sum).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn byte(words: __m256i, band: usize) -> __m256 {
-        let shifted = _mm256_srlv_epi32(words, _mm256_set1_epi32(8 * band as i32));
-        _mm256_cvtepi32_ps(_mm256_and_si256(shifted, _mm256_set1_epi32(0xff)))
+    fn row_mix<const B: usize>(
+        taps: (__m256i, __m256i),
+        band: usize,
+        w: (__m256, __m256),
+    ) -> __m256 {
+        let (l, r) = (band as i8, (B + band) as i8);
+        let (z, m) = (-1, 8);
+        let spread = _mm256_setr_epi8(
+            l,
+            z,
+            z,
+            z,
+            r,
+            z,
+            z,
+            z,
+            l + m,
+            z,
+            z,
+            z,
+            r + m,
+            z,
+            z,
+            z, //
+            l,
+            z,
+            z,
+            z,
+            r,
+            z,
+            z,
+            z,
+            l + m,
+            z,
+            z,
+            z,
+            r + m,
+            z,
+            z,
+            z,
+        );
+        let lanes = |t: __m256i| _mm256_cvtepi32_ps(_mm256_shuffle_epi8(t, spread));
+        let products = (
+            _mm256_mul_ps(lanes(taps.0), w.0),
+            _mm256_mul_ps(lanes(taps.1), w.1),
+        );
+        _mm256_hadd_ps(products.0, products.1)
     }
 
     /// Lanes with `0 <= v < limit` (the floors of far positions are i32::MIN, so never).
