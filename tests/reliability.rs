@@ -561,6 +561,27 @@ fn verify_names_the_inputs_changed_since_the_build() {
     );
 }
 
+/// Waits until every thread of `pid` has stopped: `kill -STOP` returns once the signal is sent,
+/// and a thread inside a write finishes it first (the snapshot taken next then missed its bytes).
+fn wait_stopped(pid: u32) {
+    let stopped = |task: &Path| {
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap_or_default();
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+        state.is_none_or(|s| s.starts_with('T'))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        if tasks.flatten().all(|t| stopped(&t.path())) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("build {pid} did not stop within 30 s of SIGSTOP");
+}
+
 /// A build in another pid namespace (as a pod or another host on shared storage would be) cannot
 /// look up the holder's pid, so it honours the lease: it is refused, with --force too, and the
 /// running build's files are left alone. Needs `unshare --pid` (root on Linux); says so otherwise.
@@ -595,6 +616,7 @@ fn a_build_in_another_pid_namespace_does_not_take_a_live_lock() {
             .success());
     };
     signal("-STOP");
+    wait_stopped(first.id());
     let before = snapshot(&d.path().join("out"));
     for extra in [None, Some("--force")] {
         let mut args = vec!["--pid", "--fork", "--mount-proc", bin(), "build", p];
