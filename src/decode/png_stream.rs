@@ -108,6 +108,19 @@ struct Inflated<R> {
     filtered_row: usize,
 }
 
+thread_local! {
+    /// The last image's inflate buffer, for the next one on this thread: growing a new one in
+    /// 16 KiB steps zeroed and copied about a megabyte per 1024x1024 label. Its old bytes are
+    /// never read: the inflater reads back only below what it has written for this image.
+    static INFLATED: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl<R> Drop for Inflated<R> {
+    fn drop(&mut self) {
+        INFLATED.set(std::mem::take(&mut self.data));
+    }
+}
+
 impl<R: BufRead> Inflated<R> {
     fn new(rows: PngRows<R>) -> Result<Self, DecodingError> {
         let filtered_row = 1 + rows.width as usize * rows.bands;
@@ -116,7 +129,7 @@ impl<R: BufRead> Inflated<R> {
             .ok_or_else(|| format_error("the image is too large to address".into()))?;
         Ok(Inflated {
             rows,
-            data: Vec::new(),
+            data: INFLATED.take(),
             region: UnfilterRegion::default(),
             start: 0,
             remaining: total,
