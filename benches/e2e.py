@@ -15,7 +15,8 @@ For each data set it times
       (`cargo run --release --example decode_floor`),
 and prints pairs/s (each time the best of three rounds in which all take turns, so a shared
 machine's drift falls on all alike; before each run the last output is removed and the disk
-synced, off the clock, so no run pays another's writeback), the ratios, and peak memory (the build's peak RSS, its
+synced, and the machine left quiet for 1.5 s, off the clock, so no run pays for another's
+writeback or exit), the ratios, and peak memory (the build's peak RSS, its
 high-water mark read from /proc). Then the targets of issue #29: segprep at least 3x the careful
 peer on the PNG and the JPEG set, each Parquet layout within 1.3x of the NPZ build's time, peak
 memory at 10x the pairs within 10% of 1x, 2 threads at least 1.8x one core (the 1-thread run
@@ -424,6 +425,11 @@ def build_release():
     print(f"  {time.perf_counter() - start:.0f} s")
 
 
+# Seconds of quiet before each timed run: without it, segprep's JPEG rounds that followed the
+# shipping peer and decode-only took 2.26 to 2.39 s, with 3 s of quiet 2.07 to 2.24 s.
+SETTLE_SECONDS = 1.5
+
+
 def best_of_turns(runs, timers):
     """Each of `timers` (name -> timed() -> (seconds, ...)) at its fastest of `runs` rounds, the
     timers taking turns within every round: a shared machine's slow minutes then fall on all of
@@ -432,8 +438,10 @@ def best_of_turns(runs, timers):
     times = {name: [] for name in timers}
     for _ in range(runs):
         for name, timed in timers.items():
-            # the previous run's output reaches the disk first, so no run pays another's writeback
+            # the previous run's output reaches the disk first, and the machine settles (the last
+            # run's processes finish exiting), so no run pays for another's tail
             os.sync()
+            time.sleep(SETTLE_SECONDS)
             times[name].append(timed())
     return {name: min(runs, key=lambda r: r[0]) for name, runs in times.items()}, times
 
