@@ -30,13 +30,14 @@ pub fn keep_freed_pixel_buffers() {
     }
 }
 
-/// Byte buffers of pixels kept from one sample for the next. A buffer fresh from the allocator is
-/// zeroed there (calloc), and then every byte is overwritten by the decoder, the resize or the
-/// warp that asked for it: a few percent of a JPEG build went to zeroing. Buffers come back when
-/// a stage replaces an image's pixels or a sink has written them. Shared by all threads (a
-/// buffer freed by the writer serves a worker), and bounded: at most `POOLED` buffers and
-/// `POOLED_BYTES` in all (the oldest let go first), so memory still depends on threads and shard
-/// size alone: 16 to 24 MiB more peak RSS than without it, on the e2e sets.
+/// Buffers of pixels, label ids and padding flags kept from one sample for the next. A buffer
+/// fresh from the allocator is zeroed there (calloc), and then every value is overwritten by the
+/// decoder, resize, flip or warp that asked for it: a few percent of a JPEG build went to zeroing
+/// (the label warp's ids and flags alone 1.9%). Buffers come back when a stage replaces an image
+/// or label, or a sink has written them. Shared by all threads (a buffer freed by the writer
+/// serves a worker), one pool per element type, each bounded: at most `POOLED` buffers and
+/// `POOLED_BYTES` (the oldest let go first), so memory still depends on threads and shard size
+/// alone: 16 to 24 MiB more peak RSS than without them, on the e2e sets.
 pub mod pixel_buffers {
     use std::sync::Mutex;
 
@@ -45,16 +46,40 @@ pub mod pixel_buffers {
     /// Smaller buffers are cheap to zero; pooling them would only hold memory.
     const SMALLEST: usize = 64 << 10;
 
-    static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    /// Buffers of one element type. Every bit pattern a pooled buffer can hold is a value of
+    /// its type (only buffers of that type are given to it), so stale contents are safe to read,
+    /// merely meaningless.
+    pub struct Pool<T>(Mutex<Vec<Vec<T>>>);
 
-    /// A buffer of `len` bytes whose contents are whatever an earlier image left: only for a
-    /// writer that sets every byte. A pooled buffer of `len` to `2 * len` bytes is reused (a
-    /// larger one would be wasted on a small image), else a new one is allocated.
-    pub fn take(len: usize) -> Vec<u8> {
-        let reused = (len >= SMALLEST)
+    /// An element type with a pool of its own.
+    pub trait Pooled: Copy + Default + Sized + 'static {
+        fn pool() -> &'static Pool<Self>;
+    }
+
+    macro_rules! pools {
+        ($($t:ty => $name:ident),*) => {$(
+            static $name: Pool<$t> = Pool(Mutex::new(Vec::new()));
+            impl Pooled for $t {
+                fn pool() -> &'static Pool<$t> {
+                    &$name
+                }
+            }
+        )*};
+    }
+    pools!(u8 => BYTES, u16 => WORDS, f32 => FLOATS, bool => FLAGS);
+
+    fn bytes<T>(buffer: &Vec<T>) -> usize {
+        buffer.capacity() * std::mem::size_of::<T>()
+    }
+
+    /// A buffer of `len` values whose contents are whatever an earlier image or label left: only
+    /// for a writer that sets every value. A pooled buffer of `len` to `2 * len` values is reused
+    /// (a larger one would be wasted on a small image), else a new one is allocated.
+    pub fn take<T: Pooled>(len: usize) -> Vec<T> {
+        let reused = (len * std::mem::size_of::<T>() >= SMALLEST)
             .then(|| {
-                let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-                let fits = |b: &Vec<u8>| (len..=len.saturating_mul(2)).contains(&b.capacity());
+                let mut pool = T::pool().0.lock().unwrap_or_else(|e| e.into_inner());
+                let fits = |b: &Vec<T>| (len..=len.saturating_mul(2)).contains(&b.capacity());
                 let at = (0..pool.len())
                     .filter(|&i| fits(&pool[i]))
                     .min_by_key(|&i| pool[i].capacity())?;
@@ -63,24 +88,25 @@ pub mod pixel_buffers {
             .flatten();
         match reused {
             Some(mut buffer) => {
-                // shorter: the old bytes stay; longer: only the added bytes are zeroed
-                buffer.resize(len, 0);
+                // shorter: the old values stay; longer: only the added ones are zeroed
+                buffer.resize(len, T::default());
                 buffer
             }
-            None => vec![0; len],
+            None => vec![T::default(); len],
         }
     }
 
     /// Keeps `buffer` for a later `take`; a full pool lets its oldest buffers go first, so the
     /// sizes in use now are the ones kept.
-    pub fn give(buffer: Vec<u8>) {
-        if buffer.capacity() < SMALLEST || buffer.capacity() > POOLED_BYTES {
+    pub fn give<T: Pooled>(buffer: Vec<T>) {
+        let size = bytes(&buffer);
+        if !(SMALLEST..=POOLED_BYTES).contains(&size) {
             return;
         }
-        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let mut held: usize = pool.iter().map(Vec::capacity).sum();
-        while pool.len() >= POOLED || held + buffer.capacity() > POOLED_BYTES {
-            held -= pool.remove(0).capacity();
+        let mut pool = T::pool().0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held: usize = pool.iter().map(bytes).sum();
+        while pool.len() >= POOLED || held + size > POOLED_BYTES {
+            held -= bytes(&pool.remove(0));
         }
         pool.push(buffer);
     }
@@ -102,6 +128,24 @@ pub mod pixel_buffers {
             let back = take(len);
             assert_eq!(back.as_ptr(), at, "the given buffer is reused");
             assert_eq!(back.len(), len);
+        }
+
+        #[test]
+        fn each_element_type_has_its_own_pool() {
+            let len = (3 << 20) + 11;
+            let ids = vec![9u16; len];
+            let at = ids.as_ptr() as usize;
+            give(ids);
+            let bytes: Vec<u8> = take(2 * len);
+            assert_ne!(
+                bytes.as_ptr() as usize,
+                at,
+                "a u16 buffer never serves u8 values"
+            );
+            let flags: Vec<bool> = take(len);
+            assert_ne!(flags.as_ptr() as usize, at, "nor flags");
+            let back: Vec<u16> = take(len);
+            assert_eq!(back.as_ptr() as usize, at, "it serves the next u16 request");
         }
 
         #[test]

@@ -17,11 +17,14 @@ pub enum Pixels {
 }
 
 impl Pixels {
-    /// Hands 8-bit pixels no longer needed to the buffer pool, for the next image's decoder,
-    /// resize or warp (see `memory::pixel_buffers`); other types are simply freed.
+    /// Hands pixels no longer needed to the buffer pool, for the next image's decoder, resize
+    /// or warp (see `memory::pixel_buffers`).
     pub fn recycle(self) {
-        if let Pixels::U8(bytes) = self {
-            crate::memory::pixel_buffers::give(bytes);
+        use crate::memory::pixel_buffers::give;
+        match self {
+            Pixels::U8(v) => give(v),
+            Pixels::U16(v) => give(v),
+            Pixels::F32(v) => give(v),
         }
     }
 
@@ -162,6 +165,17 @@ pub struct LabelMap {
     pub width: u32,
     pub height: u32,
     pub ids: Vec<u16>,
+}
+
+impl LabelMap {
+    /// Hands the ids and a padding mask no longer needed to the buffer pool, for the next
+    /// label's warp (see `memory::pixel_buffers`).
+    pub fn recycle(self, padding: Option<Vec<bool>>) {
+        crate::memory::pixel_buffers::give(self.ids);
+        if let Some(mask) = padding {
+            crate::memory::pixel_buffers::give(mask);
+        }
+    }
 }
 
 /// Where a sample came from, for error messages and the manifest.

@@ -208,6 +208,7 @@ impl ShardWriter {
         rest.drawn.push(s.augment.unwrap_or_else(|| "null".into()));
         rest.standardization.push(s.standardization);
         s.image.pixels.recycle();
+        s.label.recycle(s.padding);
         self.written += 1;
         Ok(())
     }

@@ -489,7 +489,10 @@ impl Augment {
         let mut made = warp::moved_label(src, d.hflip, d.vflip, d.rot90);
         for map in c.mappings() {
             let from = made.as_ref().map_or(src, |(l, p)| (l, p.as_deref()));
-            made = Some(warp::warped_label(from, c.turned, &map, &rules));
+            let warped = warp::warped_label(from, c.turned, &map, &rules);
+            if let Some((replaced, padding)) = made.replace(warped) {
+                replaced.recycle(padding);
+            }
         }
         made
     }

@@ -4,6 +4,7 @@
 //! `warpAffine` — then sample the image with the chosen interpolation and the label (and padding
 //! mask) with nearest, so no class id is ever mixed.
 use super::sampling::{bilinear_row, nearest_row, Border, NearestLabel, OUTSIDE};
+use crate::memory::pixel_buffers::{self, Pooled};
 use crate::sample::{Image, LabelMap, PixelValue, Pixels};
 
 /// Where each output pixel's source lies.
@@ -130,7 +131,7 @@ impl BilinearRow for f32 {}
 impl BilinearRow for u8 {
     /// From the pool: not zeroed first (see `memory::pixel_buffers`).
     fn output_buffer(len: usize) -> Vec<u8> {
-        crate::memory::pixel_buffers::take(len)
+        pixel_buffers::take(len)
     }
 
     fn bilinear_row(
@@ -264,8 +265,9 @@ impl<'a> LabelWarp<'a> {
                 ignore_index: ignore,
             },
             width: out.0,
-            labels: vec![0u16; out.0 * out.1],
-            pads: vec![false; out.0 * out.1],
+            // from the pool, not zeroed: every row writes every id and flag
+            labels: pixel_buffers::take(out.0 * out.1),
+            pads: pixel_buffers::take(out.0 * out.1),
             any_outside: false,
         }
     }
@@ -302,24 +304,64 @@ impl<'a> LabelWarp<'a> {
     }
 
     fn finish(self) -> (Vec<u16>, Option<Vec<bool>>) {
-        let masked = self.source.padding.is_some() || self.any_outside;
-        (self.labels, masked.then_some(self.pads))
+        if self.source.padding.is_some() || self.any_outside {
+            return (self.labels, Some(self.pads));
+        }
+        pixel_buffers::give(self.pads);
+        (self.labels, None)
     }
 }
 
 /// Whole-pixel moves of an interleaved buffer: flips, then turns by 90° (counter-clockwise, as
 /// `numpy.rot90`). Returns the buffer and its new (w, h).
-pub fn move_pixels<T: Copy>(
+pub fn move_pixels<T: Pooled>(
     src: &[T],
     (w, h, bands): (usize, usize, usize),
     hflip: bool,
     vflip: bool,
     turns: u32,
 ) -> (Vec<T>, usize, usize) {
+    let flipped = (hflip || vflip).then(|| flipped(src, (w, h, bands), hflip, vflip));
+    if turns.is_multiple_of(4) {
+        return (flipped.unwrap_or_else(|| src.to_vec()), w, h);
+    }
+    let rows = flipped.as_deref().unwrap_or(src);
+    let mut out = Vec::with_capacity(src.len());
+    if turns % 4 == 2 {
+        rows.chunks_exact(bands)
+            .rev()
+            .for_each(|px| out.extend_from_slice(px));
+    } else {
+        // output (x, y) of the (h, w) result reads (w - 1 - y, x) for one turn, (y, h - 1 - x) for three
+        for y in 0..w {
+            for x in 0..h {
+                let (sx, sy) = if turns % 4 == 1 {
+                    (w - 1 - y, x)
+                } else {
+                    (y, h - 1 - x)
+                };
+                let at = (sy * w + sx) * bands;
+                out.extend_from_slice(&rows[at..at + bands]);
+            }
+        }
+    }
+    if let Some(buffer) = flipped {
+        pixel_buffers::give(buffer);
+    }
+    let (w, h) = if turns % 2 == 1 { (h, w) } else { (w, h) };
+    (out, w, h)
+}
+
+/// `src` flipped, written row by row into a pooled buffer (each value once, none copied first).
+fn flipped<T: Pooled>(
+    src: &[T],
+    (w, h, bands): (usize, usize, usize),
+    hflip: bool,
+    vflip: bool,
+) -> Vec<T> {
     let stride = w * bands;
-    // the rows as they are (all a turn alone needs); a flip rewrites each one
-    let mut flipped = src.to_vec();
-    for (y, out_row) in flipped.chunks_exact_mut(stride.max(1)).enumerate() {
+    let mut out = pixel_buffers::take(src.len());
+    for (y, out_row) in out.chunks_exact_mut(stride.max(1)).enumerate() {
         let sy = if vflip { h - 1 - y } else { y };
         let row = &src[sy * stride..(sy + 1) * stride];
         if hflip {
@@ -330,37 +372,11 @@ pub fn move_pixels<T: Copy>(
                     .zip(row.chunks_exact(b.max(1)).rev())
                     .for_each(|(to, from)| to.copy_from_slice(from))
             });
-        } else if vflip {
+        } else {
             out_row.copy_from_slice(row);
         }
     }
-    match turns % 4 {
-        0 => (flipped, w, h),
-        2 => {
-            let mut out = Vec::with_capacity(src.len());
-            flipped
-                .chunks_exact(bands)
-                .rev()
-                .for_each(|px| out.extend_from_slice(px));
-            (out, w, h)
-        }
-        k => {
-            // output (x, y) of the (h, w) result reads (w - 1 - y, x) for one turn, (y, h - 1 - x) for three
-            let mut out = Vec::with_capacity(src.len());
-            for y in 0..w {
-                for x in 0..h {
-                    let (sx, sy) = if k == 1 {
-                        (w - 1 - y, x)
-                    } else {
-                        (y, h - 1 - x)
-                    };
-                    let at = (sy * w + sx) * bands;
-                    out.extend_from_slice(&flipped[at..at + bands]);
-                }
-            }
-            (out, h, w)
-        }
-    }
+    out
 }
 
 /// `img` flipped and turned (flips first, then counter-clockwise turns); `None` when neither.
@@ -488,27 +504,34 @@ mod tests {
     }
 
     /// Flips of 1-, 2-, 3- and 4-band images move whole pixels, bands in order: pixel (x, y) of
-    /// the result is pixel (w-1-x or x, h-1-y or y) of the source.
+    /// the result is pixel (w-1-x or x, h-1-y or y) of the source. The images are large enough
+    /// for pooled buffers, and the pool holds stale values first: every value is written.
     #[test]
     fn flips_move_whole_pixels_at_every_band_count() {
-        let (w, h) = (5, 3);
+        let (w, h) = (257, 131);
         for bands in 1..=4 {
-            let src: Vec<u16> = (0..(w * h * bands) as u16).collect();
+            let src: Vec<u16> = (0..w * h * bands).map(|i| (i % 65521) as u16).collect();
             for (hflip, vflip) in [(true, false), (false, true), (true, true)] {
+                pixel_buffers::give(vec![u16::MAX; src.len()]);
                 let (got, gw, gh) = move_pixels(&src, (w, h, bands), hflip, vflip, 0);
                 assert_eq!((gw, gh), (w, h));
-                for (y, x, b) in (0..h)
+                let want: Vec<u16> = (0..h)
                     .flat_map(|y| (0..w).flat_map(move |x| (0..bands).map(move |b| (y, x, b))))
-                {
-                    let sx = if hflip { w - 1 - x } else { x };
-                    let sy = if vflip { h - 1 - y } else { y };
-                    let at = format!("{bands} bands, flips {hflip} {vflip}, ({x}, {y}) band {b}");
-                    assert_eq!(
-                        got[(y * w + x) * bands + b],
-                        src[(sy * w + sx) * bands + b],
-                        "{at}"
-                    );
-                }
+                    .map(|(y, x, b)| {
+                        let sx = if hflip { w - 1 - x } else { x };
+                        let sy = if vflip { h - 1 - y } else { y };
+                        src[(sy * w + sx) * bands + b]
+                    })
+                    .collect();
+                assert!(got == want, "{bands} bands, flips {hflip} {vflip}");
+                // a turn after the flips reads the flipped rows, then hands them back
+                let (turned, tw, th) = move_pixels(&src, (w, h, bands), hflip, vflip, 1);
+                assert_eq!((tw, th), (h, w));
+                let (want_turned, _, _) = move_pixels(&want, (w, h, bands), false, false, 1);
+                assert!(
+                    turned == want_turned,
+                    "{bands} bands, flips {hflip} {vflip}, turned"
+                );
             }
         }
     }
