@@ -434,10 +434,14 @@ def best_of_turns(runs, timers):
     """Each of `timers` (name -> timed() -> (seconds, ...)) at its fastest of `runs` rounds, the
     timers taking turns within every round: a shared machine's slow minutes then fall on all of
     them alike, so the ratios between them hold even when the absolute times drift. The fastest,
-    because the first round also pays for a cold page cache and noise only ever adds time."""
+    because the first round also pays for a cold page cache and noise only ever adds time. Each
+    round starts one timer further on, so no timer always follows the same one: on this VM a run
+    right after several seconds of full load (a peer) was slower than one after a short run."""
     times = {name: [] for name in timers}
-    for _ in range(runs):
-        for name, timed in timers.items():
+    names = list(timers)
+    for r in range(runs):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            timed = timers[name]
             # the previous run's output reaches the disk first, and the machine settles (the last
             # run's processes finish exiting), so no run pays for another's tail
             os.sync()
@@ -585,6 +589,9 @@ def main():
         rows.append(row)
         timed = ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
         print(f"{name}: {timed}, stats {stats_s:.2f} s", flush=True)
+        # every round of the two the targets compare, to show the spread behind the fastest
+        spread = "; ".join(f"{k} " + " ".join(f"{r[0]:.2f}" for r in every[k]) for k in ("segprep", "careful"))
+        print(f"  rounds: {spread}", flush=True)
     # memory against dataset size: 10x the pairs (at both sizes every shard fills, so the
     # difference is what grows with the dataset)
     big = a.data / f"quintal-{10 * a.pairs}"
