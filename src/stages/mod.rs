@@ -226,53 +226,54 @@ pub const INFERENCE_SPLIT: &str = "apply";
 
 /// Every sample through `stage`, each as its copies. Copies the stage derives from the sample
 /// (see `StageOps::derive`) need no clone of it; of the others, the last runs on the sample itself.
+/// Each copy is planned once.
 fn run_all<S: StageOps>(stage: &S, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
     let mut out = Vec::with_capacity(samples.len());
     for sample in samples {
         let copies = stage.copies(&sample.split);
-        let derived = copies
+        let made = copies
             .iter()
-            .map(|&copy| derive_copy(stage, &sample, copy))
+            .map(|&copy| make_copy(stage, &sample, copy))
             .collect::<Result<Vec<_>, _>>()?;
-        let in_place = derived.iter().rposition(Option::is_none);
+        let last_in_place = made.iter().rposition(|m| matches!(m, Made::InPlace(_)));
         let mut original = Some(sample);
-        for (i, (&copy, made)) in copies.iter().zip(derived).enumerate() {
-            let made = match made {
-                Some(made) => made,
-                None => {
-                    let last = Some(i) == in_place;
-                    let mut made = if last {
+        for (i, (&copy, made)) in copies.iter().zip(made).enumerate() {
+            out.push(match made {
+                Made::Derived(made) => *made,
+                Made::InPlace(plan) => {
+                    let mut made = if Some(i) == last_in_place {
                         original.take()
                     } else {
                         original.clone()
                     }
                     .expect("the sample is taken by its last copy only");
-                    run_on(stage, &mut made, copy)?;
+                    run_planned(stage, &plan, &mut made, copy)?;
                     made
                 }
-            };
-            out.push(made);
+            });
         }
     }
     Ok(out)
 }
 
-/// Copy `copy` of `sample` as the stage derives it, recorded as `run_on` records it; `None` when
-/// the stage does not derive it (and for copy 0, the sample itself).
-fn derive_copy<S: StageOps>(
-    stage: &S,
-    sample: &Sample,
-    copy: u32,
-) -> Result<Option<Sample>, String> {
-    if copy == 0 {
-        return Ok(None);
-    }
+/// A copy as the stage makes it: derived from the sample, or run in place on it (or a clone of
+/// it) by its plan.
+enum Made<P> {
+    Derived(Box<Sample>),
+    InPlace(P),
+}
+
+/// Plans copy `copy` of `sample`, and derives it if the stage does (never copy 0, the sample
+/// itself), recorded as `run_planned` records it.
+fn make_copy<S: StageOps>(stage: &S, sample: &Sample, copy: u32) -> Result<Made<S::Plan>, String> {
     let plan = stage.plan(sample_at(sample, copy))?;
-    let Some(mut made) = stage.derive(&plan, sample)? else {
-        return Ok(None);
-    };
-    record_copy(stage, &plan, &mut made, copy);
-    Ok(Some(made))
+    if copy > 0 {
+        if let Some(mut made) = stage.derive(&plan, sample)? {
+            record_copy(stage, &plan, &mut made, copy);
+            return Ok(Made::Derived(Box::new(made)));
+        }
+    }
+    Ok(Made::InPlace(plan))
 }
 
 /// Where copy `copy` of `sample` is planned: at the label's size, also when the image was
@@ -291,10 +292,20 @@ fn sample_at(sample: &Sample, copy: u32) -> SampleAt<'_> {
 /// drawn parameters and (for copies 1, 2, ...) the key `key@copy` recorded.
 pub fn run_on<S: StageOps>(stage: &S, sample: &mut Sample, copy: u32) -> Result<(), String> {
     let plan = stage.plan(sample_at(sample, copy))?;
+    run_planned(stage, &plan, sample, copy)
+}
+
+/// `run_on` with the copy's plan already made.
+fn run_planned<S: StageOps>(
+    stage: &S,
+    plan: &S::Plan,
+    sample: &mut Sample,
+    copy: u32,
+) -> Result<(), String> {
     let (image, label) = sample.parts();
-    stage.apply_image(&plan, image)?;
-    stage.apply_label(&plan, label)?;
-    record_copy(stage, &plan, sample, copy);
+    stage.apply_image(plan, image)?;
+    stage.apply_label(plan, label)?;
+    record_copy(stage, plan, sample, copy);
     Ok(())
 }
 

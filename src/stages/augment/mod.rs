@@ -641,8 +641,6 @@ impl Augment {
     }
 }
 
-/// torchvision's fallback when ten draws find no box: the whole image, cut in the centre to the
-/// nearest allowed aspect ratio when its own is outside `ratio`.
 /// The crop (window) and resize that end a label's augmentation, nearest.
 fn crop_and_resize_label(
     part: &mut LabelPart,
@@ -657,6 +655,8 @@ fn crop_and_resize_label(
     }
 }
 
+/// torchvision's fallback when ten draws find no box: the whole image, cut in the centre to the
+/// nearest allowed aspect ratio when its own is outside `ratio`.
 fn centre_crop(w: u32, h: u32, ratio: [f64; 2]) -> (u32, u32, u32, u32) {
     let own = w as f64 / h as f64;
     let (cw, ch) = if own < ratio[0] {

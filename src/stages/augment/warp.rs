@@ -88,12 +88,7 @@ fn gather_row<T: Copy>(src: &[T], bands: usize, sources: &[usize], fill: &[T], o
 
 /// The bilinear row of a pixel type: the generic one, or for 8-bit 3- and 4-band images the SIMD
 /// one (`warp_simd`), which gives the same bytes.
-pub trait BilinearRow: PixelValue {
-    /// A warp's output buffer of `len` values, every one of which the warp then writes.
-    fn output_buffer(len: usize) -> Vec<Self> {
-        vec![Self::default(); len]
-    }
-
+pub trait BilinearRow: PixelValue + Pooled {
     fn bilinear_row(
         src: &[Self],
         dims: (usize, usize, usize),
@@ -129,11 +124,6 @@ impl BilinearRow for u16 {}
 impl BilinearRow for f32 {}
 
 impl BilinearRow for u8 {
-    /// From the pool: not zeroed first (see `memory::pixel_buffers`).
-    fn output_buffer(len: usize) -> Vec<u8> {
-        pixel_buffers::take(len)
-    }
-
     fn bilinear_row(
         src: &[u8],
         dims: (usize, usize, usize),
@@ -229,7 +219,8 @@ fn warp_rows<T: BilinearRow>(
     rules: &WarpRules,
     fill: &[f32],
 ) -> Vec<T> {
-    let mut pixels = T::output_buffer(out.0 * out.1 * bands);
+    // from the pool, not zeroed: every row writes every value
+    let mut pixels = pixel_buffers::take(out.0 * out.1 * bands);
     let row_len = (out.0 * bands).max(1);
     let nearest_fill: Vec<T> = fill.iter().map(|&f| T::from_f32(f)).collect();
     let mut sources = vec![0usize; out.0];
