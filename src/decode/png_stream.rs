@@ -1,13 +1,17 @@
 //! 8-bit RGB and RGBA PNGs read as rows with segprep's un-filtering: the png crate's streaming
-//! decoder parses the chunks, checks their CRCs and inflates the image data; the rows are then
-//! un-filtered two at a time ([`super::unfilter::pair`]), which the png crate's reader does one
-//! at a time. Un-filtering was a fifth of a build's time. Other PNGs are left to the png crate's
-//! reader ([`open`] says which).
-use std::io::BufRead;
+//! decoder parses the chunks up to the image data. Image data of at most [`WHOLE_AT_MOST`] bytes
+//! is then inflated at once by libdeflate ([`whole`]); larger data, and any the one-shot inflate
+//! does not take exactly, is inflated by the png crate's decoder as the rows are needed. The rows
+//! are un-filtered two at a time ([`super::unfilter::pair`]), which the png crate's reader does
+//! one at a time. Un-filtering was a fifth of a build's time, inflating a third. Other PNGs are
+//! left to the png crate's reader ([`open`] says which).
+use std::io::{BufRead, Cursor};
 
 use png::{BitDepth, ColorType, Decoded, DecodingError, StreamingDecoder, UnfilterRegion};
 
 use super::unfilter;
+
+mod whole;
 
 /// Inflated bytes are kept until this many before the inflater's window can be dropped at once:
 /// the copy that drops them moves only the window and the rows not yet taken.
@@ -23,6 +27,8 @@ pub(crate) struct PngRows<R> {
     pub height: u32,
     /// Bytes a pixel: 3 (RGB) or 4 (RGBA).
     pub bands: usize,
+    /// Bytes of the first image data chunk, whose data the input is positioned at.
+    first_chunk: u32,
 }
 
 /// Reads the PNG's chunks up to its image data. `None` when the PNG is not one this module reads
@@ -33,15 +39,15 @@ pub(crate) fn open<R: BufRead>(mut input: R) -> Result<Option<PngRows<R>>, Decod
     // nothing downstream reads text or colour profiles: skip them, and their inflating
     decoder.set_ignore_text_chunk(true);
     decoder.set_ignore_iccp_chunk(true);
-    loop {
+    let first_chunk = loop {
         match next_event(&mut decoder, &mut input, None)? {
-            Decoded::ChunkBegin(_, png::chunk::IDAT) => break,
+            Decoded::ChunkBegin(length, png::chunk::IDAT) => break length,
             Decoded::ChunkComplete(png::chunk::IEND) => {
                 return Err(std::io::Error::other("the PNG has no image data").into())
             }
             _ => {}
         }
-    }
+    };
     // the decoder refuses any chunk before the header, so this is there; an error if not
     let Some(info) = decoder.info() else {
         return Err(format_error("image data before the PNG header".into()));
@@ -62,37 +68,112 @@ pub(crate) fn open<R: BufRead>(mut input: R) -> Result<Option<PngRows<R>>, Decod
         width,
         height,
         bands,
+        first_chunk,
     }))
 }
 
 impl<R: BufRead> PngRows<R> {
     /// Hands every row, un-filtered (`width * bands` bytes), to `f` in order. Rows are allocated
     /// here, so the caller checks the header's size against its limits first.
-    pub fn for_each_row(self, mut f: impl FnMut(&[u8])) -> Result<(), DecodingError> {
-        let row_bytes = self.width as usize * self.bands;
-        let mut stream = Inflated::new(self)?;
-        let bpp = stream.rows.bands;
-        let mut above = vec![0u8; row_bytes];
-        let mut two = [vec![0u8; row_bytes], vec![0u8; row_bytes]];
-        let mut left = stream.rows.height as usize;
-        while left > 0 {
-            let taken = left.min(2);
-            let filtered = stream.take(taken)?;
-            let (first, second) = filtered.split_at(row_bytes + 1);
-            let [out0, out1] = &mut two;
-            let done = if taken == 2 {
-                let raw = [&first[1..], &second[1..row_bytes + 1]];
-                unfilter::pair(bpp, [first[0], second[0]], &above, raw, [out0, out1])
-            } else {
-                unfilter::row(bpp, first[0], &above, &first[1..], out0)
-            };
-            done.map_err(|filter| format_error(format!("unknown row filter type {filter}")))?;
-            two[..taken].iter().for_each(|row| f(row));
-            std::mem::swap(&mut above, &mut two[taken - 1]);
-            left -= taken;
-        }
-        Ok(())
+    pub fn for_each_row(self, f: impl FnMut(&[u8])) -> Result<(), DecodingError> {
+        self.for_each_row_within(WHOLE_AT_MOST, f)
     }
+
+    /// [`Self::for_each_row`], inflating at once image data of at most `whole_at_most` bytes.
+    fn for_each_row_within(
+        mut self,
+        whole_at_most: usize,
+        f: impl FnMut(&[u8]),
+    ) -> Result<(), DecodingError> {
+        let shape = (self.width as usize, self.height as usize, self.bands);
+        let (row_bytes, total) = (filtered_row_bytes(shape), filtered_size(shape)?);
+        if total > whole_at_most {
+            return unfilter_rows(Inflated::new(self)?, shape, f);
+        }
+        // the rest of the file: the image data, usually only IEND after it
+        let mut rest = FILE_REST.take();
+        rest.clear();
+        let read = self.input.read_to_end(&mut rest);
+        let outcome = match read {
+            Ok(_) => match whole::inflate(&mut rest, self.first_chunk, row_bytes, total) {
+                Some(rows) => unfilter_rows(rows, shape, f),
+                // the png crate's decoder, where it stopped, reads what this one did not take
+                None => {
+                    let replay = PngRows {
+                        input: Cursor::new(&rest[..]),
+                        decoder: self.decoder,
+                        width: self.width,
+                        height: self.height,
+                        bands: self.bands,
+                        first_chunk: self.first_chunk,
+                    };
+                    Inflated::new(replay).and_then(|rows| unfilter_rows(rows, shape, f))
+                }
+            },
+            Err(e) => Err(e.into()),
+        };
+        FILE_REST.set(rest);
+        outcome
+    }
+}
+
+/// Image data (filtered rows) of at most this many bytes is inflated at once: the file's rest
+/// and the rows are held whole, which a 1024x1024 RGBA photo needs 4 MiB for. Larger images (a
+/// satellite tile) stream through a window of the png crate's decoder instead.
+const WHOLE_AT_MOST: usize = 64 << 20;
+
+thread_local! {
+    /// The last file's bytes after its header chunks, kept for the next on this thread.
+    static FILE_REST: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Bytes of a filtered row: its filter byte and its pixels.
+fn filtered_row_bytes((width, _, bands): (usize, usize, usize)) -> usize {
+    1 + width * bands
+}
+
+/// Bytes of the filtered rows: a filter byte and `width * bands` bytes a row.
+fn filtered_size((width, height, bands): (usize, usize, usize)) -> Result<usize, DecodingError> {
+    width
+        .checked_mul(bands)
+        .and_then(|row| row.checked_add(1))
+        .and_then(|row| row.checked_mul(height))
+        .ok_or_else(|| format_error("the image is too large to address".into()))
+}
+
+/// Filtered rows handed out in order, each with its filter byte.
+trait FilteredRows {
+    /// The next `n` filtered rows.
+    fn take(&mut self, n: usize) -> Result<&[u8], DecodingError>;
+}
+
+/// Un-filters every row from `stream` and hands it to `f` in order.
+fn unfilter_rows(
+    mut stream: impl FilteredRows,
+    (width, height, bpp): (usize, usize, usize),
+    mut f: impl FnMut(&[u8]),
+) -> Result<(), DecodingError> {
+    let row_bytes = width * bpp;
+    let mut above = vec![0u8; row_bytes];
+    let mut two = [vec![0u8; row_bytes], vec![0u8; row_bytes]];
+    let mut left = height;
+    while left > 0 {
+        let taken = left.min(2);
+        let filtered = stream.take(taken)?;
+        let (first, second) = filtered.split_at(row_bytes + 1);
+        let [out0, out1] = &mut two;
+        let done = if taken == 2 {
+            let raw = [&first[1..], &second[1..row_bytes + 1]];
+            unfilter::pair(bpp, [first[0], second[0]], &above, raw, [out0, out1])
+        } else {
+            unfilter::row(bpp, first[0], &above, &first[1..], out0)
+        };
+        done.map_err(|filter| format_error(format!("unknown row filter type {filter}")))?;
+        two[..taken].iter().for_each(|row| f(row));
+        std::mem::swap(&mut above, &mut two[taken - 1]);
+        left -= taken;
+    }
+    Ok(())
 }
 
 /// The image data inflated as it is needed: `data[start..filled]` are the filtered rows not yet
@@ -121,12 +202,16 @@ impl<R> Drop for Inflated<R> {
     }
 }
 
+impl<R: BufRead> FilteredRows for Inflated<R> {
+    fn take(&mut self, n: usize) -> Result<&[u8], DecodingError> {
+        self.take_rows(n)
+    }
+}
+
 impl<R: BufRead> Inflated<R> {
     fn new(rows: PngRows<R>) -> Result<Self, DecodingError> {
         let filtered_row = 1 + rows.width as usize * rows.bands;
-        let total = filtered_row
-            .checked_mul(rows.height as usize)
-            .ok_or_else(|| format_error("the image is too large to address".into()))?;
+        let total = filtered_size((rows.width as usize, rows.height as usize, rows.bands))?;
         Ok(Inflated {
             rows,
             data: INFLATED.take(),
@@ -138,7 +223,7 @@ impl<R: BufRead> Inflated<R> {
     }
 
     /// The next `n` filtered rows, each with its filter byte.
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodingError> {
+    fn take_rows(&mut self, n: usize) -> Result<&[u8], DecodingError> {
         let want = n * self.filtered_row;
         while self.region.filled - self.start < want {
             if self.remaining == 0 {
@@ -281,6 +366,85 @@ mod tests {
         }
     }
 
+    /// The rows as read with image data streamed through the png crate's decoder, never inflated
+    /// at once.
+    fn rows_streamed(path: &Path) -> Result<Vec<u8>, DecodingError> {
+        let input = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let rows = open(input)?.expect("a PNG this reader takes");
+        let mut pixels = Vec::new();
+        rows.for_each_row_within(0, |row| pixels.extend_from_slice(row))?;
+        Ok(pixels)
+    }
+
+    /// Whether the file's image data is inflated at once (not replayed to the png crate); the
+    /// bytes are put back as they were when it is not.
+    fn taken_whole(path: &Path) -> bool {
+        let mut input = std::io::Cursor::new(std::fs::read(path).unwrap());
+        let rows = open(&mut input).unwrap().expect("a PNG this reader takes");
+        let shape = (rows.width as usize, rows.height as usize, rows.bands);
+        let first_chunk = rows.first_chunk;
+        drop(rows);
+        let mut rest = input.get_ref()[input.position() as usize..].to_vec();
+        let before = rest.clone();
+        let (row, total) = (filtered_row_bytes(shape), filtered_size(shape).unwrap());
+        let taken = whole::inflate(&mut rest, first_chunk, row, total).is_some();
+        assert!(taken || rest == before, "the bytes put back differ");
+        taken
+    }
+
+    /// Image data the one-shot inflate does not take (too much of it, a chunk's CRC wrong, a
+    /// preset dictionary, a zlib stream cut short) is read as the png crate reads it: the same
+    /// rows, or an error where it errs.
+    #[test]
+    fn image_data_not_taken_whole_is_read_as_the_png_crate_reads_it() {
+        if !unfilter::fast_for(3) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd.png");
+        let (w, h) = (5u32, 4u32);
+        let row = 3 * w as usize + 1;
+        let rows: Vec<u8> = (0..row * (h as usize + 2)).map(|i| (i * 7) as u8).collect();
+        let rows: Vec<u8> = rows
+            .chunks(row)
+            .flat_map(|r| [&[1][..], &r[1..]].concat())
+            .collect();
+        // two rows more than the header's height: the png crate takes the first four
+        png_of_filtered(&path, (w, h), false, &rows, 20);
+        assert!(!taken_whole(&path));
+        assert_eq!(ours(&path).unwrap(), png_crate_pixels(&path));
+        png_of_filtered(&path, (w, h), false, &rows[..row * h as usize], 20);
+        assert!(taken_whole(&path));
+        let good = std::fs::read(&path).unwrap();
+        let idat: Vec<usize> = (0..good.len() - 4)
+            .filter(|&i| &good[i..i + 4] == b"IDAT")
+            .collect();
+        assert!(idat.len() > 2);
+        let damaged = |change: &dyn Fn(&mut Vec<u8>)| {
+            let mut bytes = good.clone();
+            change(&mut bytes);
+            std::fs::write(&path, bytes).unwrap();
+            assert!(!taken_whole(&path));
+            let (got, want) = (ours(&path), png_crate_reading(&path));
+            assert_eq!(got.is_ok(), want.is_ok(), "{got:?} against {want:?}");
+            if let (Ok(got), Ok(want)) = (got, want) {
+                assert_eq!(got, want);
+            }
+        };
+        // the second chunk's CRC
+        damaged(&|b| b[idat[2] - 5] ^= 1);
+        // the preset dictionary flag, the header check kept valid
+        damaged(&|b| {
+            let at = idat[0] + 4;
+            b[at + 1] = 0x20;
+            b[at + 1] += 31 - ((u16::from(b[at]) << 8 | u16::from(b[at + 1])) % 31) as u8;
+            let crc = crc32fast::hash(&b[idat[0]..idat[1] - 8]);
+            b[idat[1] - 8..idat[1] - 4].copy_from_slice(&crc.to_be_bytes());
+        });
+        // the file cut inside the last chunk
+        damaged(&|b| b.truncate(idat[idat.len() - 1] + 8));
+    }
+
     /// Random filter bytes on random rows, at widths and heights around the two-row steps and the
     /// 3-byte pixels' exact last steps, in IDAT chunks of a few bytes: the png crate's pixels.
     #[test]
@@ -301,7 +465,10 @@ mod tests {
                 for chunk in [7, 1000] {
                     png_of_filtered(&path, (w, h), rgba, &rows, chunk);
                     let at = format!("{w}x{h}, {bpp} bytes a pixel, IDAT of {chunk}");
-                    assert_eq!(ours(&path).unwrap(), png_crate_pixels(&path), "{at}");
+                    let want = png_crate_pixels(&path);
+                    assert_eq!(ours(&path).unwrap(), want, "{at}");
+                    assert!(taken_whole(&path), "{at}");
+                    assert_eq!(rows_streamed(&path).unwrap(), want, "{at}, streamed");
                 }
             }
         }
@@ -332,6 +499,8 @@ mod tests {
                 writer.write_image_data(&data).unwrap();
                 writer.finish().unwrap();
                 assert!(ours(&path).unwrap() == data, "{color:?}, {filter:?}");
+                let streamed = rows_streamed(&path).unwrap();
+                assert!(streamed == data, "{color:?}, {filter:?}, streamed");
             }
         }
     }
