@@ -72,6 +72,13 @@ pub(crate) fn open<R: BufRead>(mut input: R) -> Result<Option<PngRows<R>>, Decod
     }))
 }
 
+impl<R> PngRows<R> {
+    /// (width, height, bytes a pixel).
+    fn shape(&self) -> (usize, usize, usize) {
+        (self.width as usize, self.height as usize, self.bands)
+    }
+}
+
 impl<R: BufRead> PngRows<R> {
     /// Hands every row, un-filtered (`width * bands` bytes), to `f` in order. Rows are allocated
     /// here, so the caller checks the header's size against its limits first.
@@ -85,7 +92,7 @@ impl<R: BufRead> PngRows<R> {
         whole_at_most: usize,
         f: impl FnMut(&[u8]),
     ) -> Result<(), DecodingError> {
-        let shape = (self.width as usize, self.height as usize, self.bands);
+        let shape = self.shape();
         let (row_bytes, total) = (filtered_row_bytes(shape), filtered_size(shape)?);
         if total > whole_at_most {
             return unfilter_rows(Inflated::new(self)?, shape, f);
@@ -210,8 +217,8 @@ impl<R: BufRead> FilteredRows for Inflated<R> {
 
 impl<R: BufRead> Inflated<R> {
     fn new(rows: PngRows<R>) -> Result<Self, DecodingError> {
-        let filtered_row = 1 + rows.width as usize * rows.bands;
-        let total = filtered_size((rows.width as usize, rows.height as usize, rows.bands))?;
+        let shape = rows.shape();
+        let (filtered_row, total) = (filtered_row_bytes(shape), filtered_size(shape)?);
         Ok(Inflated {
             rows,
             data: INFLATED.take(),
@@ -381,7 +388,7 @@ mod tests {
     fn taken_whole(path: &Path) -> bool {
         let mut input = std::io::Cursor::new(std::fs::read(path).unwrap());
         let rows = open(&mut input).unwrap().expect("a PNG this reader takes");
-        let shape = (rows.width as usize, rows.height as usize, rows.bands);
+        let shape = rows.shape();
         let first_chunk = rows.first_chunk;
         drop(rows);
         let mut rest = input.get_ref()[input.position() as usize..].to_vec();

@@ -25,16 +25,18 @@ pub(super) fn inflate(
     total: usize,
 ) -> Option<WholeRows> {
     let gathered = Gathered::in_place(rest, first_chunk as usize);
-    let mut data = INFLATED.take();
-    data.resize(total, 0);
-    if gathered.whole && inflate_exactly(&rest[..gathered.stream], &mut data) {
-        return Some(WholeRows {
-            data,
-            start: 0,
-            filtered_row,
-        });
+    if gathered.whole {
+        let mut data = INFLATED.take();
+        data.resize(total, 0);
+        if inflate_exactly(&rest[..gathered.stream], &mut data) {
+            return Some(WholeRows {
+                data,
+                start: 0,
+                filtered_row,
+            });
+        }
+        INFLATED.set(data);
     }
-    INFLATED.set(data);
     gathered.restore(rest);
     None
 }
